@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"structs"
 	"testing"
-	"unsafe"
 )
 
 // field is one expected field offset of a mirrored struct.
@@ -85,5 +84,3 @@ func checkRequests(t *testing.T, reqs []request) {
 		}
 	}
 }
-
-var _ = unsafe.Sizeof(0) // the layouts under test are what unsafe.Sizeof reports
