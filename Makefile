@@ -1,0 +1,37 @@
+# The one test command: `make test` (what .ci/run runs). Each step also runs alone.
+GO ?= go
+STATICCHECK := $(GO) tool staticcheck
+UAPI_INC = $(shell .ci/uapi-headers)
+
+.PHONY: test lint unit uapicheck fuzz guest
+
+test: lint unit uapicheck fuzz guest
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags hwtests ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags hwtests ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# The cgo cross-check of ioctl/uapi against the kernel's own 6.12 headers.
+uapicheck:
+	CGO_ENABLED=1 CGO_CFLAGS="-isystem $(UAPI_INC) -isystem $(UAPI_INC)/x86_64-linux-gnu" \
+		$(GO) test -count=1 -tags uapicheck ./ioctl/uapi/...
+
+# Every fuzz target for a short fixed time; crashers land in testdata/fuzz.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# The real kernel: a QEMU guest with VT-d and edu (see hwtests/README.md).
+guest:
+	$(GO) run ./hwtests/vm/cmd/hwtests
