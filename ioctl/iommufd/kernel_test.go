@@ -221,3 +221,73 @@ func TestKernelMapUnmapAllocations(t *testing.T) {
 		t.Errorf("Map+Unmap: %v allocations, want 0", allocs)
 	}
 }
+
+// IDs that name nothing are ENOENT (iommufd.h); this also issues the
+// ioctls that otherwise need a device.
+func TestKernelUnknownIDs(t *testing.T) {
+	fd := openKernel(t)
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nothing = ID(0xdead)
+	_, err = fd.HWPTAlloc(nothing, ioas, HWPTOptions{})
+	wantErrno(t, "HWPTAlloc for an unknown device", err, unix.ENOENT)
+	_, err = fd.GetHWInfo(nothing)
+	wantErrno(t, "GetHWInfo of an unknown device", err, unix.ENOENT)
+	wantErrno(t, "SetDirtyTracking of an unknown HWPT", fd.SetDirtyTracking(nothing, true), unix.ENOENT)
+	err = fd.GetDirtyBitmap(nothing, 0, 1<<20, 4096, 0, make([]uint64, DirtyBitmapWords(1<<20, 4096)))
+	wantErrno(t, "GetDirtyBitmap of an unknown HWPT", err, unix.ENOENT)
+	_, err = fd.Invalidate(nothing, VTDS1Invalidations(nil))
+	wantErrno(t, "Invalidate of an unknown HWPT", err, unix.ENOENT)
+}
+
+func TestKernelVFIOIOAS(t *testing.T) {
+	fd := openKernel(t)
+	_, err := fd.VFIOIOAS(VFIOIOASGet, 0)
+	wantErrno(t, "VFIOIOAS get with none set", err, unix.ENODEV)
+	_, err = fd.VFIOIOAS(VFIOIOASSet, 0xdead)
+	wantErrno(t, "VFIOIOAS set to an unknown IOAS", err, unix.ENOENT)
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fd.VFIOIOAS(VFIOIOASSet, ioas); err != nil {
+		t.Fatalf("VFIOIOAS set: %v", err)
+	}
+	if got, err := fd.VFIOIOAS(VFIOIOASGet, 0); err != nil || got != ioas {
+		t.Errorf("VFIOIOAS get: %d, %v; want %d", got, err, ioas)
+	}
+	if _, err := fd.VFIOIOAS(VFIOIOASClear, 0); err != nil {
+		t.Errorf("VFIOIOAS clear: %v", err)
+	}
+}
+
+// MapFile is 6.13: unsupported on the 6.12 guest, a map on newer kernels.
+func TestKernelMapFile(t *testing.T) {
+	fd := openKernel(t)
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	memfd, err := unix.MemfdCreate("iommufd-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(memfd)
+	page := os.Getpagesize()
+	if err := unix.Ftruncate(memfd, int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	iova, err := fd.MapFile(ioas, memfd, 0, uint64(page), 0x100000, FixedIOVA|Readable|Writeable)
+	switch {
+	case errors.Is(err, ioctl.ErrNotSupported):
+		t.Logf("MapFile: %v", err)
+	case err != nil || iova != 0x100000:
+		t.Errorf("MapFile: %#x, %v", iova, err)
+	default:
+		if n, err := fd.Unmap(ioas, iova, uint64(page)); err != nil || n != uint64(page) {
+			t.Errorf("Unmap of the MapFile map: %d, %v", n, err)
+		}
+	}
+}
