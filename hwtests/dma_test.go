@@ -1,0 +1,215 @@
+//go:build hwtests && linux
+
+package hwtests
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
+)
+
+const (
+	page    = 4096
+	srcIOVA = 0x100000 // edu reads from here ...
+	dstIOVA = 0x101000 // ... and writes back here
+)
+
+// roundTrip has edu copy a random page from srcIOVA into its buffer and from
+// there to dstIOVA, and checks every byte arrived in mem (mapped at srcIOVA
+// with dst right after it).
+func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
+	t.Helper()
+	want := make([]byte, page)
+	for i := range want {
+		want[i] = byte(rand.Uint32())
+	}
+	copy(mem[:page], want)
+	clear(mem[page : 2*page])
+	if err := e.ReadFromRAM(src, 0, page); err != nil {
+		t.Fatalf("DMA RAM->edu from %#x: %v", src, err)
+	}
+	if err := e.WriteToRAM(dst, 0, page); err != nil {
+		t.Fatalf("DMA edu->RAM to %#x: %v", dst, err)
+	}
+	if got := mem[page : 2*page]; !bytes.Equal(got, want) {
+		i := 0
+		for got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("byte %d after the DMA round trip is %#x, want %#x", i, got[i], want[i])
+	}
+}
+
+func TestDMARoundTrip(t *testing.T) {
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+
+	t.Run("iommufd", func(t *testing.T) {
+		pinned := procStatusKB(t, "VmPin")
+		s := newCdev(t, dev)
+		ranges, align, err := s.fd.IOVARanges(s.ioas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if align != page || !inRanges(ranges, srcIOVA, 2*page) {
+			t.Fatalf("IOVA ranges %v, alignment %#x: want %#x+%#x usable at 4 KiB", ranges, align, srcIOVA, 2*page)
+		}
+		mem := dmaBuffer(t, 2*page)
+		iova, err := s.fd.Map(s.ioas, mem, srcIOVA, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable)
+		if err != nil || iova != srcIOVA {
+			t.Fatalf("Map = %#x, %v; want %#x", iova, err, srcIOVA)
+		}
+		if got := procStatusKB(t, "VmPin") - pinned; got != 2*page/1024 {
+			t.Errorf("VmPin grew by %d kB for a %d kB map", got, 2*page/1024)
+		}
+		roundTrip(t, openEdu(t, s.dev), mem, srcIOVA, dstIOVA)
+
+		// The same through an IOVA the kernel picks.
+		mem2 := dmaBuffer(t, 2*page)
+		auto, err := s.fd.Map(s.ioas, mem2, 0, iommufd.Readable|iommufd.Writeable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auto%page != 0 || !inRanges(ranges, uint64(auto), 2*page) || overlaps(uint64(auto), 2*page, srcIOVA, 2*page) {
+			t.Fatalf("kernel-chosen IOVA %#x: not aligned, outside %v, or over the fixed map", auto, ranges)
+		}
+		if uint64(auto)+2*page <= edu.MaxIOVA {
+			roundTrip(t, openEdu(t, s.dev), mem2, uint64(auto), uint64(auto)+page)
+		} else {
+			t.Logf("kernel chose IOVA %#x, beyond edu's 28-bit reach: no DMA through it", auto)
+		}
+		if n, err := s.fd.Unmap(s.ioas, auto, 2*page); err != nil || n != 2*page {
+			t.Fatalf("Unmap(auto) = %d, %v", n, err)
+		}
+		if n, err := s.fd.Unmap(s.ioas, srcIOVA, 2*page); err != nil || n != 2*page {
+			t.Fatalf("Unmap = %d, %v; want %d", n, err, 2*page)
+		}
+		if got := procStatusKB(t, "VmPin"); got != pinned {
+			t.Errorf("VmPin %d kB after unmap, %d kB before map", got, pinned)
+		}
+		s.teardown(t)
+		if got := procStatusKB(t, "VmPin"); got != pinned {
+			t.Errorf("VmPin %d kB after close, %d kB before", got, pinned)
+		}
+	})
+
+	t.Run("type1", func(t *testing.T) {
+		locked := procStatusKB(t, "VmLck")
+		s := newType1(t, dev)
+		info, err := s.c.IOMMUInfo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.PageSizes&page == 0 {
+			t.Fatalf("page sizes %#x lack 4 KiB", info.PageSizes)
+		}
+		if !inType1Ranges(info.IOVARanges, srcIOVA, 2*page) {
+			t.Fatalf("IOVA ranges %v do not cover %#x", info.IOVARanges, srcIOVA)
+		}
+		mem := dmaBuffer(t, 2*page)
+		if err := s.c.MapDMA(mem, srcIOVA, vfio.DMARead|vfio.DMAWrite); err != nil {
+			t.Fatal(err)
+		}
+		if got := procStatusKB(t, "VmLck") - locked; got != 2*page/1024 {
+			t.Errorf("VmLck grew by %d kB for a %d kB map", got, 2*page/1024)
+		}
+		roundTrip(t, openEdu(t, s.dev), mem, srcIOVA, dstIOVA)
+		if n, err := s.c.UnmapDMA(srcIOVA, 2*page, 0); err != nil || n != 2*page {
+			t.Fatalf("UnmapDMA = %d, %v; want %d", n, err, 2*page)
+		}
+		if got := procStatusKB(t, "VmLck"); got != locked {
+			t.Errorf("VmLck %d kB after unmap, %d kB before map", got, locked)
+		}
+		s.teardown(t)
+	})
+}
+
+// TestDMAFault aims edu's DMA writes at an IOVA that is no longer mapped and
+// at a read-only mapping: the IOMMU blocks both, the kernel logs a DMAR
+// fault, and the memory behind them keeps its contents.
+func TestDMAFault(t *testing.T) {
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	s := newCdev(t, dev)
+	e := openEdu(t, s.dev)
+	log := openKmsg(t)
+	requester := dev.BDF[5:] // "00:01.0", as the DMAR fault report names it
+
+	mem := dmaBuffer(t, 2*page)
+	for i := range mem {
+		mem[i] = 0x5a
+	}
+	// Fill edu's buffer with something else than the memory holds.
+	other := dmaBuffer(t, page)
+	if _, err := s.fd.Map(s.ioas, other, 0x300000, iommufd.FixedIOVA|iommufd.Readable); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReadFromRAM(0x300000, 0, page); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("unmapped", func(t *testing.T) {
+		if _, err := s.fd.Map(s.ioas, mem[:page], srcIOVA, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.fd.Unmap(s.ioas, srcIOVA, page); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WriteToRAM(srcIOVA, 0, page); err != nil {
+			t.Fatal(err)
+		}
+		line := log.waitFor(t, 5*time.Second, "DMAR", "Write", requester, fmt.Sprintf("fault addr %#x", srcIOVA))
+		t.Logf("kernel: %s", line)
+		if !bytes.Equal(mem[:page], bytes.Repeat([]byte{0x5a}, page)) {
+			t.Fatal("memory behind an unmapped IOVA changed: the IOMMU let the DMA through")
+		}
+	})
+
+	t.Run("read-only", func(t *testing.T) {
+		iova := uint64(0x200000)
+		if _, err := s.fd.Map(s.ioas, mem[page:], iommufd.IOVA(iova), iommufd.FixedIOVA|iommufd.Readable); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WriteToRAM(iova, 0, page); err != nil {
+			t.Fatal(err)
+		}
+		line := log.waitFor(t, 5*time.Second, "DMAR", "Write", requester, fmt.Sprintf("fault addr %#x", iova))
+		t.Logf("kernel: %s", line)
+		if !bytes.Equal(mem[page:], bytes.Repeat([]byte{0x5a}, page)) {
+			t.Fatal("read-only mapping was written by DMA")
+		}
+		if _, err := s.fd.Unmap(s.ioas, iommufd.IOVA(iova), page); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := s.fd.Unmap(s.ioas, 0x300000, page); err != nil {
+		t.Fatal(err)
+	}
+	s.teardown(t)
+}
+
+func inRanges(rs []iommufd.Range, start, length uint64) bool {
+	for _, r := range rs {
+		if uint64(r.Start) <= start && start+length-1 <= uint64(r.Last) {
+			return true
+		}
+	}
+	return false
+}
+
+func inType1Ranges(rs []vfio.IOVARange, start, length uint64) bool {
+	for _, r := range rs {
+		if r.Start <= start && start+length-1 <= r.End {
+			return true
+		}
+	}
+	return false
+}
+
+func overlaps(a, alen, b, blen uint64) bool { return a < b+blen && b < a+alen }
