@@ -1,0 +1,50 @@
+// Command iommu-agent owns the IOMMU side of device passthrough on a Linux
+// host. main is thin: it wires signals and exit status around run, which
+// tests call directly.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iommu-agent:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: iommu-agent <command> [flags]
+
+commands:
+  probe     show what this host's IOMMU offers through iommufd and VFIO
+  version   print the version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command")
+	}
+	switch args[0] {
+	case "probe":
+		return probe(ctx, args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
