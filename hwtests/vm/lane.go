@@ -1,0 +1,137 @@
+package vm
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/iommu-agent/iommu-agent/hwtests/vm/wire"
+)
+
+// Lane is one guest architecture + IOMMU combination: which QEMU, which
+// Debian kernel flavour, how the IOMMU is declared and how output leaves
+// the guest. Everything lane-specific lives here so a new lane (arm64 with
+// an SMMUv3, see vm-recipe-arm64-smmuv3.md) is a new value, not new code
+// paths.
+type Lane struct {
+	Name string
+	QEMU string // system emulator binary
+	// GOARCH of the guest /init and test binaries.
+	GOARCH string
+	// DebArch is the apt architecture of the kernel packages and Flavour
+	// the image flavour: linux-image-<abi>-<Flavour>.
+	DebArch string
+	Flavour string
+	// CrossCompile is kbuild's CROSS_COMPILE for the module build; empty
+	// when the host builds natively.
+	CrossCompile string
+	// Machine holds -machine and the IOMMU device, in that order. The IOMMU
+	// comes before any PCI device so device addresses stay fixed.
+	Machine []string
+	// KVMCPU and TCGCPU are -cpu values per accelerator ("" = QEMU default).
+	KVMCPU, TCGCPU string
+	// Cmdline holds kernel parameters the lane needs on top of the common
+	// "console=<Console> quiet panic=-1".
+	Cmdline []string
+	// Console is the kernel console device (its output goes to
+	// console.log); TestPort is the guest device carrying the test stream
+	// when Output is serial. Names decide the QEMU device: ttyS*/ttyAMA*
+	// are -serial ports in order, hvc* a virtconsole.
+	Console  string
+	TestPort string
+	Output   wire.Output
+	// StockModules are stock modules the rebuilt ones depend on, loaded
+	// after iommufd and before vfio (x86: irqbypass; built in on arm64).
+	StockModules []string
+	// IOMMUClass is the IOMMU's name under /sys/class/iommu, passed to the
+	// tests as HWTESTS_IOMMU.
+	IOMMUClass string
+	// FirstSlot is the PCI slot on the root bus of the first -devices entry
+	// (the AMD IOMMU is itself a PCI function at 00:01.0).
+	FirstSlot int
+	// HostTools are programs the host needs for this lane; missing ones
+	// make the harness run setup-host.
+	HostTools []string
+}
+
+// hostToolsX86 is what the module rebuild, depmod and downloads need on an
+// amd64 host building amd64 modules.
+func hostToolsX86() []string {
+	return []string{"qemu-system-x86_64", "make", "gcc-12", "depmod", "pahole", "dpkg-deb", "apt-get", "apt-cache", "xz", "strip"}
+}
+
+// Lanes lists the implemented lanes. The first is the default.
+func Lanes() []Lane {
+	return []Lane{
+		{
+			Name:    "x86_64-vtd",
+			QEMU:    "qemu-system-x86_64",
+			GOARCH:  "amd64",
+			DebArch: "amd64", Flavour: "amd64",
+			Machine: []string{
+				"-machine", "q35,kernel-irqchip=split",
+				"-device", "intel-iommu,intremap=on,caching-mode=on",
+			},
+			KVMCPU:       "host",
+			Console:      "ttyS0",
+			TestPort:     "ttyS1",
+			Output:       wire.OutputSerial,
+			StockModules: []string{"irqbypass"},
+			IOMMUClass:   "dmar0",
+			FirstSlot:    1,
+			HostTools:    hostToolsX86(),
+		},
+		{
+			// vm-recipe.md §6: the timer check panics with AMD interrupt
+			// remapping, pt=on lets DMA bypass translation, and
+			// userspace writes to the serial ports block (no serial IRQ),
+			// so the test stream goes through /dev/kmsg.
+			Name:    "x86_64-amdvi",
+			QEMU:    "qemu-system-x86_64",
+			GOARCH:  "amd64",
+			DebArch: "amd64", Flavour: "amd64",
+			Machine: []string{
+				"-machine", "q35,kernel-irqchip=split",
+				"-device", "amd-iommu,intremap=on,pt=off",
+			},
+			KVMCPU:       "host",
+			Cmdline:      []string{"no_timer_check", "printk.devkmsg=on"},
+			Console:      "ttyS0",
+			Output:       wire.OutputKmsg,
+			StockModules: []string{"irqbypass"},
+			IOMMUClass:   "ivhd0",
+			FirstSlot:    2,
+			HostTools:    hostToolsX86(),
+		},
+	}
+}
+
+// LaneByName returns the lane called name.
+func LaneByName(name string) (Lane, error) {
+	lanes := Lanes()
+	if i := slices.IndexFunc(lanes, func(l Lane) bool { return l.Name == name }); i >= 0 {
+		return lanes[i], nil
+	}
+	names := make([]string, len(lanes))
+	for i, l := range lanes {
+		names[i] = l.Name
+	}
+	return Lane{}, fmt.Errorf("unknown lane %q (have %s)", name, strings.Join(names, ", "))
+}
+
+// portArgs returns the QEMU arguments that attach chardev id to the guest
+// device dev. Serial ports are numbered by order on the command line, so
+// callers add the console first.
+func portArgs(dev, id string) []string {
+	switch {
+	case strings.HasPrefix(dev, "hvc"):
+		return []string{"-device", "virtio-serial-pci,id=vser-" + id, "-device", "virtconsole,chardev=" + id}
+	default: // ttyS*, ttyAMA*
+		return []string{"-serial", "chardev:" + id}
+	}
+}
+
+// kernelCmdline is the guest's kernel command line.
+func (l Lane) kernelCmdline() string {
+	return strings.Join(append([]string{"console=" + l.Console, "quiet", "panic=-1"}, l.Cmdline...), " ")
+}

@@ -1,0 +1,511 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/hwtests/vm/wire"
+)
+
+// Config is one harness run.
+type Config struct {
+	Lane          Lane
+	Devices       Devices
+	Variant       Variant
+	KernelVersion string // "" = DefaultKernelVersion, or the newest bookworm 6.12 if it is gone
+	Accel         string // auto, kvm or tcg
+	Memory        string
+	SMP           int
+	// Timeout is the hard deadline for the boot (QEMU is killed).
+	Timeout time.Duration
+	// TestTimeout is each binary's -test.timeout; 0 derives it from Timeout.
+	TestTimeout time.Duration
+	// Packages overrides discovery of hwtests-tagged packages.
+	Packages []string
+	// TestArgs go to every test binary (-run X becomes -test.run X).
+	TestArgs []string
+	CacheDir string
+	// RunDir holds this run's logs and the guest's /out; "" = a fresh
+	// directory under the cache's runs/.
+	RunDir string
+	// IoctlCoverage: on, off or auto (on unless tests are filtered).
+	IoctlCoverage string
+	// SetupHost lets the harness run hwtests/vm/setup-host (as root) when
+	// tools are missing.
+	SetupHost bool
+	// WorkDir is where the go command looks for the module; "" = cwd.
+	WorkDir string
+	// KeepRuns is how many run directories to keep under the cache.
+	KeepRuns int
+}
+
+// Result is a run's outcome.
+type Result struct {
+	Counts
+	Kernel Kernel
+	Accel  string
+	RunDir string
+	Phases []Phase
+}
+
+// Run prepares everything, boots the guest, reports go test -v output on
+// stdout and ends it with "hwtests: N passed, M failed". The error is
+// non-nil when anything besides failing tests went wrong; failed tests
+// show in the counts.
+func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (res Result, err error) {
+	ph := newPhases()
+	defer func() {
+		res.Phases = ph.List()
+		WriteTimings(os.Stderr, res.Phases)
+		if err != nil && res.Failed == 0 {
+			// The harness itself failed before any test could: say so
+			// where a reader of the test output looks.
+			fmt.Fprintf(stdout, "--- FAIL: hwtests (%s)\n", oneLine(err.Error()))
+			res.Failed = 1
+		}
+		fmt.Fprintf(stdout, "hwtests: %d passed, %d failed\n", res.Passed, res.Failed)
+	}()
+
+	mod, err := findModule(ctx, cfg.WorkDir)
+	if err != nil {
+		return res, err
+	}
+	stop := ph.start("host setup")
+	if err := prepareHost(ctx, cfg, mod, log); err != nil {
+		return res, err
+	}
+	stop()
+	cache := Cache{Dir: cfg.CacheDir}
+	if err := cache.CleanStale(); err != nil {
+		log.Warn("cleaning stale cache staging dirs", "err", err)
+	}
+	runDir, err := makeRunDir(cache, cfg)
+	if err != nil {
+		return res, err
+	}
+	res.RunDir = runDir
+	log.Info("run directory", "dir", runDir)
+
+	// Kernel + modules and the Go build are independent: overlap them
+	// (network and xz vs. the Go compiler).
+	var (
+		wg               sync.WaitGroup
+		k                Kernel
+		modDir           string
+		kernelErr, goErr error
+		pkgs             []TestPackage
+		binDir           = filepath.Join(runDir, "bin")
+	)
+	wg.Go(func() {
+		if k, kernelErr = prepareKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log); kernelErr != nil {
+			return
+		}
+		stop := ph.start("modules " + string(cfg.Variant))
+		modDir, kernelErr = buildModules(ctx, cache, cfg.Lane, k, cfg.Variant, log)
+		stop()
+	})
+	wg.Go(func() {
+		stop := ph.start("go build")
+		defer stop()
+		if pkgs, goErr = testPackages(ctx, mod, cfg); goErr != nil {
+			return
+		}
+		if goErr = os.MkdirAll(binDir, 0o755); goErr != nil {
+			return
+		}
+		goErr = buildGuestBinaries(ctx, mod, cfg.Lane, pkgs, binDir)
+	})
+	wg.Wait()
+	res.Kernel = k
+	if err := errors.Join(kernelErr, goErr); err != nil {
+		return res, err
+	}
+
+	accel, why := cfg.Accel, "from -accel"
+	memo := kvmMemo{path: filepath.Join(cache.Dir, "kvm-broken.json"), qemu: cfg.Lane.QEMU}
+	if accel == "auto" {
+		accel, why = probeAccel(ctx, cfg.Lane)
+		if accel == "kvm" {
+			if reason := memo.broken(ctx); reason != "" {
+				accel, why = "tcg", "KVM failed on this host before ("+reason+"); delete "+memo.path+" to try again"
+			}
+		}
+	}
+	log.Info("accelerator", "accel", accel, "why", why)
+
+	consoleLog := filepath.Join(runDir, "console.log")
+	var br BootResult
+	for {
+		stop = ph.start("pack")
+		tests, initrd, err := pack(cfg, k, modDir, pkgs, binDir, runDir, accel)
+		if err != nil {
+			return res, err
+		}
+		stop()
+		// Boot: QEMU start → /init's first frame; tests: → verdict;
+		// shutdown: → QEMU exit.
+		bootStop := ph.start("boot (" + accel + ")")
+		var testsStop, shutdownStop func()
+		p := NewParser(stdout, log, tests, cfg.Lane.Output == wire.OutputKmsg)
+		p.OnFrame = func(f wire.Frame) {
+			switch {
+			case f.Kind == wire.KindInit:
+				bootStop()
+				testsStop = ph.start("tests")
+			case f.Kind == wire.KindVerdict && testsStop != nil:
+				testsStop()
+				shutdownStop = ph.start("shutdown")
+			}
+		}
+		spec := BootSpec{
+			Lane: cfg.Lane, Accel: accel, Memory: cfg.Memory, SMP: cfg.SMP,
+			Kernel: k.Image(), Initrd: initrd, Devices: cfg.Devices,
+			ConsoleLog: consoleLog, HostRoot: "/", OutDir: filepath.Join(runDir, "out"),
+		}
+		opt := BootOptions{Timeout: cfg.Timeout, StderrLog: filepath.Join(runDir, "qemu.log")}
+		if cfg.Accel == "auto" && accel == "kvm" {
+			opt.InitTimeout = kvmInitTimeout
+		}
+		br = Boot(ctx, spec, opt, p, log)
+		bootStop()
+		if shutdownStop != nil {
+			shutdownStop()
+		}
+		if br.AccelFailed == "" || ctx.Err() != nil {
+			break
+		}
+		// Auto mode only: KVM is there but cannot run this guest (nested
+		// or PVM hosts). Remember it, and run under TCG.
+		log.Warn("KVM cannot run the guest; falling back to TCG", "reason", br.AccelFailed)
+		memo.record(ctx, br.AccelFailed)
+		accel = "tcg"
+	}
+	res.Accel = accel
+	res.Counts = br.Stream.Counts
+
+	if coverageEnabled(cfg) {
+		stop = ph.start("coverage")
+		c, err := ioctlCoverage(ctx, mod, cfg.Lane, filepath.Join(runDir, "out", "cover"), filepath.Join(runDir, "cover.txt"), stdout)
+		stop()
+		if err != nil {
+			return res, fmt.Errorf("ioctl coverage: %w", err)
+		}
+		res.Counts.Add(c)
+	}
+
+	if err := bootError(br, cfg.Timeout); err != nil {
+		if ctx.Err() != nil {
+			err = errors.Join(ctx.Err(), err)
+		}
+		log.Error("guest failed", "err", err, "console", consoleLog)
+		fmt.Fprintf(os.Stderr, "--- tail of %s ---\n%s\n", consoleLog, fileTail(consoleLog, 3000))
+		if br.Stderr != "" {
+			fmt.Fprintf(os.Stderr, "--- QEMU stderr ---\n%s\n", br.Stderr)
+		}
+		return res, err
+	}
+	if res.Failed > 0 {
+		log.Info("console log", "path", consoleLog)
+	}
+	return res, nil
+}
+
+// bootError says what went wrong with the boot itself, if anything.
+func bootError(br BootResult, timeout time.Duration) error {
+	var errs []error
+	if br.TimedOut {
+		errs = append(errs, fmt.Errorf("deadline of %s passed; QEMU killed", timeout))
+	} else if br.QEMUErr != nil {
+		errs = append(errs, fmt.Errorf("qemu: %w", br.QEMUErr))
+	}
+	s := br.Stream
+	if !s.InitSeen {
+		errs = append(errs, errors.New("guest /init never reported (kernel did not boot, or no output)"))
+	}
+	for _, e := range s.InitErrors {
+		errs = append(errs, errors.New("guest: "+e))
+	}
+	for _, p := range s.Problems {
+		errs = append(errs, errors.New("test stream: "+p))
+	}
+	if s.Verdict != "" && s.Verdict != "pass" && s.Failed == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("guest verdict: "+s.Verdict))
+	}
+	return errors.Join(errs...)
+}
+
+func coverageEnabled(cfg Config) bool {
+	switch cfg.IoctlCoverage {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return len(cfg.Packages) == 0 && len(cfg.TestArgs) == 0
+}
+
+// ioctlCoverage checks that every ioctl wrapper ran in the guest and
+// reports it as TestIoctlCoverage.
+func ioctlCoverage(ctx context.Context, mod Module, lane Lane, coverDir, profile string, stdout io.Writer) (Counts, error) {
+	ws, err := ScanIoctlWrappers(mod, lane.GOARCH, coverageDirs())
+	if err != nil {
+		return Counts{}, err
+	}
+	blocks, err := mergeCoverage(ctx, coverDir, profile)
+	if err != nil {
+		return Counts{}, err
+	}
+	var sb strings.Builder
+	writeCoverageTest(&sb, CheckIoctlCoverage(ws, blocks))
+	var c Counts
+	for _, line := range strings.Split(strings.TrimSuffix(sb.String(), "\n"), "\n") {
+		fmt.Fprintln(stdout, line)
+		countLine(&c, line)
+	}
+	status := "ok  "
+	if c.Failed > 0 {
+		status = "FAIL"
+	}
+	fmt.Fprintf(stdout, "%s\thwtests/ioctl-coverage\t(%d wrappers in %s)\n", status, len(ws), strings.Join(coverageDirs(), ", "))
+	return c, nil
+}
+
+// testPackages is -pkgs or the discovered hwtests packages.
+func testPackages(ctx context.Context, mod Module, cfg Config) ([]TestPackage, error) {
+	if len(cfg.Packages) == 0 {
+		pkgs, err := discoverTestPackages(ctx, mod, cfg.Lane)
+		if err == nil && len(pkgs) == 0 {
+			err = fmt.Errorf("no package in %s has _test.go files tagged %s", mod.Path, BuildTag)
+		}
+		return pkgs, err
+	}
+	var pkgs []TestPackage
+	for _, p := range cfg.Packages {
+		tp, err := mod.Package(p)
+		if err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, tp)
+	}
+	return dedupe(pkgs), nil
+}
+
+// pack writes the manifest and initramfs; it returns the tests as the
+// guest knows them and the initramfs path.
+func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDir, accel string) ([]wire.Test, string, error) {
+	depFile := filepath.Join(k.ModulesDir(), "modules.dep")
+	f, err := os.Open(depFile)
+	if err != nil {
+		return nil, "", err
+	}
+	dep, err := parseModulesDep(f)
+	f.Close()
+	if err != nil {
+		return nil, "", err
+	}
+	order, err := loadOrder(cfg.Lane, cfg.Variant, append(ninepModules(), cfg.Devices.Modules()...), dep, k.Uname)
+	if err != nil {
+		return nil, "", err
+	}
+	testTimeout := cfg.TestTimeout
+	if testTimeout == 0 {
+		testTimeout = defaultTestTimeout(cfg.Timeout)
+	}
+	m := wire.Manifest{
+		Lane:        cfg.Lane.Name,
+		Uname:       k.Uname,
+		Output:      cfg.Lane.Output,
+		Modules:     order,
+		Mounts:      guestMounts(),
+		TestArgs:    cfg.TestArgs,
+		TestTimeout: wire.Duration(testTimeout),
+		CoverDir:    "/out/cover",
+		Env: []string{
+			"HWTESTS_LANE=" + cfg.Lane.Name,
+			"HWTESTS_IOMMU=" + cfg.Lane.IOMMUClass,
+			"HWTESTS_DEVICES=" + cfg.Devices.GuestEnv(cfg.Lane.FirstSlot),
+			"HWTESTS_MODULES=" + string(cfg.Variant),
+			"HWTESTS_ACCEL=" + accel,
+			"HWTESTS_KERNEL=" + k.Version,
+		},
+	}
+	if cfg.Lane.Output == wire.OutputSerial {
+		m.TestDevice = "/dev/" + cfg.Lane.TestPort
+	}
+	tests := map[string]string{}
+	for _, p := range pkgs {
+		guest := "/tests/" + p.Binary()
+		tests[guest] = filepath.Join(binDir, p.Binary())
+		m.Tests = append(m.Tests, wire.Test{Name: p.Rel, Path: guest})
+	}
+	initrd := filepath.Join(runDir, "initramfs.cpio.gz")
+	err = packInitramfs(initrd, initramfsSpec{
+		Init:       filepath.Join(binDir, "init"),
+		Manifest:   m,
+		Tests:      tests,
+		Modules:    moduleFiles(order, k, modDir),
+		ModulesDep: depFile,
+	})
+	return m.Tests, initrd, err
+}
+
+// defaultTestTimeout leaves the binaries' own -test.timeout a minute (or
+// a quarter) before the hard deadline, so a hang prints goroutine stacks
+// instead of just being killed.
+func defaultTestTimeout(deadline time.Duration) time.Duration {
+	if deadline >= 4*time.Minute {
+		return deadline - time.Minute
+	}
+	return deadline * 3 / 4
+}
+
+// makeRunDir creates the run directory with out/cover for the guest, and
+// prunes old runs beyond KeepRuns.
+func makeRunDir(c Cache, cfg Config) (string, error) {
+	dir := cfg.RunDir
+	if dir == "" {
+		runs := filepath.Join(c.Dir, "runs")
+		if err := os.MkdirAll(runs, 0o755); err != nil {
+			return "", err
+		}
+		pruneRuns(runs, cfg.KeepRuns-1)
+		var err error
+		if dir, err = os.MkdirTemp(runs, time.Now().Format("20060102-150405")+"-"); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "out", "cover"), 0o777); err != nil {
+		return "", err
+	}
+	return filepath.Abs(dir)
+}
+
+// pruneRuns keeps the newest keep run directories (names sort by time).
+func pruneRuns(runs string, keep int) {
+	ents, err := os.ReadDir(runs)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	for len(names) > max(keep, 0) {
+		_ = os.RemoveAll(filepath.Join(runs, names[0]))
+		names = names[1:]
+	}
+}
+
+// prepareHost makes sure the lane's tools exist, running setup-host as
+// root when they do not.
+func prepareHost(ctx context.Context, cfg Config, mod Module, log *slog.Logger) error {
+	missing := missingTools(cfg.Lane.HostTools)
+	if len(missing) == 0 {
+		return nil
+	}
+	script := filepath.Join(mod.Dir, "hwtests", "vm", "setup-host")
+	if !cfg.SetupHost {
+		return fmt.Errorf("host lacks %s (run %s as root)", strings.Join(missing, ", "), script)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("host lacks %s; installing them needs root: run %s as root", strings.Join(missing, ", "), script)
+	}
+	log.Info("preparing host", "missing", missing, "script", script)
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("setup-host: %w", err)
+	}
+	if missing := missingTools(cfg.Lane.HostTools); len(missing) > 0 {
+		return fmt.Errorf("after setup-host the host still lacks %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func missingTools(tools []string) []string {
+	var missing []string
+	for _, t := range tools {
+		if t == "depmod" {
+			if depmodPath() != "depmod" {
+				continue
+			}
+		}
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	return missing
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestArgs rewrites go test's short flags (-run, -count, -v, ...) to the
+// -test.* form a test binary takes; other arguments pass unchanged.
+func TestArgs(args []string) []string {
+	short := []string{"bench", "benchmem", "benchtime", "count", "cpu", "failfast", "fullpath", "list",
+		"parallel", "run", "short", "shuffle", "skip", "timeout", "v"}
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if name, ok := strings.CutPrefix(a, "-"); ok && !strings.HasPrefix(name, "-") && !strings.HasPrefix(name, "test.") {
+			base, _, _ := strings.Cut(name, "=")
+			if slices.Contains(short, base) {
+				a = "-test." + name
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// kvmInitTimeout bounds how long a KVM boot may take to reach /init in
+// auto mode before the harness gives up on KVM (a good KVM boot takes a
+// second or two).
+const kvmInitTimeout = 60 * time.Second
+
+// kvmMemo remembers, in the cache, that KVM failed to run the guest on
+// this host, so later auto runs go straight to TCG. It is keyed by the
+// host kernel and QEMU version: either changing retries KVM.
+type kvmMemo struct {
+	path string
+	qemu string
+}
+
+func (m kvmMemo) key(ctx context.Context) string {
+	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	out, _ := command(ctx, "", m.qemu, "--version")
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(string(rel)) + " | " + strings.TrimSpace(first)
+}
+
+// broken returns the recorded reason if KVM failed on this host before.
+func (m kvmMemo) broken(ctx context.Context) string {
+	b, err := os.ReadFile(m.path)
+	if err != nil {
+		return ""
+	}
+	key, reason, _ := strings.Cut(string(b), "\n")
+	if key != m.key(ctx) {
+		return ""
+	}
+	return strings.TrimSpace(reason)
+}
+
+func (m kvmMemo) record(ctx context.Context, reason string) {
+	tmp := m.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(m.key(ctx)+"\n"+oneLine(reason)+"\n"), 0o644); err == nil {
+		_ = os.Rename(tmp, m.path)
+	}
+}
