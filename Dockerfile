@@ -18,9 +18,9 @@ COPY . .
 # bpf2go output is committed: no clang here. Static, so the runtime image needs no libc.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/iommu-agent ./cmd/iommu-agent
 
-FROM gcr.io/distroless/static-debian12:nonroot AS runtime
+# A static binary needs nothing else; it runs as root (uid 0) because it
+# rebinds drivers and opens /dev/vfio on the host's behalf.
+FROM scratch AS runtime
 COPY --from=build /out/iommu-agent /usr/local/bin/iommu-agent
-# The agent must be root in the host's eyes to rebind drivers and open /dev/vfio.
-USER 0:0
 ENTRYPOINT ["/usr/local/bin/iommu-agent"]
 CMD ["probe"]
