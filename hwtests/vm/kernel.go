@@ -131,42 +131,50 @@ func parseABI(show, flavour, version string) (string, error) {
 	return "", fmt.Errorf("no linux-image-<abi>-%s (= %s) dependency found", flavour, version)
 }
 
-// resolveKernel picks the version and ABI with apt-cache.
-func resolveKernel(ctx context.Context, lane Lane, flagVersion string, log *slog.Logger) (Kernel, error) {
+// resolveKernel picks the version and ABI with apt-cache. The pin (or
+// -kernel-version) is looked up directly; `apt-cache madison` runs only
+// when the pin is gone, to find the fallback. Each apt-cache call reads
+// all lists (~2 s), hence few of them.
+func resolveKernel(ctx context.Context, lane Lane, flagVersion, pin string, log *slog.Logger) (Kernel, error) {
 	k := Kernel{Version: flagVersion, From: "flag"}
 	if k.Version == "" {
-		out, err := command(ctx, "", "apt-cache", "madison", sourcePackage)
-		if err != nil {
-			return Kernel{}, err
-		}
-		v, pinned, err := pickVersion(string(out), DefaultKernelVersion)
-		if err != nil {
-			return Kernel{}, err
-		}
-		k.Version, k.From = v, "pinned"
-		if !pinned {
-			k.From = "fallback"
-			log.Warn("pinned kernel version is gone from the mirror; using the newest bookworm 6.12", "pinned", DefaultKernelVersion, "using", v)
-		}
+		k.Version, k.From = pin, "pinned"
 	}
-	var errs []error
-	for _, meta := range []string{"linux-image-6.12-" + lane.Flavour, "linux-image-" + lane.Flavour} {
-		out, err := command(ctx, "", "apt-cache", "show", meta+"="+k.Version)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	abi, err := lookupABI(ctx, lane, k.Version)
+	if err != nil && k.From == "pinned" {
+		out, merr := command(ctx, "", "apt-cache", "madison", sourcePackage)
+		if merr != nil {
+			return Kernel{}, errors.Join(err, merr)
 		}
-		abi, err := parseABI(string(out), lane.Flavour, k.Version)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%s: %w", meta, k.Version, err))
-			continue
+		v, _, perr := pickVersion(string(out), pin)
+		if perr != nil {
+			return Kernel{}, errors.Join(err, perr)
 		}
-		k.ABI = abi
-		k.Uname = abi + "-" + lane.Flavour
-		k.Packages = kernelPackages(abi, lane.Flavour)
-		return k, nil
+		log.Warn("pinned kernel version is gone from the mirror; using the newest bookworm 6.12", "pinned", pin, "using", v)
+		k.Version, k.From = v, "fallback"
+		abi, err = lookupABI(ctx, lane, v)
 	}
-	return Kernel{}, fmt.Errorf("kernel %s: cannot find its ABI: %w", k.Version, errors.Join(errs...))
+	if err != nil {
+		return Kernel{}, err
+	}
+	k.ABI = abi
+	k.Uname = abi + "-" + lane.Flavour
+	k.Packages = kernelPackages(abi, lane.Flavour)
+	return k, nil
+}
+
+// lookupABI reads the ABI of version from its image meta package; the
+// 6.12 backports/security builds name it linux-image-amd64 or
+// linux-image-6.12-amd64. One apt-cache call asks for both; the one
+// missing makes it exit non-zero, so its output is parsed regardless.
+func lookupABI(ctx context.Context, lane Lane, version string) (string, error) {
+	out, err := command(ctx, "", "apt-cache", "show",
+		"linux-image-6.12-"+lane.Flavour+"="+version, "linux-image-"+lane.Flavour+"="+version)
+	abi, perr := parseABI(string(out), lane.Flavour, version)
+	if perr != nil {
+		return "", fmt.Errorf("kernel %s not in apt's lists: %w", version, errors.Join(perr, err))
+	}
+	return abi, nil
 }
 
 // kernelKey keys the kernel entry by version and recipe. A Debian version
@@ -191,7 +199,7 @@ func prepareKernel(ctx context.Context, c Cache, lane Lane, flagVersion string, 
 		return k, err
 	}
 	stop := ph.start("resolve kernel")
-	k, err := resolveKernel(ctx, lane, flagVersion, log)
+	k, err := resolveKernel(ctx, lane, flagVersion, DefaultKernelVersion, log)
 	stop()
 	if err != nil {
 		return Kernel{}, err

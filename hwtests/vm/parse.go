@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/iommu-agent/iommu-agent/hwtests/vm/wire"
@@ -50,23 +49,28 @@ func (r StreamResult) Pass() bool {
 	return r.Failed == 0 && r.Verdict == "pass" && len(r.Problems) == 0 && len(r.InitErrors) == 0
 }
 
-var resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
-
-// countLine updates c for one line of go test -v output and returns the
-// name of a failed test, if the line reports one.
+// countLine updates c for one line of go test -v output ("--- PASS: X",
+// indented for subtests) and returns the name of a failed test, if the
+// line reports one.
 func countLine(c *Counts, line string) (failed string) {
-	m := resultLine.FindStringSubmatch(line)
-	if m == nil {
+	rest := strings.TrimLeft(line, " \t")
+	for _, r := range []struct {
+		prefix string
+		n      *int
+	}{{"--- PASS: ", &c.Passed}, {"--- FAIL: ", &c.Failed}, {"--- SKIP: ", &c.Skipped}} {
+		name, ok := strings.CutPrefix(rest, r.prefix)
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		if name == "" {
+			return ""
+		}
+		*r.n++
+		if r.n == &c.Failed {
+			return name
+		}
 		return ""
-	}
-	switch m[1] {
-	case "PASS":
-		c.Passed++
-	case "FAIL":
-		c.Failed++
-		return m[2]
-	case "SKIP":
-		c.Skipped++
 	}
 	return ""
 }
@@ -139,7 +143,7 @@ func (p *Parser) Line(line string) {
 		p.res.InitSeen = true
 		p.log.Info("guest /init started", "info", f.Text)
 	case wire.KindLog:
-		p.log.Debug("guest", "msg", f.Text)
+		p.log.Debug("guest: " + f.Text)
 	case wire.KindError:
 		p.res.InitErrors = append(p.res.InitErrors, f.Text)
 		p.log.Error("guest /init", "err", f.Text)

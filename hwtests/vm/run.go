@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 			res.Failed = 1
 		}
 		fmt.Fprintf(stdout, "hwtests: %d passed, %d failed\n", res.Passed, res.Failed)
+		if res.RunDir != "" {
+			writeRunRecord(filepath.Join(res.RunDir, "run.json"), cfg, res, err)
+		}
 	}()
 
 	mod, err := findModule(ctx, cfg.WorkDir)
@@ -107,7 +111,18 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		binDir           = filepath.Join(runDir, "bin")
 	)
 	wg.Go(func() {
-		if k, kernelErr = prepareKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log); kernelErr != nil {
+		k, kernelErr = prepareKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log)
+		if kernelErr != nil && cfg.SetupHost && os.Geteuid() == 0 && ctx.Err() == nil {
+			// apt's lists may lack bookworm-backports: setup-host adds
+			// the suites and updates the lists.
+			log.Warn("kernel not found in apt's lists; running setup-host and retrying", "err", kernelErr)
+			if err := runSetupHost(ctx, mod); err != nil {
+				kernelErr = errors.Join(kernelErr, err)
+				return
+			}
+			k, kernelErr = prepareKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log)
+		}
+		if kernelErr != nil {
 			return
 		}
 		stop := ph.start("modules " + string(cfg.Variant))
@@ -215,7 +230,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		return res, err
 	}
 	if res.Failed > 0 {
-		log.Info("console log", "path", consoleLog)
+		fmt.Fprintf(os.Stderr, "--- tail of %s ---\n%s\n", consoleLog, fileTail(consoleLog, 2000))
 	}
 	return res, nil
 }
@@ -424,13 +439,22 @@ func prepareHost(ctx context.Context, cfg Config, mod Module, log *slog.Logger) 
 		return fmt.Errorf("host lacks %s; installing them needs root: run %s as root", strings.Join(missing, ", "), script)
 	}
 	log.Info("preparing host", "missing", missing, "script", script)
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("setup-host: %w", err)
+	if err := runSetupHost(ctx, mod); err != nil {
+		return err
 	}
 	if missing := missingTools(cfg.Lane.HostTools); len(missing) > 0 {
 		return fmt.Errorf("after setup-host the host still lacks %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// runSetupHost runs hwtests/vm/setup-host (apt sources, QEMU, build
+// tools; idempotent), its output on our stderr.
+func runSetupHost(ctx context.Context, mod Module) error {
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(mod.Dir, "hwtests", "vm", "setup-host"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("setup-host: %w", err)
 	}
 	return nil
 }
@@ -507,5 +531,41 @@ func (m kvmMemo) record(ctx context.Context, reason string) {
 	tmp := m.path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(m.key(ctx)+"\n"+oneLine(reason)+"\n"), 0o644); err == nil {
 		_ = os.Rename(tmp, m.path)
+	}
+}
+
+// writeRunRecord leaves what a CI artefact reader wants to know about the
+// run next to its logs: kernel version, accelerator, counts, timings.
+func writeRunRecord(path string, cfg Config, res Result, runErr error) {
+	type phase struct {
+		Name    string  `json:"name"`
+		Seconds float64 `json:"seconds"`
+	}
+	rec := struct {
+		Lane          string  `json:"lane"`
+		Devices       string  `json:"devices"`
+		Modules       Variant `json:"modules"`
+		KernelVersion string  `json:"kernel_version"`
+		KernelFrom    string  `json:"kernel_from"`
+		Uname         string  `json:"uname"`
+		Accel         string  `json:"accel"`
+		Passed        int     `json:"passed"`
+		Failed        int     `json:"failed"`
+		Skipped       int     `json:"skipped"`
+		Error         string  `json:"error,omitempty"`
+		Phases        []phase `json:"phases"`
+	}{
+		Lane: cfg.Lane.Name, Devices: cfg.Devices.String(), Modules: cfg.Variant,
+		KernelVersion: res.Kernel.Version, KernelFrom: res.Kernel.From, Uname: res.Kernel.Uname,
+		Accel: res.Accel, Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped,
+	}
+	if runErr != nil {
+		rec.Error = runErr.Error()
+	}
+	for _, p := range res.Phases {
+		rec.Phases = append(rec.Phases, phase{p.Name, p.Dur.Seconds()})
+	}
+	if b, err := json.MarshalIndent(rec, "", "  "); err == nil {
+		_ = os.WriteFile(path, append(b, '\n'), 0o644)
 	}
 }

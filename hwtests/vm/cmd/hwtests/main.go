@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,9 +34,6 @@ func main() {
 	}
 }
 
-// errFailed is returned when tests failed but the harness worked.
-var errFailed = errors.New("tests failed")
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, verbose, err := parseFlags(args, stderr)
 	if err != nil {
@@ -53,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if res.Failed > 0 {
-		return fmt.Errorf("%w: %d", errFailed, res.Failed)
+		return fmt.Errorf("%d tests failed", res.Failed)
 	}
 	return nil
 }
