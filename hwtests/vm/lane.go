@@ -10,9 +10,19 @@ import (
 
 // Lane is one guest architecture + IOMMU combination: which QEMU, which
 // Debian kernel flavour, how the IOMMU is declared and how output leaves
-// the guest. Everything lane-specific lives here so a new lane (arm64 with
-// an SMMUv3, see vm-recipe-arm64-smmuv3.md) is a new value, not new code
-// paths.
+// the guest. Everything lane-specific lives here so a new lane is a new
+// value, not new code paths.
+//
+// arm64-smmuv3 (vm-recipe-arm64-smmuv3.md) maps onto the fields as QEMU
+// qemu-system-aarch64, GOARCH/DebArch/Flavour arm64, CrossCompile
+// aarch64-linux-gnu-, Machine "-machine virt,iommu=smmuv3,gic-version=3",
+// TCGCPU "max,pauth-impdef=on", Console ttyAMA0, TestPort hvc0 (virt has
+// one PL011; portArgs adds a virtconsole), no StockModules (irqbypass is
+// built in), IOMMUClass "smmu3.0x0000000009050000", FirstSlot 1. What it
+// adds beyond a value: apt must fetch image and headers for arm64 (a
+// private APT state with APT::Architecture=arm64, as the recipe shows)
+// while linux-kbuild stays the host's amd64 build, and the host tools
+// list gains qemu-system-aarch64 and the cross gcc (setup-host installs).
 type Lane struct {
 	Name string
 	QEMU string // system emulator binary

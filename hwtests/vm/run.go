@@ -167,6 +167,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 			return res, err
 		}
 		stop()
+		if accel == "tcg" || cfg.Accel != "auto" {
+			// No repack can follow: the binaries live on in the
+			// initramfs, so drop the ~20 MB copy from the run dir.
+			_ = os.RemoveAll(binDir)
+		}
 		// Boot: QEMU start → /init's first frame; tests: → verdict;
 		// shutdown: → QEMU exit.
 		bootStop := ph.start("boot (" + accel + ")")

@@ -2,6 +2,22 @@
 // guest /init: the manifest packed into the initramfs and the framing lines
 // /init writes around each test binary's output.
 //
+// The test stream is plain text, one frame per line, at column 0:
+//
+//	##hwtests init lane=x86_64-vtd release=6.12.95+deb12-amd64 tests=3 cmdline="..."
+//	##hwtests log loaded iommufd in 52ms
+//	##hwtests error mounts: mount 9p out on /out: no such device
+//	##hwtests begin hwtests/vm/smoke
+//	=== RUN   TestDeviceNodes          (the binary's stdout+stderr, verbatim)
+//	--- PASS: TestDeviceNodes (0.01s)
+//	##hwtests end hwtests/vm/smoke exit=0 elapsed=1.234s
+//	##hwtests verdict pass             (or: verdict fail <what failed>)
+//
+// exit=-1 means the binary was killed by a signal. Every begin needs its
+// end and the stream needs a verdict: the host counts anything missing as
+// a failure, so a crashed guest or an /init panic cannot read as success.
+// On kmsg lanes each line travels as a /dev/kmsg record behind KmsgTag.
+//
 // It is its own package so the static guest /init links nothing of the
 // host side (go/parser, exec of QEMU, caches).
 package wire

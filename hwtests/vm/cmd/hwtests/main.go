@@ -72,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		runDir    = fs.String("run-dir", "", "directory for this run's logs and guest output (default: under the cache)")
 		coverage  = fs.String("ioctl-coverage", "auto", "check every ioctl wrapper ran: on, off, or auto (on unless tests are filtered)")
 		setup     = fs.Bool("setup", true, "run hwtests/vm/setup-host (as root) when host tools are missing")
-		keepRuns  = fs.Int("keep-runs", 10, "run directories to keep under the cache")
+		keepRuns  = fs.Int("keep-runs", 5, "run directories to keep under the cache")
 		runRE     = fs.String("run", "", "passed to every test binary as -test.run")
 		verbose   = fs.Bool("v", false, "log guest /init progress and the QEMU command line")
 		laneValue vm.Lane
