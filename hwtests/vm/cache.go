@@ -89,7 +89,12 @@ func (c Cache) TempDir(name string) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
-	return os.MkdirTemp(tmp, strconv.Itoa(os.Getpid())+"-"+sanitize(name)+"-")
+	dir, err := os.MkdirTemp(tmp, strconv.Itoa(os.Getpid())+"-"+sanitize(name)+"-")
+	if err != nil {
+		return "", err
+	}
+	// MkdirTemp makes 0700; entries are shared read-only material.
+	return dir, os.Chmod(dir, 0o755)
 }
 
 // CleanStale removes staging directories left by runs that no longer

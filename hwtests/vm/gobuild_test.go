@@ -139,6 +139,8 @@ func TestCoverageEnabled(t *testing.T) {
 		{Config{IoctlCoverage: "auto"}, true},
 		{Config{IoctlCoverage: "auto", TestArgs: []string{"-test.run=X"}}, false},
 		{Config{IoctlCoverage: "auto", Packages: []string{"ioctl/vfio"}}, false},
+		{Config{IoctlCoverage: "auto", Variant: VariantCompat}, false},
+		{Config{IoctlCoverage: "auto", Variant: VariantStd}, true},
 		{Config{IoctlCoverage: "on", TestArgs: []string{"-test.run=X"}}, true},
 		{Config{IoctlCoverage: "off"}, false},
 	} {

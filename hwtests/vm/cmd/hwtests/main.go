@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		pkgs      = fs.String("pkgs", "", "comma-separated packages to test (default: every package with hwtests-tagged tests)")
 		cacheDir  = fs.String("cache", "", "cache directory (default $IOMMU_AGENT_CACHE/hwtests or ~/.cache/iommu-agent/hwtests)")
 		runDir    = fs.String("run-dir", "", "directory for this run's logs and guest output (default: under the cache)")
-		coverage  = fs.String("ioctl-coverage", "auto", "check every ioctl wrapper ran: on, off, or auto (on unless tests are filtered)")
+		coverage  = fs.String("ioctl-coverage", "auto", "check every ioctl wrapper in ioctl/iommufd and ioctl/vfio ran in the guest: on, off, or auto (on for an unfiltered -modules std run)")
 		setup     = fs.Bool("setup", true, "run hwtests/vm/setup-host (as root) when host tools are missing")
 		keepRuns  = fs.Int("keep-runs", 5, "run directories to keep under the cache")
 		runRE     = fs.String("run", "", "passed to every test binary as -test.run")
