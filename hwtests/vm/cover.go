@@ -335,26 +335,26 @@ func executed(blocks []coverBlock, c IoctlCall) bool {
 	return false
 }
 
-// CoverageCheck is the ioctl coverage verdict per wrapper.
-type CoverageCheck struct {
+// coverageCheck is the ioctl coverage verdict per wrapper.
+type coverageCheck struct {
 	Wrapper IoctlWrapper
 	Issued  bool
 }
 
-// CheckIoctlCoverage says, for each wrapper, whether any of its ioctl
+// checkIoctlCoverage says, for each wrapper, whether any of its ioctl
 // calls ran in the guest.
-func CheckIoctlCoverage(ws []IoctlWrapper, blocks []coverBlock) []CoverageCheck {
-	var out []CoverageCheck
+func checkIoctlCoverage(ws []IoctlWrapper, blocks []coverBlock) []coverageCheck {
+	var out []coverageCheck
 	for _, w := range ws {
 		ok := slices.ContainsFunc(w.Calls, func(c IoctlCall) bool { return executed(blocks, c) })
-		out = append(out, CoverageCheck{Wrapper: w, Issued: ok})
+		out = append(out, coverageCheck{Wrapper: w, Issued: ok})
 	}
 	return out
 }
 
 // writeCoverageTest reports the checks as go test -v output of one test,
 // TestIoctlCoverage, with a subtest per wrapper.
-func writeCoverageTest(w io.Writer, checks []CoverageCheck) {
+func writeCoverageTest(w io.Writer, checks []coverageCheck) {
 	const name = "TestIoctlCoverage"
 	fmt.Fprintf(w, "=== RUN   %s\n", name)
 	failed := false

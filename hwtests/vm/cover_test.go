@@ -172,7 +172,7 @@ func TestScanIoctlWrappers(t *testing.T) {
 	}
 }
 
-func TestIoctlCoverageCheck(t *testing.T) {
+func TestIoctlcoverageCheck(t *testing.T) {
 	t.Parallel()
 	mod := fakeModule(t)
 	ws, err := ScanIoctlWrappers(mod, "amd64", coverageDirs())
@@ -208,7 +208,7 @@ func TestIoctlCoverageCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	issued := map[string]bool{}
-	for _, c := range CheckIoctlCoverage(ws, blocks) {
+	for _, c := range checkIoctlCoverage(ws, blocks) {
 		issued[c.Wrapper.Name()] = c.Issued
 	}
 	for name, want := range map[string]bool{"iommufd.(*FD).Map": true, "iommufd.(*FD).Destroy": true,
@@ -218,7 +218,7 @@ func TestIoctlCoverageCheck(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	writeCoverageTest(&out, CheckIoctlCoverage(ws, blocks))
+	writeCoverageTest(&out, checkIoctlCoverage(ws, blocks))
 	var c Counts
 	for _, line := range strings.Split(out.String(), "\n") {
 		countLine(&c, line)

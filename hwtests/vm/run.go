@@ -288,7 +288,7 @@ func ioctlCoverage(ctx context.Context, mod Module, lane Lane, coverDir, profile
 		return Counts{}, err
 	}
 	var sb strings.Builder
-	writeCoverageTest(&sb, CheckIoctlCoverage(ws, blocks))
+	writeCoverageTest(&sb, checkIoctlCoverage(ws, blocks))
 	var c Counts
 	for _, line := range strings.Split(strings.TrimSuffix(sb.String(), "\n"), "\n") {
 		fmt.Fprintln(stdout, line)
