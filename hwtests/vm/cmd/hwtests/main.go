@@ -68,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		kver      = fs.String("kernel-version", "", "Debian linux 6.12 package version (default "+vm.DefaultKernelVersion+", or the newest bookworm 6.12 if the mirror dropped it)")
 		accel     = fs.String("accel", "auto", "auto (kvm if usable), kvm or tcg")
 		mem       = fs.String("m", "2G", "guest memory")
-		smp       = fs.Int("smp", 2, "guest CPUs")
+		smp       = fs.Int("smp", 1, "guest CPUs (1 by default: an RCU stall with 2 TCG vCPUs on a busy 2-core host once hung a run)")
 		timeout   = fs.Duration("timeout", 10*time.Minute, "hard deadline for the guest run; QEMU is killed after it")
 		ttimeout  = fs.Duration("test-timeout", 0, "-test.timeout per binary (default: a minute less than -timeout)")
 		pkgs      = fs.String("pkgs", "", "comma-separated packages to test (default: every package with hwtests-tagged tests)")
