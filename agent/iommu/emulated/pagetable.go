@@ -1,0 +1,208 @@
+package emulated
+
+import "github.com/iommu-agent/iommu-agent/agent/iommu"
+
+// The page table is VT-d's second-stage shape: four levels of 512 entries
+// over a 48-bit IOVA, with leaves of 4 KiB, 2 MiB (level 1) and 1 GiB
+// (level 2) where IOVA, host address and length allow.
+const (
+	pageShift   = 12
+	pageSize    = 1 << pageShift
+	levelBits   = 9
+	fanout      = 1 << levelBits
+	topLevel    = 3
+	maxLeafLvl  = 2
+	apertureEnd = 1<<48 - 1
+	maxU64      = ^uint64(0)
+)
+
+func levelSize(lvl int) uint64 { return 1 << (pageShift + levelBits*lvl) }
+
+type pte struct {
+	mem   []byte // the bytes a leaf maps, levelSize long; nil if not a leaf
+	perm  iommu.Perm
+	dirty bool
+}
+
+type ptNode struct {
+	pte   [fanout]pte
+	child [fanout]*ptNode
+	used  int // leaves plus children
+}
+
+// nodePool keeps freed nodes so that map and unmap in steady state do not
+// allocate. A node is only freed when empty, so it comes back zeroed.
+type nodePool struct{ free []*ptNode }
+
+func (p *nodePool) get() *ptNode {
+	if n := len(p.free); n > 0 {
+		nd := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return nd
+	}
+	return new(ptNode)
+}
+
+func (p *nodePool) put(n *ptNode) { p.free = append(p.free, n) }
+
+type pageTable struct {
+	root *ptNode
+	pool *nodePool
+}
+
+// lookup walks to the leaf holding iova.
+func (pt *pageTable) lookup(iova uint64) (*pte, int) {
+	n := pt.root
+	if n == nil || iova > apertureEnd {
+		return nil, 0
+	}
+	for lvl := topLevel; ; lvl-- {
+		i := (iova >> (pageShift + levelBits*lvl)) & (fanout - 1)
+		if e := &n.pte[i]; e.mem != nil {
+			return e, lvl
+		}
+		if lvl == 0 {
+			return nil, 0
+		}
+		if n = n.child[i]; n == nil {
+			return nil, 0
+		}
+	}
+}
+
+// translate returns the host bytes from iova to the end of its leaf.
+func (pt *pageTable) translate(iova uint64) ([]byte, iommu.Perm, bool) {
+	e, lvl := pt.lookup(iova)
+	if e == nil {
+		return nil, 0, false
+	}
+	return e.mem[iova&(levelSize(lvl)-1):], e.perm, true
+}
+
+// set installs a leaf of level lvl at iova; step is the fail-Nth hook,
+// consumed once per table allocated.
+func (pt *pageTable) set(iova uint64, lvl int, mem []byte, perm iommu.Perm, step func(string) error) error {
+	if pt.root == nil {
+		if err := step("allocate page table"); err != nil {
+			return err
+		}
+		pt.root = pt.pool.get()
+	}
+	n := pt.root
+	for l := topLevel; l > lvl; l-- {
+		i := (iova >> (pageShift + levelBits*l)) & (fanout - 1)
+		if n.child[i] == nil {
+			if err := step("allocate page table"); err != nil {
+				pt.prune(iova)
+				return err
+			}
+			n.child[i] = pt.pool.get()
+			n.used++
+		}
+		n = n.child[i]
+	}
+	i := (iova >> (pageShift + levelBits*lvl)) & (fanout - 1)
+	n.pte[i] = pte{mem: mem, perm: perm}
+	n.used++
+	return nil
+}
+
+// clear removes the leaf holding iova and returns its size, 0 if none.
+func (pt *pageTable) clear(iova uint64) uint64 {
+	var path [topLevel + 1]*ptNode
+	n := pt.root
+	if n == nil {
+		return 0
+	}
+	for lvl := topLevel; lvl >= 0; lvl-- {
+		path[lvl] = n
+		i := (iova >> (pageShift + levelBits*lvl)) & (fanout - 1)
+		if n.pte[i].mem != nil {
+			n.pte[i] = pte{}
+			n.used--
+			pt.pruneFrom(iova, lvl, &path)
+			return levelSize(lvl)
+		}
+		if lvl == 0 || n.child[i] == nil {
+			return 0
+		}
+		n = n.child[i]
+	}
+	return 0
+}
+
+// prune frees the empty tables on the path to iova.
+func (pt *pageTable) prune(iova uint64) {
+	var path [topLevel + 1]*ptNode
+	n := pt.root
+	if n == nil {
+		return
+	}
+	lvl := topLevel
+	for {
+		path[lvl] = n
+		if lvl == 0 {
+			break
+		}
+		c := n.child[(iova>>(pageShift+levelBits*lvl))&(fanout-1)]
+		if c == nil {
+			break
+		}
+		n = c
+		lvl--
+	}
+	pt.pruneFrom(iova, lvl, &path)
+}
+
+func (pt *pageTable) pruneFrom(iova uint64, lvl int, path *[topLevel + 1]*ptNode) {
+	for ; lvl <= topLevel; lvl++ {
+		n := path[lvl]
+		if n.used != 0 {
+			return
+		}
+		pt.pool.put(n)
+		if lvl == topLevel {
+			pt.root = nil
+			return
+		}
+		parent := path[lvl+1]
+		parent.child[(iova>>(pageShift+levelBits*(lvl+1)))&(fanout-1)] = nil
+		parent.used--
+	}
+}
+
+// mapRange maps [iova, iova+len(mem)) with the largest leaves the
+// alignment of iova and of mem's host address allow. On error nothing of
+// it stays mapped.
+func (pt *pageTable) mapRange(iova uint64, mem []byte, perm iommu.Perm, step func(string) error) error {
+	pa := addrOf(mem)
+	for off := uint64(0); off < uint64(len(mem)); {
+		lvl := 0
+		for l := maxLeafLvl; l > 0; l-- {
+			sz := levelSize(l)
+			if (iova+off)&(sz-1) == 0 && (pa+off)&(sz-1) == 0 && uint64(len(mem))-off >= sz {
+				lvl = l
+				break
+			}
+		}
+		sz := levelSize(lvl)
+		if err := pt.set(iova+off, lvl, mem[off:off+sz:off+sz], perm, step); err != nil {
+			pt.unmapRange(iova, off)
+			return err
+		}
+		off += sz
+	}
+	return nil
+}
+
+// unmapRange removes the leaves covering [iova, iova+length).
+func (pt *pageTable) unmapRange(iova, length uint64) {
+	for off := uint64(0); off < length; {
+		sz := pt.clear(iova + off)
+		if sz == 0 {
+			sz = pageSize
+		}
+		off += sz
+	}
+}

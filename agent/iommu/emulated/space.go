@@ -1,0 +1,994 @@
+package emulated
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"slices"
+	"sort"
+	"syscall"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+)
+
+// The VT-d model: 48-bit second stage, 4 KiB pages, the interrupt window
+// every device reserves.
+const (
+	msiStart = 0xfee00000
+	msiLast  = 0xfeefffff
+	// type1's dma_entry_limit default: MAP_DMA past it is ENOSPC.
+	dmaEntryLimit = 65535
+)
+
+// resv is a reserved IOVA interval; owner is the attachment whose device
+// reserved it, nil for the domain's aperture.
+type resv struct {
+	start, last uint64
+	owner       *Attachment
+}
+
+func sortResv(r []resv) {
+	slices.SortFunc(r, func(a, b resv) int {
+		switch {
+		case a.start < b.start:
+			return -1
+		case a.start > b.start:
+			return 1
+		}
+		return 0
+	})
+}
+
+// pages is one IOMMU_IOAS_MAP's memory (the kernel's iopt_pages): COPY
+// shares it, so its pages are pinned and charged once however many areas
+// use it.
+type pages struct {
+	mem      []byte
+	writable bool
+	charge   uint64 // bytes of host pages spanned
+	refs     int    // areas using it
+	pinUsers int    // areas using it in an address space with a domain
+}
+
+// area is one mapping (the kernel's iopt_area).
+type area struct {
+	iova, length uint64
+	pg           *pages
+	off          uint64 // into pg.mem
+	perm         iommu.Perm
+	filled       bool // in the page table, pages pinned
+}
+
+func (a *area) last() uint64    { return a.iova + a.length - 1 }
+func (a *area) mem() []byte     { return a.pg.mem[a.off : a.off+a.length : a.off+a.length] }
+func (a *area) pageOff() uint64 { return (addrOf(a.pg.mem) + a.off) % pageSize }
+
+// AddressSpace is an IOAS (iommufd) or a container (type1, compat). It
+// implements iommu.AddressSpace, iommu.Copier, iommu.IOVAAllower and
+// iommu.DirtyTracker.
+type AddressSpace struct {
+	b         *Backend
+	id        uint32
+	closed    bool
+	domain    bool // a HWPT maps the areas (iommufd: while a device is attached)
+	hwptID    uint32
+	alignment uint64
+	areas     []*area // sorted by iova, non-overlapping
+	reserved  []resv  // sorted by start
+	allowed   []iommu.Range
+	attached  []*Attachment
+	pt        pageTable
+	dirty     bool
+}
+
+var (
+	_ iommu.AddressSpace = (*AddressSpace)(nil)
+	_ iommu.Copier       = (*AddressSpace)(nil)
+	_ iommu.IOVAAllower  = (*AddressSpace)(nil)
+	_ iommu.DirtyTracker = (*AddressSpace)(nil)
+)
+
+// ID is the object ID the kernel would have given the IOAS.
+func (as *AddressSpace) ID() uint32 { return as.id }
+
+func (as *AddressSpace) usable(op string) error {
+	if as.b.closed {
+		return closedErr(op)
+	}
+	if as.closed {
+		if as.b.flavour == iommu.IOMMUFD {
+			return fmt.Errorf("%s: ioas %d: %w: %w", op, as.id, iommu.ErrClosed, syscall.ENOENT)
+		}
+		return closedErr(op)
+	}
+	return nil
+}
+
+// Mappings returns the areas as inclusive ranges, in IOVA order.
+func (as *AddressSpace) Mappings() []iommu.Range {
+	as.b.mu.RLock()
+	defer as.b.mu.RUnlock()
+	r := make([]iommu.Range, len(as.areas))
+	for i, a := range as.areas {
+		r[i] = iommu.Range{Start: iommu.IOVA(a.iova), Last: iommu.IOVA(a.last())}
+	}
+	return r
+}
+
+// Translate returns the host memory iova maps to, from iova to the end of
+// its page-table entry, and the entry's permissions: what the IOMMU does
+// for a device's DMA. It does not allocate.
+func (as *AddressSpace) Translate(iova iommu.IOVA) ([]byte, iommu.Perm, bool) {
+	as.b.mu.RLock()
+	mem, perm, ok := as.pt.translate(uint64(iova))
+	as.b.mu.RUnlock()
+	return mem, perm, ok
+}
+
+// firstArea returns the index of the first area ending at or after iova.
+func (as *AddressSpace) firstArea(iova uint64) int {
+	return sort.Search(len(as.areas), func(i int) bool { return as.areas[i].last() >= iova })
+}
+
+func (as *AddressSpace) areaHit(start, last uint64) bool {
+	i := as.firstArea(start)
+	return i < len(as.areas) && as.areas[i].iova <= last
+}
+
+func (as *AddressSpace) reservedHit(start, last uint64) bool {
+	for _, r := range as.reserved {
+		if r.start <= last && start <= r.last {
+			return true
+		}
+	}
+	return false
+}
+
+func (as *AddressSpace) allowedHit(start, last uint64) bool {
+	for _, r := range as.allowed {
+		if uint64(r.Start) <= last && start <= uint64(r.Last) {
+			return true
+		}
+	}
+	return false
+}
+
+// usableRanges is the complement of the reserved regions.
+func (as *AddressSpace) usableRanges() []iommu.Range {
+	var out []iommu.Range
+	next := uint64(0)
+	done := false
+	for _, r := range as.reserved {
+		if r.start > next {
+			out = append(out, iommu.Range{Start: iommu.IOVA(next), Last: iommu.IOVA(r.start - 1)})
+		}
+		if r.last == maxU64 {
+			done = true
+			break
+		}
+		if r.last+1 > next {
+			next = r.last + 1
+		}
+	}
+	if !done {
+		out = append(out, iommu.Range{Start: iommu.IOVA(next), Last: iommu.IOVA(maxU64)})
+	}
+	return out
+}
+
+// Ranges implements iommu.AddressSpace (IOMMU_IOAS_IOVA_RANGES).
+func (as *AddressSpace) Ranges(ctx context.Context) ([]iommu.Range, uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	as.b.mu.RLock()
+	defer as.b.mu.RUnlock()
+	if err := as.usable("iova ranges"); err != nil {
+		return nil, 0, err
+	}
+	return as.usableRanges(), as.alignment, nil
+}
+
+// checkIOVA is iopt_check_iova: a fixed IOVA must be aligned, not wrap,
+// avoid reserved ranges (EINVAL) and existing areas (EEXIST).
+func (as *AddressSpace) checkIOVA(iova, length uint64) error {
+	if iova&(as.alignment-1) != 0 {
+		return errnoErr(fmt.Sprintf("iova %#x not aligned to %#x", iova, as.alignment), syscall.EINVAL)
+	}
+	last := iova + length - 1
+	if last < iova {
+		return errnoErr(fmt.Sprintf("iova %#x+%#x wraps", iova, length), syscall.EOVERFLOW)
+	}
+	if as.reservedHit(iova, last) {
+		return errnoErr(fmt.Sprintf("iova %#x+%#x hits a reserved range", iova, length), syscall.EINVAL)
+	}
+	if as.areaHit(iova, last) {
+		return errnoErr(fmt.Sprintf("iova %#x+%#x overlaps a mapping", iova, length), syscall.EEXIST)
+	}
+	return nil
+}
+
+// allocIOVA is iopt_alloc_iova: the first hole in the allowed ranges that
+// avoids reserved ranges and areas, aligned to the smaller of length
+// rounded up to a power of two and the alignment of the host address,
+// at most 2 MiB (HPAGE_SIZE), keeping the host address's page offset.
+// IOVA 0 and the last page are never chosen.
+func (as *AddressSpace) allocIOVA(addr, length uint64) (uint64, error) {
+	if length == 0 || length >= maxU64/2 {
+		return 0, errnoErr("allocate iova", syscall.EOVERFLOW)
+	}
+	pageOff := addr % pageSize
+	align := uint64(1) << bits.Len64(length-1) // roundup_pow_of_two
+	if addr != 0 {
+		align = min(align, uint64(1)<<bits.TrailingZeros64(addr))
+	}
+	const hpage = 2 << 20
+	align = min(align, hpage)
+	if align < as.alignment {
+		return 0, errnoErr(fmt.Sprintf("allocate iova: alignment %#x below the IOAS's %#x", align, as.alignment), syscall.EINVAL)
+	}
+	fit := func(start, last uint64) (uint64, bool) {
+		s := start + align - 1
+		if s < start {
+			return 0, false
+		}
+		s = s&^(align-1) | pageOff
+		if s >= last || last-s < length-1 {
+			return 0, false
+		}
+		return s, true
+	}
+	lo, hi := uint64(pageSize), maxU64-pageSize
+	spans := []iommu.Range{{Start: iommu.IOVA(lo), Last: iommu.IOVA(hi)}}
+	if len(as.allowed) > 0 {
+		spans = mergeRanges(as.allowed, lo, hi)
+	}
+	used := as.usedIntervals()
+	for _, sp := range spans {
+		start, ok := fit(uint64(sp.Start), uint64(sp.Last))
+		if !ok {
+			continue
+		}
+		last := uint64(sp.Last)
+		// holes of used within [start, last]
+		cur := start
+		for _, u := range used {
+			if u.last < cur {
+				continue
+			}
+			if u.start > last {
+				break
+			}
+			if u.start > cur {
+				if s, ok := fit(cur, u.start-1); ok {
+					return s, nil
+				}
+			}
+			if u.last >= last {
+				cur = last + 1
+				break
+			}
+			cur = u.last + 1
+		}
+		if cur <= last && cur != 0 {
+			if s, ok := fit(cur, last); ok {
+				return s, nil
+			}
+		}
+	}
+	return 0, errnoErr(fmt.Sprintf("allocate iova for %#x bytes", length), syscall.ENOSPC)
+}
+
+type interval struct{ start, last uint64 }
+
+// usedIntervals merges reserved ranges and areas, sorted.
+func (as *AddressSpace) usedIntervals() []interval {
+	u := make([]interval, 0, len(as.reserved)+len(as.areas))
+	for _, r := range as.reserved {
+		u = append(u, interval{r.start, r.last})
+	}
+	for _, a := range as.areas {
+		u = append(u, interval{a.iova, a.last()})
+	}
+	slices.SortFunc(u, func(a, b interval) int {
+		switch {
+		case a.start < b.start:
+			return -1
+		case a.start > b.start:
+			return 1
+		}
+		return 0
+	})
+	return u
+}
+
+// mergeRanges sorts and merges overlapping ranges, clipped to [lo, hi], as
+// the kernel's span iterator over the allowed tree sees them.
+func mergeRanges(in []iommu.Range, lo, hi uint64) []iommu.Range {
+	r := slices.Clone(in)
+	slices.SortFunc(r, func(a, b iommu.Range) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		return 0
+	})
+	var out []iommu.Range
+	for _, x := range r {
+		s, l := max(uint64(x.Start), lo), min(uint64(x.Last), hi)
+		if s > l {
+			continue
+		}
+		if n := len(out); n > 0 && uint64(out[n-1].Last) != maxU64 && s <= uint64(out[n-1].Last)+1 {
+			out[n-1].Last = iommu.IOVA(max(uint64(out[n-1].Last), l))
+			continue
+		}
+		out = append(out, iommu.Range{Start: iommu.IOVA(s), Last: iommu.IOVA(l)})
+	}
+	return out
+}
+
+// pin charges pg's pages the first time a domain needs them.
+func (b *Backend) pin(pg *pages) error {
+	if pg.pinUsers == 0 {
+		if err := b.step("pin pages"); err != nil {
+			return err
+		}
+		if err := b.charge(pg.charge); err != nil {
+			return err
+		}
+	}
+	pg.pinUsers++
+	return nil
+}
+
+func (b *Backend) unpin(pg *pages) {
+	pg.pinUsers--
+	if pg.pinUsers == 0 {
+		b.uncharge(pg.charge)
+	}
+}
+
+// fill pins a's pages and loads it into the page table.
+func (as *AddressSpace) fill(a *area) error {
+	b := as.b
+	if err := b.pin(a.pg); err != nil {
+		return err
+	}
+	if err := as.pt.mapRange(a.iova, a.mem(), a.perm, b.step); err != nil {
+		b.unpin(a.pg)
+		return err
+	}
+	a.filled = true
+	return nil
+}
+
+func (as *AddressSpace) unfill(a *area) {
+	if !a.filled {
+		return
+	}
+	as.pt.unmapRange(a.iova, a.length)
+	as.b.unpin(a.pg)
+	a.filled = false
+}
+
+func (b *Backend) newPages(mem []byte, writable bool) *pages {
+	var pg *pages
+	if n := len(b.pagesPool); n > 0 {
+		pg = b.pagesPool[n-1]
+		b.pagesPool = b.pagesPool[:n-1]
+	} else {
+		pg = new(pages)
+	}
+	start := addrOf(mem) &^ (pageSize - 1)
+	end := (addrOf(mem) + uint64(len(mem)) + pageSize - 1) &^ (pageSize - 1)
+	*pg = pages{mem: mem, writable: writable, charge: end - start}
+	return pg
+}
+
+func (b *Backend) putPages(pg *pages) {
+	pg.refs--
+	if pg.refs == 0 {
+		*pg = pages{}
+		b.pagesPool = append(b.pagesPool, pg)
+	}
+}
+
+func (b *Backend) newArea(pg *pages, off, iova, length uint64, perm iommu.Perm) *area {
+	var a *area
+	if n := len(b.areaPool); n > 0 {
+		a = b.areaPool[n-1]
+		b.areaPool = b.areaPool[:n-1]
+	} else {
+		a = new(area)
+	}
+	*a = area{iova: iova, length: length, pg: pg, off: off, perm: perm}
+	pg.refs++
+	return a
+}
+
+func (as *AddressSpace) insert(a *area) {
+	i := as.firstArea(a.iova)
+	as.areas = slices.Insert(as.areas, i, a)
+}
+
+// remove unfills a, takes it out of the list and frees it.
+func (as *AddressSpace) remove(i int) uint64 {
+	a := as.areas[i]
+	as.unfill(a)
+	as.areas = slices.Delete(as.areas, i, i+1)
+	n := a.length
+	as.b.putPages(a.pg)
+	*a = area{}
+	as.b.areaPool = append(as.b.areaPool, a)
+	return n
+}
+
+// Map implements iommu.AddressSpace (IOMMU_IOAS_MAP, VFIO_IOMMU_MAP_DMA).
+func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("map"); err != nil {
+		return 0, err
+	}
+	if b.flavour == iommu.Type1v2 {
+		return as.mapType1(m)
+	}
+	return as.mapIOAS(m)
+}
+
+// mapIOAS follows iommufd_ioas_map and iopt_map_user_pages; the compat
+// container's MAP_DMA takes the same path with a fixed IOVA.
+func (as *AddressSpace) mapIOAS(m iommu.Mapping) (iommu.IOVA, error) {
+	b := as.b
+	iova, length, addr := uint64(m.IOVA), uint64(len(m.Mem)), addrOf(m.Mem)
+	if m.Perm&(iommu.Read|iommu.Write) == 0 {
+		return 0, errnoErr("map: neither read nor write", syscall.EINVAL)
+	}
+	if iova == maxU64 || length == maxU64 {
+		return 0, errnoErr("map", syscall.EOVERFLOW)
+	}
+	if length == 0 {
+		return 0, errnoErr("map: length 0", syscall.EINVAL)
+	}
+	if err := b.step("allocate pages"); err != nil {
+		return 0, fmt.Errorf("map: %w", err)
+	}
+	if err := b.step("allocate area"); err != nil {
+		return 0, fmt.Errorf("map: %w", err)
+	}
+	if length&(as.alignment-1) != 0 {
+		return 0, errnoErr(fmt.Sprintf("map: length %#x not aligned to %#x", length, as.alignment), syscall.EINVAL)
+	}
+	if m.Fixed {
+		if err := as.checkIOVA(iova, length); err != nil {
+			return 0, fmt.Errorf("map: %w", err)
+		}
+	} else {
+		var err error
+		if iova, err = as.allocIOVA(addr, length); err != nil {
+			return 0, fmt.Errorf("map: %w", err)
+		}
+	}
+	if (addr%pageSize)&(as.alignment-1) != 0 {
+		return 0, errnoErr("map: host address not aligned to the IOAS", syscall.EINVAL)
+	}
+	return as.finishMap(m, iova)
+}
+
+// mapType1 follows vfio_dma_do_map (Linux 6.12).
+func (as *AddressSpace) mapType1(m iommu.Mapping) (iommu.IOVA, error) {
+	iova, length, addr := uint64(m.IOVA), uint64(len(m.Mem)), addrOf(m.Mem)
+	if m.Perm&(iommu.Read|iommu.Write) == 0 {
+		return 0, errnoErr("map dma: neither read nor write", syscall.EINVAL)
+	}
+	if length == 0 || (length|addr)&(pageSize-1) != 0 || (m.Fixed && iova&(pageSize-1) != 0) {
+		return 0, errnoErr("map dma: size, iova or vaddr not page aligned", syscall.EINVAL)
+	}
+	if m.Fixed {
+		if iova+length-1 < iova {
+			// 6.12's type1 says EINVAL; newer kernels EOVERFLOW (uapi.md row 45).
+			return 0, errnoErr("map dma: range wraps", syscall.EINVAL)
+		}
+		if as.areaHit(iova, iova+length-1) {
+			return 0, errnoErr("map dma: overlaps a mapping", syscall.EEXIST)
+		}
+	}
+	if len(as.areas) >= dmaEntryLimit {
+		return 0, errnoErr("map dma: dma_entry_limit", syscall.ENOSPC)
+	}
+	if m.Fixed {
+		if as.reservedHit(iova, iova+length-1) {
+			return 0, errnoErr("map dma: outside the IOVA ranges", syscall.EINVAL)
+		}
+	} else {
+		// type1 has no kernel-chosen IOVA; the emulator picks like iommufd.
+		var err error
+		if iova, err = as.allocIOVA(addr, length); err != nil {
+			return 0, fmt.Errorf("map dma: %w", err)
+		}
+	}
+	if err := as.b.step("allocate vfio_dma"); err != nil {
+		return 0, fmt.Errorf("map dma: %w", err)
+	}
+	return as.finishMap(m, iova)
+}
+
+func (as *AddressSpace) finishMap(m iommu.Mapping, iova uint64) (iommu.IOVA, error) {
+	b := as.b
+	pg := b.newPages(m.Mem, m.Perm&iommu.Write != 0)
+	a := b.newArea(pg, 0, iova, uint64(len(m.Mem)), m.Perm&(iommu.Read|iommu.Write))
+	as.insert(a)
+	if as.domain {
+		if err := as.fill(a); err != nil {
+			as.remove(as.firstArea(iova))
+			return 0, fmt.Errorf("map: %w", err)
+		}
+	}
+	return iommu.IOVA(iova), nil
+}
+
+// Unmap implements iommu.AddressSpace with each flavour's rules:
+// iommufd and compat refuse to cut an area (ENOENT, after unmapping the
+// whole areas below it, as iopt_unmap_iova_range does) and report ENOENT
+// when nothing was mapped; type1v2 refuses a cut up front (EINVAL) and
+// reports 0 bytes for nothing.
+func (as *AddressSpace) Unmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("unmap"); err != nil {
+		return 0, err
+	}
+	start := uint64(iova)
+	if start == 0 && length == maxU64 {
+		var n uint64
+		for len(as.areas) > 0 {
+			n += as.remove(len(as.areas) - 1)
+		}
+		return n, nil
+	}
+	if b.flavour == iommu.Type1v2 {
+		return as.unmapType1(start, length)
+	}
+	if start == maxU64 || length == maxU64 {
+		return 0, errnoErr("unmap", syscall.EOVERFLOW)
+	}
+	if length == 0 {
+		return 0, errnoErr("unmap: length 0", syscall.EINVAL)
+	}
+	last := start + length - 1
+	if last < start {
+		return 0, errnoErr(fmt.Sprintf("unmap %#x+%#x wraps", start, length), syscall.EOVERFLOW)
+	}
+	var n uint64
+	for {
+		i := as.firstArea(start)
+		if i == len(as.areas) || as.areas[i].iova > last {
+			break
+		}
+		if a := as.areas[i]; a.iova < start || a.last() > last {
+			return 0, errnoErr(fmt.Sprintf("unmap %#x+%#x would cut %#x+%#x", start, length, a.iova, a.length), syscall.ENOENT)
+		}
+		n += as.remove(i)
+	}
+	if n == 0 {
+		return 0, errnoErr(fmt.Sprintf("unmap %#x+%#x: nothing mapped", start, length), syscall.ENOENT)
+	}
+	return n, nil
+}
+
+// unmapType1 follows vfio_dma_do_unmap for type1v2 (Linux 6.12).
+func (as *AddressSpace) unmapType1(start, length uint64) (uint64, error) {
+	if length == 0 || (start|length)&(pageSize-1) != 0 || start+length-1 < start {
+		return 0, errnoErr(fmt.Sprintf("unmap dma %#x+%#x", start, length), syscall.EINVAL)
+	}
+	last := start + length - 1
+	i := as.firstArea(start)
+	if i < len(as.areas) && as.areas[i].iova < start {
+		return 0, errnoErr("unmap dma: would bisect a mapping", syscall.EINVAL)
+	}
+	j := as.firstArea(last)
+	if j < len(as.areas) && as.areas[j].iova <= last && as.areas[j].last() > last {
+		return 0, errnoErr("unmap dma: would bisect a mapping", syscall.EINVAL)
+	}
+	var n uint64
+	for i < len(as.areas) && as.areas[i].last() <= last {
+		n += as.remove(i)
+	}
+	return n, nil
+}
+
+// AllowIOVAs implements iommu.IOVAAllower (IOMMU_IOAS_ALLOW_IOVAS); only
+// iommufd has it.
+func (as *AddressSpace) AllowIOVAs(ctx context.Context, allowed []iommu.Range) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("allow iovas"); err != nil {
+		return err
+	}
+	if b.flavour != iommu.IOMMUFD {
+		return errnoErr("allow iovas on "+string(b.flavour), syscall.ENOTTY)
+	}
+	for _, r := range allowed {
+		if r.Start > r.Last {
+			return errnoErr(fmt.Sprintf("allow iovas: %v is empty", r), syscall.EINVAL)
+		}
+	}
+	if len(allowed) > 0 {
+		if err := b.step("allocate allowed ranges"); err != nil {
+			return fmt.Errorf("allow iovas: %w", err)
+		}
+	}
+	for _, r := range allowed {
+		if as.reservedHit(uint64(r.Start), uint64(r.Last)) {
+			return errnoErr(fmt.Sprintf("allow iovas: %v intersects a reserved range", r), syscall.EADDRINUSE)
+		}
+	}
+	as.allowed = slices.Clone(allowed)
+	return nil
+}
+
+// Copy implements iommu.Copier (IOMMU_IOAS_COPY): src's pages are mapped
+// again without a new pin. dst.Mem is ignored; dst.IOVA, Fixed and Perm
+// apply.
+func (as *AddressSpace) Copy(ctx context.Context, src iommu.AddressSpace, srcIOVA iommu.IOVA, length uint64, dst iommu.Mapping) (iommu.IOVA, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("copy"); err != nil {
+		return 0, err
+	}
+	if b.flavour != iommu.IOMMUFD {
+		return 0, errnoErr("copy on "+string(b.flavour), syscall.ENOTTY)
+	}
+	s, ok := src.(*AddressSpace)
+	if !ok || s.b != b || s.closed {
+		return 0, errnoErr("copy: source IOAS not in this iommufd", syscall.ENOENT)
+	}
+	if dst.Perm&(iommu.Read|iommu.Write) == 0 {
+		return 0, errnoErr("copy: neither read nor write", syscall.EINVAL)
+	}
+	from := uint64(srcIOVA)
+	if length == maxU64 || from == maxU64 || uint64(dst.IOVA) == maxU64 {
+		return 0, errnoErr("copy", syscall.EOVERFLOW)
+	}
+	if length == 0 {
+		return 0, errnoErr("copy: length 0", syscall.EINVAL)
+	}
+	last := from + length - 1
+	if last < from {
+		return 0, errnoErr("copy: source wraps", syscall.EOVERFLOW)
+	}
+	// iopt_get_pages: the source must be covered by contiguous areas.
+	type piece struct {
+		pg          *pages
+		off, length uint64
+	}
+	var pieces []piece
+	cur, covered := from, false
+	for i := s.firstArea(from); i < len(s.areas) && cur <= last; i++ {
+		a := s.areas[i]
+		if a.iova > cur {
+			break
+		}
+		if err := b.step("allocate pages list"); err != nil {
+			return 0, fmt.Errorf("copy: %w", err)
+		}
+		end := min(a.last(), last)
+		pieces = append(pieces, piece{a.pg, a.off + (cur - a.iova), end - cur + 1})
+		if end == last {
+			covered = true
+			break
+		}
+		cur = end + 1
+	}
+	if !covered {
+		return 0, errnoErr(fmt.Sprintf("copy: %#x+%#x not fully mapped in the source", from, length), syscall.ENOENT)
+	}
+	for range pieces {
+		if err := b.step("allocate area"); err != nil {
+			return 0, fmt.Errorf("copy: %w", err)
+		}
+	}
+	if length&(as.alignment-1) != 0 {
+		return 0, errnoErr("copy: length not aligned to the IOAS", syscall.EINVAL)
+	}
+	iova := uint64(dst.IOVA)
+	if dst.Fixed {
+		if err := as.checkIOVA(iova, length); err != nil {
+			return 0, fmt.Errorf("copy: %w", err)
+		}
+	} else {
+		var err error
+		if iova, err = as.allocIOVA(addrOf(pieces[0].pg.mem)+pieces[0].off, length); err != nil {
+			return 0, fmt.Errorf("copy: %w", err)
+		}
+	}
+	for _, p := range pieces {
+		if dst.Perm&iommu.Write != 0 && !p.pg.writable {
+			return 0, errnoErr("copy: write to pages mapped read-only", syscall.EPERM)
+		}
+		if ((addrOf(p.pg.mem)+p.off)%pageSize)&(as.alignment-1) != 0 {
+			return 0, errnoErr("copy: page offset not aligned to the IOAS", syscall.EINVAL)
+		}
+	}
+	var made []*area
+	at := iova
+	for _, p := range pieces {
+		a := b.newArea(p.pg, p.off, at, p.length, dst.Perm&(iommu.Read|iommu.Write))
+		as.insert(a)
+		made = append(made, a)
+		at += p.length
+	}
+	if as.domain {
+		for _, a := range made {
+			if err := as.fill(a); err != nil {
+				for _, a := range made {
+					as.remove(as.firstArea(a.iova))
+				}
+				return 0, fmt.Errorf("copy: %w", err)
+			}
+		}
+	}
+	return iommu.IOVA(iova), nil
+}
+
+// Close implements iommu.AddressSpace. On iommufd an IOAS a device is
+// attached to cannot be destroyed (EBUSY, uapi.md row 10); closing a type1
+// or compat container releases its groups.
+func (as *AddressSpace) Close() error {
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if as.closed || b.closed {
+		return nil
+	}
+	if b.flavour == iommu.IOMMUFD && len(as.attached) > 0 {
+		return errnoErr(fmt.Sprintf("destroy ioas %d: devices attached", as.id), syscall.EBUSY)
+	}
+	as.teardown()
+	b.spaces = slices.DeleteFunc(b.spaces, func(x *AddressSpace) bool { return x == as })
+	return nil
+}
+
+// teardown detaches everything, unmaps everything and frees the IOAS.
+func (as *AddressSpace) teardown() {
+	for len(as.attached) > 0 {
+		as.detach(as.attached[len(as.attached)-1])
+	}
+	for len(as.areas) > 0 {
+		as.remove(len(as.areas) - 1)
+	}
+	if as.domain {
+		as.removeDomain()
+	}
+	delete(as.b.objects, as.id)
+	as.closed = true
+}
+
+// addDomain is iopt_table_add_domain for the VT-d HWPT the first attach
+// creates: the aperture above 48 bits becomes reserved, areas must be
+// page aligned (EADDRINUSE otherwise) and are pinned and mapped.
+func (as *AddressSpace) addDomain() error {
+	b := as.b
+	id, err := b.newID("hwpt")
+	if err != nil {
+		return err
+	}
+	if as.areaHit(apertureEnd+1, maxU64) || as.allowedHit(apertureEnd+1, maxU64) {
+		delete(b.objects, id)
+		return errnoErr("add domain: mappings or allowed IOVAs above the 48-bit aperture", syscall.EADDRINUSE)
+	}
+	for _, a := range as.areas {
+		if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
+			delete(b.objects, id)
+			return errnoErr(fmt.Sprintf("add domain: mapping %#x+%#x not page aligned", a.iova, a.length), syscall.EADDRINUSE)
+		}
+	}
+	for i, a := range as.areas {
+		if err := as.fill(a); err != nil {
+			for _, a := range as.areas[:i] {
+				as.unfill(a)
+			}
+			delete(b.objects, id)
+			return err
+		}
+	}
+	as.reserved = append(as.reserved, resv{apertureEnd + 1, maxU64, nil})
+	sortResv(as.reserved)
+	as.domain, as.hwptID, as.alignment = true, id, pageSize
+	return nil
+}
+
+func (as *AddressSpace) removeDomain() {
+	for _, a := range as.areas {
+		as.unfill(a)
+	}
+	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil })
+	delete(as.b.objects, as.hwptID)
+	as.domain, as.hwptID, as.alignment, as.dirty = false, 0, 1, false
+}
+
+// Attachment is a device attached to an AddressSpace. It implements
+// iommu.Attachment and iommu.HWInfoer.
+type Attachment struct {
+	b   *Backend
+	as  *AddressSpace // nil once detached
+	dev iommu.Device
+	id  uint32
+	dma DMA
+}
+
+var (
+	_ iommu.Attachment = (*Attachment)(nil)
+	_ iommu.HWInfoer   = (*Attachment)(nil)
+)
+
+// Device implements iommu.Attachment.
+func (at *Attachment) Device() iommu.Device { return at.dev }
+
+// Attach implements iommu.AddressSpace: bind and attach on iommufd, the
+// group's SET_CONTAINER on type1 and compat. The group rule holds: every
+// device of a group attaches to the same address space (another one is
+// EINVAL) and one backend instance owns the group (EPERM on iommufd, EBUSY
+// for the single-open group fd otherwise).
+func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Attachment, error) {
+	return as.AttachDevice(ctx, dev)
+}
+
+// AttachDevice is Attach returning the concrete type.
+func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*Attachment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("attach"); err != nil {
+		return nil, err
+	}
+	d, ok := b.machine.device(dev.BDF)
+	if !ok {
+		return nil, errnoErr("attach "+dev.BDF+": no such device", syscall.ENOENT)
+	}
+	if _, bound := b.bound[d.BDF]; bound {
+		return nil, errnoErr("attach "+d.BDF+": already attached", syscall.EINVAL)
+	}
+	sibling := false
+	for _, o := range b.bound {
+		if o.dev.Group == d.Group {
+			if o.as != as {
+				return nil, errnoErr(fmt.Sprintf("attach %s: group %d is attached to another address space", d.BDF, d.Group), syscall.EINVAL)
+			}
+			sibling = true
+		}
+	}
+	if !sibling {
+		if err := b.machine.claim(d.Group, b); err != nil {
+			return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
+		}
+	}
+	undo := func() {
+		if !sibling {
+			b.machine.release(d.Group, b)
+		}
+	}
+	at := &Attachment{b: b, as: as, dev: d}
+	at.dma.at = at
+	if b.flavour == iommu.IOMMUFD {
+		id, err := b.newID("device")
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("attach %s: bind: %w", d.BDF, err)
+		}
+		at.id = id
+		// iopt_table_enforce_dev_resv_regions: the interrupt window.
+		if as.areaHit(msiStart, msiLast) || as.allowedHit(msiStart, msiLast) {
+			delete(b.objects, id)
+			undo()
+			return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, msiStart, msiLast), syscall.EADDRINUSE)
+		}
+		if !as.domain {
+			if err := as.addDomain(); err != nil {
+				delete(b.objects, id)
+				undo()
+				return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
+			}
+		}
+		as.reserved = append(as.reserved, resv{msiStart, msiLast, at})
+		sortResv(as.reserved)
+	}
+	as.attached = append(as.attached, at)
+	b.bound[d.BDF] = at
+	return at, nil
+}
+
+// Detach implements iommu.Attachment; the last device leaving an iommufd
+// IOAS frees its HWPT and unpins its pages. Idempotent.
+func (at *Attachment) Detach(ctx context.Context) error {
+	b := at.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if at.as == nil {
+		return nil
+	}
+	at.as.detach(at)
+	return nil
+}
+
+func (as *AddressSpace) detach(at *Attachment) {
+	b := as.b
+	as.attached = slices.DeleteFunc(as.attached, func(x *Attachment) bool { return x == at })
+	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == at })
+	delete(b.bound, at.dev.BDF)
+	if at.id != 0 {
+		delete(b.objects, at.id)
+	}
+	if b.flavour == iommu.IOMMUFD && len(as.attached) == 0 && as.domain {
+		as.removeDomain()
+	}
+	sibling := false
+	for _, o := range b.bound {
+		if o.dev.Group == at.dev.Group {
+			sibling = true
+		}
+	}
+	if !sibling {
+		b.machine.release(at.dev.Group, b)
+	}
+	at.as = nil
+}
+
+// QEMU's intel-iommu registers (x-scalable-mode off, aw-bits 48), as the
+// guest's sysfs shows them.
+const (
+	vtdCap  = 0x00d2008c222f0686
+	vtdECap = 0x0000000000f00f4a
+)
+
+// HWInfo implements iommu.HWInfoer (IOMMU_GET_HW_INFO): struct
+// iommu_hw_info_vtd with QEMU's VT-d registers. iommufd only.
+func (at *Attachment) HWInfo(ctx context.Context) (iommu.HWInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return iommu.HWInfo{}, err
+	}
+	b := at.b
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return iommu.HWInfo{}, closedErr("hw info")
+	}
+	if b.flavour != iommu.IOMMUFD {
+		return iommu.HWInfo{}, errnoErr("hw info on "+string(b.flavour), syscall.ENOTTY)
+	}
+	if at.as == nil {
+		return iommu.HWInfo{}, errnoErr("hw info: device not bound", syscall.ENOENT)
+	}
+	data := make([]byte, 24)
+	putLE(data[8:], vtdCap)
+	putLE(data[16:], vtdECap)
+	return iommu.HWInfo{Type: "intel-vtd", Data: data}, nil
+}
+
+func putLE(p []byte, v uint64) {
+	for i := range 8 {
+		p[i] = byte(v >> (8 * i))
+	}
+}
