@@ -1,0 +1,258 @@
+package sysfs_test
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/sysfs"
+	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
+)
+
+// open builds fixture name and returns its FS, the fake kernel writing to
+// it, and the sysfs root.
+func open(t *testing.T, name string) (*sysfs.FS, *sysfstest.Kernel) {
+	t.Helper()
+	root := sysfstest.Build(t, filepath.Join("testdata", name))
+	k := &sysfstest.Kernel{Root: filepath.Join(root, "sys")}
+	f, err := sysfs.New(filepath.Join(root, "sys"), sysfs.WithProcRoot(filepath.Join(root, "proc")), sysfs.WithWriter(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, k
+}
+
+func addr(t *testing.T, s string) sysfs.Address {
+	t.Helper()
+	a, err := sysfs.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestNewRoot(t *testing.T) {
+	t.Parallel()
+	if _, err := sysfs.New(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("New(missing dir): no error")
+	}
+	f, err := sysfs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty tree is a host without PCI, IOMMU or modules, not an error.
+	if d, err := f.Devices(); err != nil || d != nil {
+		t.Errorf("Devices() = %v, %v", d, err)
+	}
+	if u, err := f.IOMMUs(); err != nil || u != nil {
+		t.Errorf("IOMMUs() = %v, %v", u, err)
+	}
+	if g, err := f.Groups(); err != nil || g != nil {
+		t.Errorf("Groups() = %v, %v", g, err)
+	}
+	if c, err := f.Cmdline(); err != nil || c != nil {
+		t.Errorf("Cmdline() without proc root = %v, %v", c, err)
+	}
+	if got := f.Path("bus", "pci"); !strings.HasSuffix(got, "/bus/pci") {
+		t.Errorf("Path = %q", got)
+	}
+}
+
+func TestVTDGuestDevices(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest.txtar")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range devs {
+		names = append(names, d.Address.String())
+	}
+	want := []string{"0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3", "0000:01:00.0"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("devices %v, want %v", names, want)
+	}
+
+	edu := devs[1]
+	if edu.Vendor != 0x1234 || edu.Device != 0x11e8 || edu.Class != 0x00ff00 || edu.SubsystemVendor != 0x1af4 || edu.SubsystemDevice != 0x1100 {
+		t.Errorf("edu ids: %+v", edu)
+	}
+	if edu.Driver != "" || edu.DriverOverride != "" {
+		t.Errorf("edu driver %q override %q, want none", edu.Driver, edu.DriverOverride)
+	}
+	if edu.IOMMUGroup == nil || *edu.IOMMUGroup != 1 {
+		t.Errorf("edu group %v, want 1", edu.IOMMUGroup)
+	}
+	if edu.NUMANode == nil || *edu.NUMANode != -1 {
+		t.Errorf("edu numa_node %v, want -1", edu.NUMANode)
+	}
+	if len(edu.Resources) != 1 || edu.Resources[0] != (sysfs.Resource{Index: 0, Start: 0xfea00000, End: 0xfeafffff, Flags: 0x40200}) ||
+		edu.Resources[0].Size() != 1<<20 || !edu.Resources[0].IsMem() || edu.Resources[0].IsIO() {
+		t.Errorf("edu resources %+v, want BAR0 of 1 MiB", edu.Resources)
+	}
+	if edu.IsBridge() || edu.SRIOV != nil || edu.PhysFn != nil {
+		t.Errorf("edu: bridge %v sriov %v physfn %v", edu.IsBridge(), edu.SRIOV, edu.PhysFn)
+	}
+
+	rp := devs[2]
+	if !rp.IsBridge() || rp.Driver != "pcieport" {
+		t.Errorf("root port: bridge %v driver %q", rp.IsBridge(), rp.Driver)
+	}
+	sata := devs[4]
+	if sata.Driver != "ahci" || len(sata.Resources) != 2 || sata.Resources[0].Index != 4 || !sata.Resources[0].IsIO() {
+		t.Errorf("sata: driver %q resources %+v", sata.Driver, sata.Resources)
+	}
+	pf := devs[6]
+	if pf.SRIOV == nil || pf.SRIOV.TotalVFs != 7 || pf.SRIOV.NumVFs != 0 || pf.SRIOV.DriversAutoprobe == nil || !*pf.SRIOV.DriversAutoprobe || len(pf.SRIOV.VFs) != 0 {
+		t.Errorf("igb sriov %+v", pf.SRIOV)
+	}
+	if pf.IOMMUGroup == nil || *pf.IOMMUGroup != 4 || pf.Driver != "igb" || len(pf.Resources) != 4 {
+		t.Errorf("igb: %+v", pf)
+	}
+
+	d, err := f.Device(addr(t, "0000:00:01.0"))
+	if err != nil || d.Address != edu.Address || *d.IOMMUGroup != 1 {
+		t.Errorf("Device(edu) = %+v, %v", d, err)
+	}
+	if _, err := f.Device(addr(t, "0000:00:09.0")); !errors.Is(err, sysfs.ErrNoDevice) {
+		t.Errorf("Device(absent) error %v, want ErrNoDevice", err)
+	}
+}
+
+func TestVTDGuestIOMMUAndGroups(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest.txtar")
+	units, err := f.IOMMUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 1 || units[0].Name != "dmar0" || units[0].Kind != sysfs.KindVTD || units[0].VTD == nil {
+		t.Fatalf("IOMMUs() = %+v", units)
+	}
+	v := units[0].VTD
+	if v.Cap != 0xd2008c222f0686 || v.ECap != 0xf00f4a || !v.Cap.CM() || !v.ECap.IR() {
+		t.Errorf("dmar0 cap %#x ecap %#x (CM %v IR %v)", uint64(v.Cap), uint64(v.ECap), v.Cap.CM(), v.ECap.IR())
+	}
+	if len(units[0].Devices) != 7 {
+		t.Errorf("dmar0 translates %d devices, want 7", len(units[0].Devices))
+	}
+
+	groups, err := f.Groups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 5 {
+		t.Fatalf("%d groups, want 5", len(groups))
+	}
+	msi := sysfs.ReservedRegion{Start: 0xfee00000, End: 0xfeefffff, Type: "msi"}
+	for i, g := range groups {
+		if g.Number != i || g.Type != "DMA" || g.ReservedRegions[len(g.ReservedRegions)-1] != msi {
+			t.Errorf("group %d: %+v", i, g)
+		}
+	}
+	if !slices.Equal(groups[1].Devices, []string{"0000:00:01.0"}) {
+		t.Errorf("group 1 devices %v, want edu alone", groups[1].Devices)
+	}
+	if len(groups[3].Devices) != 3 || len(groups[3].ReservedRegions) != 2 || groups[3].ReservedRegions[0].Type != "direct-relaxable" {
+		t.Errorf("group 3: %+v", groups[3])
+	}
+	if _, err := f.Group(42); !errors.Is(err, sysfs.ErrNoGroup) {
+		t.Errorf("Group(42) error %v, want ErrNoGroup", err)
+	}
+}
+
+func TestVTDGuestKernel(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest.txtar")
+	c, err := f.Cmdline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Lookup("console"); !ok || v != "ttyS0" {
+		t.Errorf("console = %q, %v", v, ok)
+	}
+	if _, ok := c.Lookup("quiet"); !ok {
+		t.Error("quiet missing")
+	}
+	if _, ok := c.Lookup("intel_iommu"); ok {
+		t.Error("intel_iommu found")
+	}
+	for _, name := range sysfs.PassthroughModules() {
+		m, err := f.Module(name)
+		if err != nil || !m.Present {
+			t.Errorf("Module(%s) = %+v, %v", name, m, err)
+		}
+	}
+	m, err := f.Module("vfio_iommu_type1")
+	if err != nil || m.Params["dma_entry_limit"] != "65535" || m.Params["allow_unsafe_interrupts"] != "N" {
+		t.Errorf("vfio_iommu_type1 = %+v, %v", m, err)
+	}
+	if m, err := f.Module("kvm"); err != nil || m.Present {
+		t.Errorf("Module(kvm) = %+v, %v", m, err)
+	}
+}
+
+func TestBrokenTree(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "broken.txtar")
+	devs, err := f.Devices()
+	if err == nil {
+		t.Fatal("Devices: no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"device 0000:00:01.0 vendor", "device 0000:00:01.0 numa_node", "device 0000:00:01.0 resource",
+		"device 0000:00:02.0 iommu_group", "device 0000:00:05.0 physfn", "device 0000:00:06.0 sriov",
+		`"bogus"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %q:\n%s", want, msg)
+		}
+	}
+	if !errors.Is(err, sysfs.ErrAddress) {
+		t.Errorf("error does not wrap ErrAddress: %v", err)
+	}
+	for _, bad := range []string{"0000:00:03.0", "0000:00:04.0"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("%s reported broken; its files are missing, not broken:\n%s", bad, msg)
+		}
+	}
+	// Discovery went on: every device with a valid name is listed.
+	if len(devs) != 6 {
+		t.Fatalf("%d devices listed, want 6", len(devs))
+	}
+	byName := map[string]sysfs.Device{}
+	for _, d := range devs {
+		byName[d.Address.String()] = d
+	}
+	if d := byName["0000:00:01.0"]; d.Device != 0x11e8 || d.IOMMUGroup == nil || d.NUMANode != nil || d.Resources != nil {
+		t.Errorf("00:01.0 partial read: %+v", d)
+	}
+	if d := byName["0000:00:03.0"]; d.Class != 0x020000 || d.Vendor != 0 || d.IOMMUGroup != nil || d.NUMANode != nil || d.SRIOV != nil || d.Driver != "" {
+		t.Errorf("00:03.0 with missing files: %+v", d)
+	}
+	if d := byName["0000:00:04.0"]; d.Driver != "gone" || d.IOMMUGroup == nil || *d.IOMMUGroup != 9 {
+		t.Errorf("00:04.0 dangling links: %+v", d)
+	}
+
+	groups, err := f.Groups()
+	if err == nil || !strings.Contains(err.Error(), "iommu_group 1") || !strings.Contains(err.Error(), `"abc"`) {
+		t.Errorf("Groups error %v, want group 1 and abc named", err)
+	}
+	if len(groups) != 1 || groups[0].Type != "DMA" || len(groups[0].Devices) != 1 {
+		t.Errorf("Groups() = %+v", groups)
+	}
+	units, err := f.IOMMUs()
+	if err == nil || !strings.Contains(err.Error(), "iommu dmar0") || len(units) != 1 || units[0].Kind != sysfs.KindVTD || units[0].VTD != nil {
+		t.Errorf("IOMMUs() = %+v, %v", units, err)
+	}
+	if c, err := f.Cmdline(); err != nil || len(c) != 0 {
+		t.Errorf("empty cmdline = %q, %v", c, err)
+	}
+	if _, err := f.Viability(1); err != nil {
+		t.Errorf("Viability(1) error %v: a broken reserved_regions says nothing about the members", err)
+	}
+}

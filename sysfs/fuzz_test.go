@@ -1,0 +1,116 @@
+package sysfs
+
+import (
+	"strings"
+	"testing"
+)
+
+// Each parser returns an error or a value, never both and never a panic;
+// a parsed address prints back to something that parses to itself.
+
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{"0000:00:01.0", "01:00.0", "10000:e1:1f.7", "", "0000:00:20.0", "0:0:0.0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			if a != (Address{}) {
+				t.Fatalf("ParseAddress(%q) = %v with error %v", s, a, err)
+			}
+			return
+		}
+		if a.Device > 0x1f || a.Function > 7 {
+			t.Fatalf("ParseAddress(%q) = %+v out of range", s, a)
+		}
+		b, err := ParseAddress(a.String())
+		if err != nil || b != a {
+			t.Fatalf("round trip %q -> %v -> %v, %v", s, a, b, err)
+		}
+	})
+}
+
+func FuzzParseGroupLink(f *testing.F) {
+	for _, s := range []string{"../../../kernel/iommu_groups/7", "x", "/-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseGroupLink(s)
+		if err != nil && n != 0 || err == nil && n < 0 {
+			t.Fatalf("parseGroupLink(%q) = %d, %v", s, n, err)
+		}
+	})
+}
+
+func FuzzParseResource(f *testing.F) {
+	f.Add("0x00000000fea00000 0x00000000feafffff 0x0000000000040200\n0x0 0x0 0x0\n")
+	f.Add("0x1 0x2")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseResource(s)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("parseResource(%q) = %v with error %v", s, r, err)
+			}
+			return
+		}
+		for _, x := range r {
+			if x.End < x.Start || x.Index < 0 {
+				t.Fatalf("parseResource(%q): %+v", s, x)
+			}
+		}
+	})
+}
+
+func FuzzParseReservedRegions(f *testing.F) {
+	f.Add("0x00000000fee00000 0x00000000feefffff msi\n")
+	f.Add("0x0 garbage msi")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseReservedRegions(s)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("parseReservedRegions(%q) = %v with error %v", s, r, err)
+			}
+			return
+		}
+		for _, x := range r {
+			if x.End < x.Start || x.Type == "" || strings.ContainsAny(x.Type, " \t\n") {
+				t.Fatalf("parseReservedRegions(%q): %+v", s, x)
+			}
+		}
+	})
+}
+
+func FuzzParseHexID(f *testing.F) {
+	for _, s := range []string{"0x11e8", "0x00ff00", "0x", "11e8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parseHexID(s, 24)
+		if err != nil && v != 0 || err == nil && v >= 1<<24 {
+			t.Fatalf("parseHexID(%q) = %#x, %v", s, v, err)
+		}
+	})
+}
+
+func FuzzParseNUMANode(f *testing.F) {
+	for _, s := range []string{"-1", "0", "x", "-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseNUMANode(s)
+		if err != nil && n != 0 || err == nil && n < -1 {
+			t.Fatalf("parseNUMANode(%q) = %d, %v", s, n, err)
+		}
+	})
+}
+
+func FuzzParseCmdline(f *testing.F) {
+	f.Add(`a=b "c d" e="f g" h`)
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range parseCmdline(s) {
+			if p == "" {
+				t.Fatalf("parseCmdline(%q): empty parameter", s)
+			}
+		}
+	})
+}
