@@ -1,0 +1,302 @@
+//go:build hwtests && linux
+
+package cdev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"syscall"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+)
+
+var rw = iommu.Read | iommu.Write
+
+func TestBackendEdu(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	before := readPins(t)
+	fds := openFDs(t)
+
+	b, err := Open(ctx, Options{})
+	need(t, "open iommufd backend", err)
+	defer b.Close()
+	if b.Flavour() != iommu.IOMMUFD {
+		t.Fatalf("Flavour = %q", b.Flavour())
+	}
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, align, err := as.Ranges(ctx); err != nil || align != 1 || len(rs) != 1 || rs[0].Start != 0 || rs[0].Last != math.MaxUint64 {
+		t.Errorf("fresh IOAS ranges %v, alignment %d, %v; want everything at 1", rs, align, err)
+	}
+	at, err := as.Attach(ctx, dev)
+	need(t, "attach edu", err)
+	a := at.(*Attachment)
+	if a.Device().Cdev == "" || a.DeviceID() == 0 || a.HWPT() == 0 || a.HWPT() == as.(*AddressSpace).ID() {
+		t.Errorf("attachment %+v, device ID %d, HWPT %d: want the cdev, a device ID and the kernel's HWPT", a.Device(), a.DeviceID(), a.HWPT())
+	}
+	rs, align, err := as.Ranges(ctx)
+	if err != nil || align != page || !inRanges(rs, srcIOVA, 2*page) {
+		t.Fatalf("ranges after attach %v, alignment %#x, %v; want 4 KiB with %#x usable", rs, align, err, srcIOVA)
+	}
+	t.Logf("IOVA ranges with edu attached: %v", rs)
+	info, err := a.HWInfo(ctx)
+	if err != nil || info.Type != "intel-vtd" || len(info.Data) == 0 {
+		t.Errorf("HWInfo = %q (%d bytes), %v; want intel-vtd", info.Type, len(info.Data), err)
+	}
+
+	mem := dmaBuffer(t, 2*page)
+	iova, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw})
+	if err != nil || iova != srcIOVA {
+		t.Fatalf("Map = %#x, %v", iova, err)
+	}
+	if got := readPins(t); got.pin-before.pin != 2*page/1024 || got.lck != before.lck {
+		t.Errorf("pins %+v after an 8 KiB map, %+v before: want VmPin +8 kB", got, before)
+	}
+	e := openEdu(t, a.VFIODevice())
+	roundTrip(t, e, mem, srcIOVA, dstIOVA)
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA + page, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrExists) {
+		t.Errorf("overlapping Map = %v; want ErrExists", err)
+	}
+
+	mem2 := dmaBuffer(t, 2*page)
+	auto, err := as.Map(ctx, iommu.Mapping{Mem: mem2, Perm: rw})
+	if err != nil || !inRanges(rs, uint64(auto), 2*page) {
+		t.Fatalf("Map at a kernel-chosen IOVA = %#x, %v", auto, err)
+	}
+	t.Logf("kernel chose IOVA %#x", auto)
+	if uint64(auto)+2*page <= edu.MaxIOVA {
+		roundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
+	}
+
+	// Unmap keeps iommufd's answers: nothing there, or a cut, is ENOENT.
+	if n, err := as.Unmap(ctx, 0x700000, page); n != 0 || !errors.Is(err, iommu.ErrNotFound) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("Unmap of nothing = %d, %v; want ENOENT as ErrNotFound", n, err)
+	}
+	if n, err := as.Unmap(ctx, srcIOVA, page); n != 0 || !errors.Is(err, iommu.ErrNotFound) {
+		t.Errorf("Unmap cutting a mapping = %d, %v; want ErrNotFound", n, err)
+	}
+
+	// Dirty tracking is asked of the kernel's automatic HWPT.
+	err = as.(iommu.DirtyTracker).SetDirtyTracking(ctx, true)
+	t.Logf("SetDirtyTracking on the automatic HWPT: %v", err)
+	if err != nil && !errors.Is(err, iommu.ErrNotSupported) {
+		t.Errorf("SetDirtyTracking = %v; want nil or ErrNotSupported", err)
+	}
+
+	// Copy from a second IOAS. That IOAS has no device, hence no domain,
+	// so its map pins nothing; the copy into the attached IOAS pins the
+	// pages once, for its domain.
+	as2, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem3 := dmaBuffer(t, 2*page)
+	pinned := readPins(t)
+	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem3, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPins(t); got != pinned {
+		t.Errorf("pins %+v after a map into an IOAS without a device, %+v before: want none", got, pinned)
+	}
+	const copyIOVA = 0x400000
+	if got, err := as.(iommu.Copier).Copy(ctx, as2, srcIOVA, 2*page, iommu.Mapping{IOVA: copyIOVA, Fixed: true, Perm: rw}); err != nil || got != copyIOVA {
+		t.Fatalf("Copy = %#x, %v", got, err)
+	}
+	if got := readPins(t); got.pin-pinned.pin != 2*page/1024 {
+		t.Errorf("pins %+v after Copy into the attached IOAS, %+v before: want VmPin +8 kB", got, pinned)
+	}
+	roundTrip(t, e, mem3, copyIOVA, copyIOVA+page)
+
+	// AllowIOVAs steers the kernel's choice.
+	allowed := []iommu.Range{{Start: 0x800000, Last: 0x8fffff}}
+	if err := as.(iommu.IOVAAllower).AllowIOVAs(ctx, allowed); err != nil {
+		t.Fatal(err)
+	}
+	mem4 := dmaBuffer(t, page)
+	if got, err := as.Map(ctx, iommu.Mapping{Mem: mem4, Perm: iommu.Read}); err != nil || !allowed[0].Contains(got, page) {
+		t.Errorf("Map with allowed %v = %#x, %v", allowed, got, err)
+	}
+	if err := as.(iommu.IOVAAllower).AllowIOVAs(ctx, nil); err != nil {
+		t.Errorf("clearing the allowed list: %v", err)
+	}
+
+	// Unmap(0, MaxUint64) takes everything.
+	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 7*page {
+		t.Errorf("Unmap all = %d, %v; want %d", n, err, 7*page)
+	}
+
+	// Attaching to another IOAS replaces: the same Attachment moves, and
+	// DMA goes through the new IOAS.
+	at2, err := as2.Attach(ctx, dev)
+	if err != nil || at2 != at {
+		t.Fatalf("Attach to a second IOAS = %v, %v; want the same attachment", at2, err)
+	}
+	roundTrip(t, e, mem3, srcIOVA, srcIOVA+page)
+	if err := as.Close(); err != nil {
+		t.Errorf("Close of the IOAS the device left: %v", err)
+	}
+	if err := as.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrClosed) {
+		t.Errorf("Map on a closed IOAS = %v; want ErrClosed", err)
+	}
+
+	if err := a.Detach(ctx); err != nil {
+		t.Errorf("Detach: %v", err)
+	}
+	if err := a.Detach(ctx); err != nil {
+		t.Errorf("second Detach: %v", err)
+	}
+	// Unbound by the Detach: another iommufd may take the device.
+	other, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oas, err := other.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oas.Attach(ctx, dev); err != nil {
+		t.Errorf("Attach to another iommufd after Detach: %v", err)
+	}
+	if err := other.Close(); err != nil {
+		t.Errorf("Close of the other backend: %v", err)
+	}
+
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before Open", got, before)
+	}
+	if got := openFDs(t); got != fds {
+		t.Errorf("%d fds open after Close, %d before Open", got, fds)
+	}
+}
+
+// TestRLimitProcess maps with per-process accounting: the kernel charges
+// the process's locked memory instead of the user's pinned count.
+func TestRLimitProcess(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	before := readPins(t)
+	b, err := Open(ctx, Options{RLimitMode: iommufd.RLimitProcess})
+	need(t, "open iommufd backend", err)
+	defer b.Close()
+	if mode, err := b.IOMMUFD().RLimitMode(); err != nil || mode != iommufd.RLimitProcess {
+		t.Fatalf("RLIMIT_MODE = %d, %v; want per process", mode, err)
+	}
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := as.Attach(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := dmaBuffer(t, 2*page)
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	got := readPins(t)
+	t.Logf("per-process accounting, 8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(got.pin-before.pin), int64(got.lck-before.lck))
+	if (got.pin-before.pin)+(got.lck-before.lck) != 2*page/1024 {
+		t.Errorf("pins %+v after an 8 KiB map, %+v before: want 8 kB charged", got, before)
+	}
+	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before", got, before)
+	}
+}
+
+// TestFailNth fails each kernel step of the setup (open, rlimit, IOAS,
+// open cdev, bind, attach) in turn, as iommufd_fail_nth does: after each,
+// nothing is left open, bound or pinned, and the next setup works.
+func TestFailNth(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	mem := dmaBuffer(t, 2*page)
+
+	// setup runs every step; failAt < 0 fails none and records them.
+	setup := func(failAt int) (steps []string, err error) {
+		injected := fmt.Errorf("injected at step %d: %w", failAt, syscall.EIO)
+		fail := func(step string) error {
+			steps = append(steps, step)
+			if len(steps)-1 == failAt {
+				return injected
+			}
+			return nil
+		}
+		b, err := Open(ctx, Options{RLimitMode: iommufd.RLimitProcess, FailStep: fail})
+		if err != nil {
+			return steps, err
+		}
+		defer b.Close()
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			return steps, err
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			if len(b.bound) != 0 || len(as.(*AddressSpace).attached) != 0 {
+				t.Errorf("failed Attach left %d bound devices", len(b.bound))
+			}
+			return steps, err
+		}
+		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+			return steps, err
+		}
+		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		return steps, b.Close()
+	}
+
+	before, fds := readPins(t), openFDs(t)
+	steps, err := setup(-1)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	t.Logf("setup steps: %v", steps)
+	for n := range steps {
+		_, err := setup(n)
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
+		}
+		if got := openFDs(t); got != fds {
+			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
+		}
+		if got := readPins(t); got != before {
+			t.Errorf("after failing at %s: pins %+v, %+v before", steps[n], got, before)
+		}
+		if _, err := setup(-1); err != nil {
+			t.Errorf("setup after failing at %s: %v", steps[n], err)
+		}
+	}
+	t.Logf("failed each of %d steps; every next setup worked", len(steps))
+}
+
+func inRanges(rs []iommu.Range, start, length uint64) bool {
+	for _, r := range rs {
+		if r.Contains(iommu.IOVA(start), length) {
+			return true
+		}
+	}
+	return false
+}
