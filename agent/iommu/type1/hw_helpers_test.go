@@ -1,0 +1,254 @@
+//go:build hwtests && linux
+
+package type1
+
+// Guest test helpers, after hwtests/host_test.go and hwtests/setup_test.go
+// (test files cannot be imported): find edu, bind it to vfio-pci for the
+// test, DMA buffers, and the kernel's pin counters.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/ioctl"
+	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
+	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
+)
+
+var destructive = flag.Bool("destructive", false, "allow tests to rebind devices to vfio-pci (implied by HWTESTS_STRICT=1)")
+
+const (
+	sysPCI  = "/sys/bus/pci"
+	page    = 4096
+	srcIOVA = 0x100000 // edu reads from here ...
+	dstIOVA = 0x101000 // ... and writes back here
+)
+
+// strict reports whether the test runs in the guest, where a skip is a failure.
+func strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
+
+// need fails the test in the guest and skips it elsewhere when err says a
+// device, a privilege or a kernel feature is missing; other errors fail.
+func need(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	missing := errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) ||
+		errors.Is(err, ioctl.ErrNotSupported) || errors.Is(err, iommu.ErrNotSupported)
+	if missing && !strict() {
+		t.Skipf("%s: %v", what, err)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// findEdu returns every edu function of the machine as an iommu.Device, in
+// BDF order.
+func findEdu(t *testing.T) []iommu.Device {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(sysPCI, "devices"))
+	need(t, "list PCI devices", err)
+	var out []iommu.Device
+	for _, e := range entries {
+		dir := filepath.Join(sysPCI, "devices", e.Name())
+		if readHex(t, dir, "vendor") != edu.VendorID || readHex(t, dir, "device") != edu.DeviceID {
+			continue
+		}
+		link, err := os.Readlink(filepath.Join(dir, "iommu_group"))
+		if err != nil {
+			t.Fatalf("edu %s has no iommu_group (is the IOMMU on?): %v", e.Name(), err)
+		}
+		g, err := strconv.Atoi(filepath.Base(link))
+		if err != nil {
+			t.Fatalf("edu %s: iommu_group link %q: %v", e.Name(), link, err)
+		}
+		out = append(out, iommu.Device{BDF: e.Name(), Group: g})
+	}
+	if len(out) == 0 {
+		need(t, "find an edu device (QEMU -device edu)", fmt.Errorf("none under %s: %w", sysPCI, os.ErrNotExist))
+	}
+	return out
+}
+
+func readHex(t *testing.T, dir, name string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatalf("read %s/%s: %v", dir, name, err)
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("parse %s/%s: %v", dir, name, err)
+	}
+	return v
+}
+
+func driverOf(bdf string) string {
+	link, err := os.Readlink(filepath.Join(sysPCI, "devices", bdf, "driver"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(link)
+}
+
+// bindVFIO binds dev to vfio-pci with driver_override and drivers_probe,
+// and restores the original driver (or none) when the test ends.
+func bindVFIO(t *testing.T, dev iommu.Device) {
+	t.Helper()
+	if !*destructive && !strict() {
+		t.Skip("rebinds a device: run with -destructive")
+	}
+	dir := filepath.Join(sysPCI, "devices", dev.BDF)
+	orig := driverOf(dev.BDF)
+	if orig == "vfio-pci" {
+		return
+	}
+	if orig != "" {
+		writeSys(t, filepath.Join(dir, "driver", "unbind"), dev.BDF)
+	}
+	writeSys(t, filepath.Join(dir, "driver_override"), "vfio-pci")
+	writeSys(t, filepath.Join(sysPCI, "drivers_probe"), dev.BDF)
+	t.Cleanup(func() {
+		if driverOf(dev.BDF) != "" {
+			writeSys(t, filepath.Join(dir, "driver", "unbind"), dev.BDF)
+		}
+		writeSys(t, filepath.Join(dir, "driver_override"), "\n")
+		if orig != "" {
+			writeSys(t, filepath.Join(sysPCI, "drivers_probe"), dev.BDF)
+		}
+		if got := driverOf(dev.BDF); got != orig {
+			t.Errorf("%s: driver %q after cleanup, want %q", dev.BDF, got, orig)
+		}
+	})
+	if got := driverOf(dev.BDF); got != "vfio-pci" {
+		t.Fatalf("%s: driver %q after binding, want vfio-pci", dev.BDF, got)
+	}
+}
+
+func writeSys(t *testing.T, path, value string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(value), 0); err != nil {
+		t.Fatalf("write %q to %s: %v", value, path, err)
+	}
+}
+
+// dmaBuffer returns size bytes of memfd-backed shared memory, unmapped when
+// the test ends: the only kind of memory the tests let a device reach.
+func dmaBuffer(t *testing.T, size int) []byte {
+	t.Helper()
+	fd, err := unix.MemfdCreate("iommu-dma", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatalf("memfd_create: %v", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		t.Fatalf("ftruncate memfd: %v", err)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap memfd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Munmap(mem); err != nil {
+			t.Errorf("munmap: %v", err)
+		}
+	})
+	return mem
+}
+
+// pins reads VmPin and VmLck of /proc/self/status in kB: iommufd charges
+// the first per user, type1 the second.
+type pins struct{ pin, lck uint64 }
+
+func readPins(t *testing.T) pins {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p pins
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "VmPin" && name != "VmLck") {
+			continue
+		}
+		v, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			t.Fatalf("parse %s %q: %v", name, rest, err)
+		}
+		if name == "VmPin" {
+			p.pin = v
+		} else {
+			p.lck = v
+		}
+	}
+	return p
+}
+
+// openFDs counts the process's open descriptors, so a fault-injection run
+// can show a failed setup closed everything it opened.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries) - 1 // the directory being read
+}
+
+// openEdu finds BAR0 and config space of a VFIO device and checks it is edu.
+func openEdu(t *testing.T, d *vfio.Device) *edu.Device {
+	t.Helper()
+	bar0, err := d.RegionInfo(uapi.VFIO_PCI_BAR0_REGION_INDEX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := d.RegionInfo(uapi.VFIO_PCI_CONFIG_REGION_INDEX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := edu.New(d, int64(bar0.Offset), int64(cfg.Offset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.EnableBusMaster(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// roundTrip has edu copy a random page from src into its buffer and from
+// there to dst, and checks every byte arrived in mem (mapped at src with
+// dst right after it).
+func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
+	t.Helper()
+	want := make([]byte, page)
+	for i := range want {
+		want[i] = byte(rand.Uint32())
+	}
+	copy(mem[:page], want)
+	clear(mem[page : 2*page])
+	if err := e.ReadFromRAM(src, 0, page); err != nil {
+		t.Fatalf("DMA RAM->edu from %#x: %v", src, err)
+	}
+	if err := e.WriteToRAM(dst, 0, page); err != nil {
+		t.Fatalf("DMA edu->RAM to %#x: %v", dst, err)
+	}
+	if got := mem[page : 2*page]; !bytes.Equal(got, want) {
+		t.Fatalf("the page DMAed from %#x to %#x arrived changed", src, dst)
+	}
+}

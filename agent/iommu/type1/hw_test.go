@@ -1,0 +1,361 @@
+//go:build hwtests && linux
+
+package type1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+)
+
+var rw = iommu.Read | iommu.Write
+
+// wantFlavour is what the guest's module build serves at /dev/vfio/vfio:
+// the compat build has no vfio_iommu_type1.
+func wantFlavour() iommu.Flavour {
+	if _, err := os.Stat("/sys/module/vfio_iommu_type1"); err != nil {
+		return iommu.Compat
+	}
+	return iommu.Type1v2
+}
+
+// charged is how many kB of pins the two counters gained: type1 charges
+// VmLck, the compat container (iommufd) VmPin.
+func charged(now, before pins) int64 {
+	return int64(now.pin-before.pin) + int64(now.lck-before.lck)
+}
+
+func TestBackendEdu(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	before := readPins(t)
+	fds := openFDs(t)
+
+	b, err := Open(ctx, Options{})
+	need(t, "open type1 backend", err)
+	defer b.Close()
+	flavour := b.Flavour()
+	t.Logf("flavour %s", flavour)
+	if want := wantFlavour(); flavour != want {
+		t.Fatalf("Flavour = %q; the module build says %q", flavour, want)
+	}
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := dmaBuffer(t, 2*page)
+
+	// Before any group the container has no IOMMU model: the kernel's
+	// answer stands.
+	_, err = as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw})
+	t.Logf("Map before any attach: %v", err)
+	if err == nil {
+		t.Fatal("Map before any attach succeeded")
+	}
+	_, _, err = as.Ranges(ctx)
+	t.Logf("Ranges before any attach: %v", err)
+	if err == nil {
+		t.Error("Ranges before any attach succeeded")
+	}
+
+	at, err := as.Attach(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := at.(*Attachment)
+	if _, err := as.Attach(ctx, dev); !errors.Is(err, iommu.ErrExists) {
+		t.Errorf("second Attach of the device = %v; want ErrExists", err)
+	}
+	as2, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as2.Attach(ctx, dev); !errors.Is(err, iommu.ErrBusy) {
+		t.Errorf("Attach into a second container = %v; want ErrBusy", err)
+	}
+	if err := as2.Close(); err != nil {
+		t.Errorf("Close of the empty container: %v", err)
+	}
+	rs, align, err := as.Ranges(ctx)
+	if err != nil || align != page || !inRanges(rs, srcIOVA, 2*page) {
+		t.Fatalf("ranges %v, alignment %#x, %v; want 4 KiB with %#x usable", rs, align, err, srcIOVA)
+	}
+	t.Logf("IOVA ranges: %v", rs)
+
+	if iova, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil || iova != srcIOVA {
+		t.Fatalf("Map = %#x, %v", iova, err)
+	}
+	now := readPins(t)
+	t.Logf("8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(now.pin-before.pin), int64(now.lck-before.lck))
+	if charged(now, before) != 2*page/1024 {
+		t.Errorf("pins %+v after an 8 KiB map, %+v before", now, before)
+	}
+	e := openEdu(t, a.VFIODevice())
+	roundTrip(t, e, mem, srcIOVA, dstIOVA)
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA + page, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrExists) {
+		t.Errorf("overlapping Map = %v; want ErrExists", err)
+	}
+
+	// The backend picks IOVAs itself on type1.
+	mem2 := dmaBuffer(t, 2*page)
+	auto, err := as.Map(ctx, iommu.Mapping{Mem: mem2, Perm: rw})
+	if err != nil || !inRanges(rs, uint64(auto), 2*page) || (auto < srcIOVA+2*page && srcIOVA < auto+2*page) {
+		t.Fatalf("Map at a chosen IOVA = %#x, %v", auto, err)
+	}
+	t.Logf("backend chose IOVA %#x", auto)
+	roundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
+
+	// Unmap keeps the kernel's answers, which differ per flavour.
+	n, err := as.Unmap(ctx, 0x700000, page)
+	t.Logf("Unmap of nothing: %d, %v", n, err)
+	switch flavour {
+	case iommu.Type1v2:
+		if n != 0 || err != nil {
+			t.Errorf("type1v2 Unmap of nothing = %d, %v; want 0 bytes", n, err)
+		}
+	case iommu.Compat:
+		if n != 0 || !errors.Is(err, iommu.ErrNotFound) {
+			t.Errorf("compat Unmap of nothing = %d, %v; want ENOENT", n, err)
+		}
+	}
+	n, err = as.Unmap(ctx, srcIOVA, page)
+	t.Logf("Unmap cutting a mapping: %d, %v", n, err)
+	switch flavour {
+	case iommu.Type1v2:
+		if !errors.Is(err, iommu.ErrInvalid) || !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("type1v2 Unmap cutting a mapping = %d, %v; want EINVAL", n, err)
+		}
+	case iommu.Compat:
+		if !errors.Is(err, iommu.ErrNotFound) || !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("compat Unmap cutting a mapping = %d, %v; want ENOENT", n, err)
+		}
+	}
+
+	// Dirty logging: type1 reports every pinned page dirty; compat has none.
+	dt := as.(iommu.DirtyTracker)
+	err = dt.SetDirtyTracking(ctx, true)
+	t.Logf("SetDirtyTracking: %v", err)
+	switch flavour {
+	case iommu.Type1v2:
+		if err != nil {
+			t.Fatalf("SetDirtyTracking = %v", err)
+		}
+		roundTrip(t, e, mem, srcIOVA, dstIOVA)
+		bm, err := dt.ReadDirty(ctx, srcIOVA, 2*page, page, false)
+		if err != nil || len(bm) != 1 || bm[0]&0b10 == 0 {
+			t.Errorf("ReadDirty = %b, %v; want the DMA-written page dirty", bm, err)
+		}
+		t.Logf("dirty bitmap after the DMA: %b", bm)
+		if err := dt.SetDirtyTracking(ctx, false); err != nil {
+			t.Errorf("stop dirty tracking: %v", err)
+		}
+	case iommu.Compat:
+		if !errors.Is(err, iommu.ErrNotSupported) {
+			t.Errorf("compat SetDirtyTracking = %v; want ErrNotSupported", err)
+		}
+	}
+
+	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 4*page {
+		t.Errorf("Unmap all = %d, %v; want %d", n, err, 4*page)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after unmapping all, %+v before", got, before)
+	}
+
+	// The last device out takes the group out: the container drops its
+	// mappings and IOMMU model, and the next Attach sets it again.
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Detach(ctx); err != nil {
+		t.Errorf("Detach: %v", err)
+	}
+	if err := a.Detach(ctx); err != nil {
+		t.Errorf("second Detach: %v", err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after the last group left, %+v before: the kernel kept the mapping", got, before)
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err == nil {
+		t.Error("Map after the last group left succeeded")
+	}
+	at, err = as.Attach(ctx, dev)
+	if err != nil {
+		t.Fatalf("Attach after Detach: %v", err)
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatalf("Map after re-attach: the old mapping should be gone: %v", err)
+	}
+	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrClosed) {
+		t.Errorf("Map after Close = %v; want ErrClosed", err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before Open", got, before)
+	}
+	if got := openFDs(t); got != fds {
+		t.Errorf("%d fds open after Close, %d before Open", got, fds)
+	}
+}
+
+// TestTwoGroups puts two edu functions, each its own group, into one
+// container, then into two: one container pins the shared pages once, two
+// containers pin them twice (the accounting iommufd's shared IOAS fixes).
+func TestTwoGroups(t *testing.T) {
+	ctx := context.Background()
+	devs := findEdu(t)
+	if len(devs) < 2 || devs[0].Group == devs[1].Group {
+		if !strict() {
+			t.Skip("needs two edu functions in two groups (-devices edu,edu)")
+		}
+		t.Logf("one edu in this guest (run with -devices edu,edu for this case): %v", devs)
+		return
+	}
+	for _, d := range devs[:2] {
+		bindVFIO(t, d)
+	}
+	before := readPins(t)
+	b, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	mem := dmaBuffer(t, 2*page)
+
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var atts []*Attachment
+	for _, d := range devs[:2] {
+		at, err := as.Attach(ctx, d)
+		if err != nil {
+			t.Fatalf("attach %s: %v", d.BDF, err)
+		}
+		atts = append(atts, at.(*Attachment))
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range atts {
+		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+	}
+	if got := charged(readPins(t), before); got != 2*page/1024 {
+		t.Errorf("one container, two groups: %d kB charged for an 8 KiB map, want 8", got)
+	}
+	// Move the second group into a container of its own.
+	if err := atts[1].Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as2, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at2, err := as2.Attach(ctx, devs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, openEdu(t, at2.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	got := charged(readPins(t), before)
+	t.Logf("two containers, the same 8 KiB mapped in each: %d kB charged", got)
+	if b.Flavour() == iommu.Type1v2 && got != 2*2*page/1024 {
+		t.Errorf("two type1 containers: %d kB charged, want 16 (each container charges)", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before", got, before)
+	}
+}
+
+// TestFailNth fails each kernel step of the setup (open container, open
+// group, status, set container, set IOMMU, device fd) in turn: after each,
+// nothing is left open, in a container or pinned, and the next setup works.
+func TestFailNth(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	mem := dmaBuffer(t, 2*page)
+
+	setup := func(failAt int) (steps []string, err error) {
+		injected := fmt.Errorf("injected at step %d: %w", failAt, syscall.EIO)
+		fail := func(step string) error {
+			steps = append(steps, step)
+			if len(steps)-1 == failAt {
+				return injected
+			}
+			return nil
+		}
+		b, err := Open(ctx, Options{FailStep: fail})
+		if err != nil {
+			return steps, err
+		}
+		defer b.Close()
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			return steps, err
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			if len(b.groups) != 0 || len(as.(*AddressSpace).groups) != 0 {
+				t.Errorf("failed Attach left groups %v", b.groups)
+			}
+			return steps, err
+		}
+		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+			return steps, err
+		}
+		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		return steps, b.Close()
+	}
+
+	before, fds := readPins(t), openFDs(t)
+	steps, err := setup(-1)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	t.Logf("setup steps: %v", steps)
+	for n := range steps {
+		_, err := setup(n)
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
+		}
+		if got := openFDs(t); got != fds {
+			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
+		}
+		if got := readPins(t); got != before {
+			t.Errorf("after failing at %s: pins %+v, %+v before", steps[n], got, before)
+		}
+		if _, err := setup(-1); err != nil {
+			t.Errorf("setup after failing at %s: %v", steps[n], err)
+		}
+	}
+	t.Logf("failed each of %d steps; every next setup worked", len(steps))
+}
+
+func inRanges(rs []iommu.Range, start, length uint64) bool {
+	for _, r := range rs {
+		if r.Contains(iommu.IOVA(start), length) {
+			return true
+		}
+	}
+	return false
+}
