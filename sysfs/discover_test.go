@@ -256,3 +256,40 @@ func TestBrokenTree(t *testing.T) {
 		t.Errorf("Viability(1) error %v: a broken reserved_regions says nothing about the members", err)
 	}
 }
+
+func TestSRIOV(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-sriov.txtar")
+	pf, err := f.Device(addr(t, "0000:01:00.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vfs := []sysfs.Address{addr(t, "0000:01:10.0"), addr(t, "0000:01:10.2")}
+	if pf.SRIOV == nil || pf.SRIOV.NumVFs != 2 || pf.SRIOV.TotalVFs != 7 || !slices.Equal(pf.SRIOV.VFs, vfs) || pf.PhysFn != nil {
+		t.Fatalf("PF: %+v sriov %+v", pf, pf.SRIOV)
+	}
+	for i, a := range vfs {
+		vf, err := f.Device(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vf.PhysFn == nil || *vf.PhysFn != pf.Address || vf.SRIOV != nil || vf.Device != 0x10ca || vf.IOMMUGroup == nil || *vf.IOMMUGroup != 5+i {
+			t.Errorf("VF %s: %+v", a, vf)
+		}
+	}
+	groups, err := f.Groups()
+	if err != nil || len(groups) != 7 {
+		t.Errorf("%d groups, %v; want 7", len(groups), err)
+	}
+	// A VF binds like any endpoint.
+	b, err := f.Bind("0000:01:10.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.Viability(6); err != nil || !v.Viable {
+		t.Errorf("Viability(6) after Bind: %v, %v", v, err)
+	}
+	if err := f.Release(b); err != nil {
+		t.Fatal(err)
+	}
+}
