@@ -116,8 +116,9 @@ func (d *DMA) run(iova uint64, off, n int, write bool) error {
 }
 
 // SetDirtyTracking implements iommu.DirtyTracker: IOMMU_HWPT_SET_DIRTY_TRACKING
-// on iommufd (the IOAS's HWPT; ENOENT with no device attached), the
-// DIRTY_PAGES start and stop of type1v2; the compat container has none.
+// on iommufd (the IOAS's HWPT: not supported with no device attached, as
+// the cdev backend reports it), the DIRTY_PAGES start and stop of
+// type1v2; the compat container has none (ENOTTY).
 func (as *AddressSpace) SetDirtyTracking(ctx context.Context, enable bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -132,7 +133,7 @@ func (as *AddressSpace) SetDirtyTracking(ctx context.Context, enable bool) error
 	case b.flavour == iommu.Compat:
 		return errnoErr("dirty tracking on compat", syscall.ENOTTY)
 	case !as.domain:
-		return errnoErr("set dirty tracking: no HWPT", syscall.ENOENT)
+		return &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
 	}
 	if enable && b.flavour == iommu.IOMMUFD {
 		// iopt_clear_dirty_data: a clean snapshot to start from.
@@ -173,7 +174,11 @@ func (as *AddressSpace) ReadDirty(ctx context.Context, iova iommu.IOVA, length, 
 		return nil, errnoErr("dirty tracking on compat", syscall.ENOTTY)
 	}
 	if !as.domain {
-		return nil, errnoErr("read dirty: no HWPT", syscall.ENOENT)
+		return nil, &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
+	}
+	if keep && b.flavour == iommu.Type1v2 {
+		// VFIO_IOMMU_DIRTY_PAGES GET_BITMAP always clears.
+		return nil, &iommu.UnsupportedError{Feature: "reading type1 dirty bits without clearing them"}
 	}
 	start := uint64(iova)
 	last := start + length - 1

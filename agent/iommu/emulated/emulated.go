@@ -179,7 +179,61 @@ func (b *Backend) newID(kind string) (uint32, error) {
 // NewAddressSpace implements iommu.Backend: IOMMU_IOAS_ALLOC on iommufd, a
 // container on type1 and compat.
 func (b *Backend) NewAddressSpace(ctx context.Context) (iommu.AddressSpace, error) {
-	return b.NewIOAS(ctx)
+	as, err := b.NewIOAS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if b.flavour != iommu.IOMMUFD {
+		return &Container{as}, nil
+	}
+	return as, nil
+}
+
+// Container is the address space the type1v2 and compat flavours hand
+// out: the legacy API has neither IOAS_COPY nor ALLOW_IOVAS, so, like the
+// type1 backend, it does not offer iommu.Copier or iommu.IOVAAllower.
+type Container struct{ as *AddressSpace }
+
+var (
+	_ iommu.AddressSpace = (*Container)(nil)
+	_ iommu.DirtyTracker = (*Container)(nil)
+)
+
+// Space is the emulator's view of the container, for tests (Translate,
+// Mappings).
+func (c *Container) Space() *AddressSpace { return c.as }
+
+// Attach implements iommu.AddressSpace.
+func (c *Container) Attach(ctx context.Context, dev iommu.Device) (iommu.Attachment, error) {
+	return c.as.Attach(ctx, dev)
+}
+
+// Map implements iommu.AddressSpace.
+func (c *Container) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, error) {
+	return c.as.Map(ctx, m)
+}
+
+// Unmap implements iommu.AddressSpace.
+func (c *Container) Unmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
+	return c.as.Unmap(ctx, iova, length)
+}
+
+// Ranges implements iommu.AddressSpace.
+func (c *Container) Ranges(ctx context.Context) ([]iommu.Range, uint64, error) {
+	return c.as.Ranges(ctx)
+}
+
+// Close implements iommu.AddressSpace.
+func (c *Container) Close() error { return c.as.Close() }
+
+// SetDirtyTracking implements iommu.DirtyTracker (VFIO_IOMMU_DIRTY_PAGES).
+func (c *Container) SetDirtyTracking(ctx context.Context, enable bool) error {
+	return c.as.SetDirtyTracking(ctx, enable)
+}
+
+// ReadDirty implements iommu.DirtyTracker.
+func (c *Container) ReadDirty(ctx context.Context, iova iommu.IOVA, length, pageSize uint64, keep bool) ([]uint64, error) {
+	return c.as.ReadDirty(ctx, iova, length, pageSize, keep)
 }
 
 // NewIOAS is NewAddressSpace returning the concrete type.

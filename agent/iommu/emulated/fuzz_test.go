@@ -67,7 +67,7 @@ func (m *model) unmap(start, n uint64) (uint64, syscall.Errno) {
 		bytes += m.areas[i].n * pageSize
 		m.areas = slices.Delete(m.areas, i, i+1)
 	}
-	if bytes == 0 && m.flavour != iommu.Type1v2 {
+	if bytes == 0 && m.flavour == iommu.IOMMUFD {
 		return 0, syscall.ENOENT
 	}
 	return bytes, 0

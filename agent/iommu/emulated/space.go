@@ -536,9 +536,9 @@ func (as *AddressSpace) finishMap(m iommu.Mapping, iova uint64) (iommu.IOVA, err
 
 // Unmap implements iommu.AddressSpace with each flavour's rules:
 // iommufd and compat refuse to cut an area (ENOENT, after unmapping the
-// whole areas below it, as iopt_unmap_iova_range does) and report ENOENT
-// when nothing was mapped; type1v2 refuses a cut up front (EINVAL) and
-// reports 0 bytes for nothing.
+// whole areas below it, as iopt_unmap_iova_range does); type1v2 refuses a
+// cut up front (EINVAL). Unmapping nothing is ENOENT on iommufd, 0 bytes
+// on type1v2 and compat.
 func (as *AddressSpace) Unmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -581,7 +581,9 @@ func (as *AddressSpace) Unmap(ctx context.Context, iova iommu.IOVA, length uint6
 		}
 		n += as.remove(i)
 	}
-	if n == 0 {
+	if n == 0 && b.flavour == iommu.IOMMUFD {
+		// The compat container answers 0 bytes like type1 since
+		// afb47765f923 (Linux 6.18, backported to stable).
 		return 0, errnoErr(fmt.Sprintf("unmap %#x+%#x: nothing mapped", start, length), syscall.ENOENT)
 	}
 	return n, nil
@@ -750,9 +752,9 @@ func (as *AddressSpace) Copy(ctx context.Context, src iommu.AddressSpace, srcIOV
 	return iommu.IOVA(iova), nil
 }
 
-// Close implements iommu.AddressSpace. On iommufd an IOAS a device is
-// attached to cannot be destroyed (EBUSY, uapi.md row 10); closing a type1
-// or compat container releases its groups.
+// Close implements iommu.AddressSpace: it detaches every device, unmaps
+// everything and drops the pins, as the kernel backends do (detach, then
+// IOMMU_DESTROY or closing the container). Idempotent.
 func (as *AddressSpace) Close() error {
 	b := as.b
 	b.mu.Lock()
@@ -760,12 +762,22 @@ func (as *AddressSpace) Close() error {
 	if as.closed || b.closed {
 		return nil
 	}
-	if b.flavour == iommu.IOMMUFD && len(as.attached) > 0 {
-		return errnoErr(fmt.Sprintf("destroy ioas %d: devices attached", as.id), syscall.EBUSY)
-	}
 	as.teardown()
 	b.spaces = slices.DeleteFunc(b.spaces, func(x *AddressSpace) bool { return x == as })
 	return nil
+}
+
+// Destroy is IOMMU_DESTROY of the IOAS on its own: EBUSY while a device is
+// attached (uapi.md row 10), otherwise Close.
+func (as *AddressSpace) Destroy() error {
+	b := as.b
+	b.mu.Lock()
+	busy := !as.closed && len(as.attached) > 0
+	b.mu.Unlock()
+	if busy {
+		return errnoErr(fmt.Sprintf("destroy ioas %d: devices attached", as.id), syscall.EBUSY)
+	}
+	return as.Close()
 }
 
 // teardown detaches everything, unmaps everything and frees the IOAS.
