@@ -1,0 +1,85 @@
+//go:build hwtests && linux
+
+package hwtests
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/iommutest"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/type1"
+	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
+)
+
+// TestConformance holds the kernel backends to the suite the emulated one
+// passes in plain go test, with edu doing the DMA. The two-device memlock
+// cases need `-devices edu,edu`; the default run has one edu and the suite
+// skips them, saying why.
+func TestConformance(t *testing.T) {
+	devs := findEdu(t)
+	if listed := eduListed(); len(devs) < listed {
+		t.Fatalf("HWTESTS_DEVICES lists %d edu, the guest has %d", listed, len(devs))
+	}
+	if len(devs) < 2 {
+		t.Logf("one edu: the two-device memlock cases skip (run the harness with -devices edu,edu)")
+	}
+	var devices []iommu.Device
+	for _, d := range devs {
+		bindVFIO(t, d)
+		devices = append(devices, iommu.Device{BDF: d.BDF, Group: d.Group, Cdev: cdevPath(t, d)})
+	}
+	// x86's interrupt window, which VT-d reports as reserved.
+	reserved := []iommu.Range{{Start: 0xfee00000, Last: 0xfeefffff}}
+
+	target := func(t *testing.T, b iommu.Backend, pinned string) iommutest.Target {
+		return iommutest.Target{
+			Backend: b,
+			Devices: devices,
+			Alloc:   dmaBuffer,
+			DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
+				return openEdu(t, vfioDevice(t, a))
+			},
+			Pinned:   func() uint64 { return procStatusKB(t, pinned) * 1024 },
+			DMALimit: edu.MaxIOVA,
+			Reserved: reserved,
+		}
+	}
+	t.Run("iommufd", func(t *testing.T) {
+		iommutest.Run(t, func(t *testing.T) iommutest.Target {
+			b, err := cdev.Open(context.Background(), cdev.Options{})
+			need(t, "open the iommufd backend", err)
+			return target(t, b, "VmPin")
+		})
+	})
+	// type1 joins when its backend carries the errno on the refusals it
+	// makes itself (empty and misaligned maps): see the iommutest report.
+}
+
+// vfioDevice is the device fd behind a kernel backend's attachment.
+func vfioDevice(t *testing.T, a iommu.Attachment) *vfio.Device {
+	t.Helper()
+	switch a := a.(type) {
+	case *cdev.Attachment:
+		return a.VFIODevice()
+	case *type1.Attachment:
+		return a.VFIODevice()
+	}
+	t.Fatalf("attachment %T has no VFIO device", a)
+	return nil
+}
+
+// eduListed counts the edu functions the harness put in the guest.
+func eduListed() int {
+	n := 0
+	for _, d := range strings.Split(os.Getenv("HWTESTS_DEVICES"), ",") {
+		if kind, _, _ := strings.Cut(d, "@"); kind == "edu" {
+			n++
+		}
+	}
+	return n
+}
