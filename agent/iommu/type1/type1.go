@@ -5,9 +5,11 @@
 // device is reached through its group (/dev/vfio/N). The same calls work on
 // iommufd's vfio-compat container, which Open recognises (Flavour Compat).
 //
-// The kernel's semantics are kept: unmapping nothing is 0 bytes on
-// type1v2, cutting a mapping EINVAL there and ENOENT on compat, and the last
-// group leaving a container drops every mapping in it.
+// The kernel's semantics are kept: unmapping nothing is 0 bytes (on compat
+// too), cutting a mapping EINVAL on type1v2 and ENOENT on compat, and the
+// last group leaving a type1 container drops every mapping in it (the compat
+// container keeps them). Before any group, type1 answers EINVAL and compat
+// ENODEV.
 package type1
 
 import (
@@ -282,12 +284,7 @@ func (as *AddressSpace) joinLocked(cu *cleanup, dev iommu.Device) (*group, error
 		return nil, fmt.Errorf("attach %s: put group %d into the container: %w", dev.BDF, dev.Group, iommu.Wrap(err))
 	}
 	first := len(as.groups) == 0
-	cu.Add(func() {
-		g.UnsetContainer()
-		if first {
-			as.maps = nil
-		}
-	})
+	cu.Add(func() { g.UnsetContainer() })
 	if first {
 		err := o.step(StepSetIOMMU)
 		if err == nil {
@@ -388,8 +385,9 @@ func pickIOVA(ranges []iommu.Range, pageAlign uint64, maps []span, length uint64
 func alignUp(v, a uint64) uint64 { return (v + a - 1) &^ (a - 1) }
 
 // Unmap implements iommu.AddressSpace with VFIO_IOMMU_UNMAP_DMA. The
-// kernel's answers stand: a range holding nothing unmaps 0 bytes, one
-// cutting a mapping is EINVAL (type1v2) or ENOENT (compat).
+// kernel's answers stand: a range holding nothing unmaps 0 bytes (type1v2
+// and compat alike), one cutting a mapping is EINVAL (type1v2) or ENOENT
+// (compat).
 // Unmap(0, math.MaxUint64) is VFIO_DMA_UNMAP_FLAG_ALL.
 func (as *AddressSpace) Unmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
 	as.mu.Lock()
@@ -541,8 +539,9 @@ func (a *Attachment) VFIODevice() *vfio.Device { return a.vdev }
 
 // Detach closes the device fd; for the group's last device it also takes
 // the group out of the container (VFIO_GROUP_UNSET_CONTAINER) and closes
-// it. When that was the container's last group, the kernel drops every
-// mapping in it. Idempotent.
+// it. When that was the container's last group, type1 drops every mapping
+// in it; the compat container keeps them, unpinned until a group is back.
+// Idempotent.
 func (a *Attachment) Detach(ctx context.Context) error {
 	a.b.mu.Lock()
 	defer a.b.mu.Unlock()
@@ -571,9 +570,11 @@ func (a *Attachment) detachLocked() error {
 	}
 	delete(a.b.groups, g.id)
 	delete(g.as.groups, g.id)
-	if len(g.as.groups) == 0 {
+	if len(g.as.groups) == 0 && a.b.flavour == iommu.Type1v2 {
+		// type1 dropped them with the last group; the compat container's
+		// IOAS keeps them (unpinned until a group comes back).
 		g.as.mu.Lock()
-		g.as.maps = nil // the kernel dropped them with the last group
+		g.as.maps = nil
 		g.as.mu.Unlock()
 	}
 	return errors.Join(errs...)
