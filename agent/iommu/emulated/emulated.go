@@ -62,7 +62,9 @@ type Backend struct {
 	flavour iommu.Flavour
 	machine *Machine
 	limit   uint64
-	acct    *Accounting // where pins are charged
+	acct    *Accounting // where pins are charged: user or proc
+	user    *Accounting
+	proc    *Accounting
 	pool    nodePool
 	// freed areas and pages, so map and unmap do not allocate
 	areaPool  []*area
@@ -114,6 +116,8 @@ func New(opts Options) (*Backend, error) {
 		machine: m,
 		limit:   opts.MemlockLimit,
 		acct:    acct,
+		user:    user,
+		proc:    proc,
 		objects: make(map[uint32]string),
 		bound:   make(map[string]*Attachment),
 	}, nil
@@ -277,6 +281,29 @@ func (b *Backend) Close() error {
 	}
 	b.spaces = nil
 	b.closed = true
+	return nil
+}
+
+// SetRLimitMode is IOMMU_OPTION_RLIMIT_MODE SET (uapi.md row 33): only on
+// an iommufd with no objects yet (EBUSY), mode 0 or 1 (EINVAL). The
+// emulator does not model CAP_SYS_RESOURCE.
+func (b *Backend) SetRLimitMode(mode RLimitMode) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return closedErr("set rlimit mode")
+	case b.flavour == iommu.Type1v2:
+		return errnoErr("set rlimit mode on type1v2", syscall.ENOTTY)
+	case mode != PerUser && mode != PerProcess:
+		return errnoErr(fmt.Sprintf("set rlimit mode %d", mode), syscall.EINVAL)
+	case len(b.objects) > 0:
+		return errnoErr("set rlimit mode: the iommufd has objects", syscall.EBUSY)
+	}
+	b.acct = b.user
+	if mode == PerProcess {
+		b.acct = b.proc
+	}
 	return nil
 }
 

@@ -121,7 +121,7 @@ func TestMapUnmapErrnos(t *testing.T) {
 		{"14/43", "length 0", func(as *AddressSpace, p []byte) error { return mapErr(as, fixed(p[:0], 0x300000)) }, all(syscall.EINVAL)},
 		{"43", "neither read nor write", func(as *AddressSpace, p []byte) error {
 			return mapErr(as, iommu.Mapping{Mem: p[:4096], IOVA: 0x300000, Fixed: true})
-		}, all(syscall.EINVAL)},
+		}, want{iommu.IOMMUFD: syscall.EINVAL, iommu.Type1v2: syscall.EINVAL, iommu.Compat: 0}}, // compat: iommufd_vfio_map_dma has no check
 		{"15/45", "range wraps", func(as *AddressSpace, p []byte) error { return mapErr(as, fixed(p[:8192], math.MaxUint64-4095)) },
 			want{iommu.IOMMUFD: syscall.EOVERFLOW, iommu.Compat: syscall.EOVERFLOW, iommu.Type1v2: syscall.EINVAL}},
 		{"16/43", "fixed map over the interrupt window", func(as *AddressSpace, p []byte) error { return mapErr(as, fixed(p[:8192], msiStart-4096)) }, all(syscall.EINVAL)},
@@ -575,4 +575,22 @@ func TestNewRejects(t *testing.T) {
 	if _, err := New(Options{Devices: []iommu.Device{eduA, eduA}}); !errors.Is(err, iommu.ErrInvalid) {
 		t.Errorf("duplicate device: %v", err)
 	}
+}
+
+// TestRLimitMode: uapi.md row 33.
+func TestRLimitMode(t *testing.T) {
+	t.Parallel()
+	user, proc := &Accounting{}, &Accounting{}
+	b := newBackend(t, Options{User: user, Process: proc})
+	checkErr(t, "mode 2", b.SetRLimitMode(2), syscall.EINVAL)
+	checkErr(t, "per process", b.SetRLimitMode(PerProcess), 0)
+	as := newSpace(t, b)
+	checkErr(t, "with an IOAS", b.SetRLimitMode(PerUser), syscall.EBUSY)
+	attach(t, as, eduA)
+	mustMap(t, as, fixed(mem(t, 8192, 4096), 0x100000))
+	if proc.Pinned() != 8192 || user.Pinned() != 0 {
+		t.Errorf("per-process mode charged user %d, process %d", user.Pinned(), proc.Pinned())
+	}
+	t1 := newBackend(t, Options{Flavour: iommu.Type1v2})
+	checkErr(t, "type1", t1.SetRLimitMode(PerUser), syscall.ENOTTY)
 }

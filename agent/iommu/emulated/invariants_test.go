@@ -118,7 +118,13 @@ func failNthSequence(t *testing.T, b *Backend, p []byte) error {
 	var at *Attachment
 	step("ioas alloc", func() (e error) { src, e = b.NewIOAS(ctx); return })
 	step("ioas alloc", func() (e error) { dst, e = b.NewIOAS(ctx); return })
-	step("allow iovas", func() error {
+	fd := b.flavour == iommu.IOMMUFD
+	opt := func(ok bool, name string, op func() error) {
+		if ok {
+			step(name, op)
+		}
+	}
+	opt(fd, "allow iovas", func() error {
 		return src.AllowIOVAs(ctx, []iommu.Range{{Start: 0x100000, Last: 0x7fffffff}})
 	})
 	step("map without domain", func() error { _, e := src.Map(ctx, fixed(p[:8192], 0x100000)); return e })
@@ -126,12 +132,12 @@ func failNthSequence(t *testing.T, b *Backend, p []byte) error {
 	step("attach second", func() (e error) { _, e = dst.AttachDevice(ctx, eduB); return })
 	step("map auto", func() error { _, e := src.Map(ctx, iommu.Mapping{Mem: p[8192 : 4<<20], Perm: iommu.Read}); return e })
 	step("map 2M", func() error { _, e := src.Map(ctx, fixed(p[2<<20:4<<20], 0x40000000)); return e })
-	step("copy", func() error {
+	opt(fd, "copy", func() error {
 		_, e := dst.Copy(ctx, src, 0x100000, 8192, iommu.Mapping{Perm: iommu.Read})
 		return e
 	})
-	step("dirty on", func() error { return src.SetDirtyTracking(ctx, true) })
-	step("read dirty", func() error { _, e := src.ReadDirty(ctx, 0x100000, 8192, 4096, false); return e })
+	opt(b.flavour != iommu.Compat, "dirty on", func() error { return src.SetDirtyTracking(ctx, true) })
+	opt(b.flavour != iommu.Compat, "read dirty", func() error { _, e := src.ReadDirty(ctx, 0x100000, 8192, 4096, false); return e })
 	step("unmap", func() error { _, e := src.Unmap(ctx, 0x100000, 8192); return e })
 	step("unmap all", func() error { _, e := src.Unmap(ctx, 0, ^uint64(0)); return e })
 	step("detach", func() error { return at.Detach(ctx) })
@@ -144,38 +150,44 @@ func failNthSequence(t *testing.T, b *Backend, p []byte) error {
 // sequence must succeed.
 func TestFailNth(t *testing.T) {
 	t.Parallel()
-	p := mem(t, 4<<20, 2<<20)
-	user := &Accounting{}
-	m := mustMachine(t, eduA, eduB)
-	n := 1
-	for ; n < 400; n++ {
-		b := newBackend(t, Options{Machine: m, User: user})
-		b.FailNth(n)
-		err := failNthSequence(t, b, p)
-		left := b.FailNthLeft()
-		b.Close()
-		if b.Objects() != 0 || b.Pinned() != 0 || user.Pinned() != 0 {
-			t.Fatalf("N=%d: after Close %d objects, %d pinned, user %d", n, b.Objects(), b.Pinned(), user.Pinned())
-		}
-		if left > 0 {
-			if err != nil {
-				t.Fatalf("N=%d: the counter was not reached but the sequence failed: %v", n, err)
+	for _, f := range flavours {
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
+			p := mem(t, 4<<20, 2<<20)
+			user, proc := &Accounting{}, &Accounting{}
+			m := mustMachine(t, eduA, eduB)
+			opts := Options{Flavour: f, Machine: m, User: user, Process: proc}
+			n := 1
+			for ; n < 400; n++ {
+				b := newBackend(t, opts)
+				b.FailNth(n)
+				err := failNthSequence(t, b, p)
+				left := b.FailNthLeft()
+				b.Close()
+				if b.Objects() != 0 || b.Pinned() != 0 || user.Pinned() != 0 || proc.Pinned() != 0 {
+					t.Fatalf("N=%d: after Close %d objects, %d pinned, user %d, process %d", n, b.Objects(), b.Pinned(), user.Pinned(), proc.Pinned())
+				}
+				if left > 0 {
+					if err != nil {
+						t.Fatalf("N=%d: the counter was not reached but the sequence failed: %v", n, err)
+					}
+					break
+				}
+				if err == nil {
+					t.Fatalf("N=%d: the failure was injected but nothing failed", n)
+				}
+				clean := newBackend(t, opts)
+				if err := failNthSequence(t, clean, p); err != nil {
+					t.Fatalf("N=%d: the next clean run failed: %v", n, err)
+				}
+				clean.Close()
 			}
-			break
-		}
-		if err == nil {
-			t.Fatalf("N=%d: the failure was injected but nothing failed", n)
-		}
-		clean := newBackend(t, Options{Machine: m, User: user})
-		if err := failNthSequence(t, clean, p); err != nil {
-			t.Fatalf("N=%d: the next clean run failed: %v", n, err)
-		}
-		clean.Close()
+			if n < 10 || n >= 400 {
+				t.Fatalf("sweep ended at N=%d", n)
+			}
+			t.Logf("fail-nth sweep, %s: %d injection sites", f, n-1)
+		})
 	}
-	if n < 10 || n >= 400 {
-		t.Fatalf("sweep ended at N=%d", n)
-	}
-	t.Logf("fail-nth sweep: %d injection sites", n-1)
 }
 
 // TestZeroAllocs: translate of a mapped IOVA and map+unmap of 4 KiB in

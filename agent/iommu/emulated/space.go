@@ -448,7 +448,9 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 func (as *AddressSpace) mapIOAS(m iommu.Mapping) (iommu.IOVA, error) {
 	b := as.b
 	iova, length, addr := uint64(m.IOVA), uint64(len(m.Mem)), addrOf(m.Mem)
-	if m.Perm&(iommu.Read|iommu.Write) == 0 {
+	if m.Perm&(iommu.Read|iommu.Write) == 0 && b.flavour == iommu.IOMMUFD {
+		// iommufd_ioas_map refuses it; iommufd_vfio_map_dma does not
+		// check and maps the range inaccessible.
 		return 0, errnoErr("map: neither read nor write", syscall.EINVAL)
 	}
 	if iova == maxU64 || length == maxU64 {
