@@ -594,3 +594,34 @@ func TestRLimitMode(t *testing.T) {
 	t1 := newBackend(t, Options{Flavour: iommu.Type1v2})
 	checkErr(t, "type1", t1.SetRLimitMode(PerUser), syscall.ENOTTY)
 }
+
+// TestPinOnce: pages are pinned per host page, once, however many areas
+// in domains use them (uapi.md row 50): a partial COPY out of an IOAS
+// without a device pins only the pages it maps; the source's own domain
+// then adds only the rest.
+func TestPinOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBackend(t, Options{})
+	src, dst := newSpace(t, b), newSpace(t, b)
+	p := mem(t, 64<<10, 4096)
+	mustMap(t, src, fixed(p, 0x100000))
+	attach(t, dst, eduB)
+	if _, err := dst.Copy(ctx, src, 0x104000, 8192, iommu.Mapping{IOVA: 0x200000, Fixed: true, Perm: iommu.Read}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Pinned() != 8192 {
+		t.Errorf("partial copy pinned %d bytes, want 8192", b.Pinned())
+	}
+	at := attach(t, src, eduA)
+	if b.Pinned() != 64<<10 {
+		t.Errorf("source domain: %d pinned, want %d", b.Pinned(), 64<<10)
+	}
+	at.Detach(ctx)
+	if b.Pinned() != 8192 {
+		t.Errorf("source detached: %d pinned, want 8192", b.Pinned())
+	}
+	if _, err := dst.Unmap(ctx, 0, math.MaxUint64); err != nil || b.Pinned() != 0 {
+		t.Errorf("unmap all: %v, %d pinned", err, b.Pinned())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -13,17 +14,19 @@ import (
 // checkInvariants holds the emulator to its own bookkeeping: areas sorted
 // and disjoint, filled exactly when a domain exists, the page table
 // mapping each filled area's memory and nothing else, and the pinned
-// bytes equal to the charge of every pages object a domain uses.
+// bytes equal to the host pages areas in domains hold, each once.
 func checkInvariants(b *Backend) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	charged := map[*pages]bool{}
-	var want uint64
+	refs := map[*pages][]uint32{}
 	for _, as := range b.spaces {
 		var leaves uint64
 		for i, a := range as.areas {
 			if i > 0 && as.areas[i-1].last() >= a.iova {
 				return fmt.Errorf("ioas %d: areas %d and %d overlap or are unsorted", as.id, i-1, i)
+			}
+			if refs[a.pg] == nil {
+				refs[a.pg] = make([]uint32, len(a.pg.pins))
 			}
 			if a.filled != as.domain {
 				return fmt.Errorf("ioas %d: area %#x filled=%v, domain=%v", as.id, a.iova, a.filled, as.domain)
@@ -31,9 +34,9 @@ func checkInvariants(b *Backend) error {
 			if !a.filled {
 				continue
 			}
-			if !charged[a.pg] {
-				charged[a.pg] = true
-				want += a.pg.charge
+			first, last := a.pg.hostPages(a.off, a.length)
+			for i := first; i <= last; i++ {
+				refs[a.pg][i]++
 			}
 			for off := uint64(0); off < a.length; off += pageSize {
 				got, perm, ok := as.pt.translate(a.iova + off)
@@ -45,6 +48,17 @@ func checkInvariants(b *Backend) error {
 		}
 		if n := countLeaves(as.pt.root, topLevel); n != leaves {
 			return fmt.Errorf("ioas %d: page table maps %#x bytes, areas %#x", as.id, n, leaves)
+		}
+	}
+	var want uint64
+	for pg, r := range refs {
+		if !slices.Equal(r, pg.pins) {
+			return fmt.Errorf("pin counts %v, areas in domains hold %v", pg.pins, r)
+		}
+		for _, n := range r {
+			if n > 0 {
+				want += pageSize
+			}
 		}
 	}
 	if want != b.pinned {

@@ -45,9 +45,15 @@ func sortResv(r []resv) {
 type pages struct {
 	mem      []byte
 	writable bool
-	charge   uint64 // bytes of host pages spanned
-	refs     int    // areas using it
-	pinUsers int    // areas using it in an address space with a domain
+	base     uint64   // host address of the first page mem touches
+	pins     []uint32 // per host page: areas in a domain that use it
+	refs     int      // areas using it
+}
+
+// hostPages is the index range of pg.pins that [off, off+length) touches.
+func (pg *pages) hostPages(off, length uint64) (first, last uint64) {
+	a := addrOf(pg.mem) + off
+	return (a - pg.base) / pageSize, (a + length - 1 - pg.base) / pageSize
 }
 
 // area is one mapping (the kernel's iopt_area).
@@ -330,35 +336,55 @@ func mergeRanges(in []iommu.Range, lo, hi uint64) []iommu.Range {
 	return out
 }
 
-// pin charges pg's pages the first time a domain needs them.
-func (b *Backend) pin(pg *pages) error {
-	if pg.pinUsers == 0 {
+// pin pins the host pages under a, charging those no other area in a
+// domain holds yet: a page is pinned and charged once however many areas
+// share its iopt_pages (COPY, two devices on one IOAS).
+func (b *Backend) pin(a *area) error {
+	pg := a.pg
+	first, last := pg.hostPages(a.off, a.length)
+	var fresh uint64
+	for i := first; i <= last; i++ {
+		if pg.pins[i] == 0 {
+			fresh++
+		}
+	}
+	if fresh > 0 {
 		if err := b.step("pin pages"); err != nil {
 			return err
 		}
-		if err := b.charge(pg.charge); err != nil {
+		if err := b.charge(fresh * pageSize); err != nil {
 			return err
 		}
 	}
-	pg.pinUsers++
+	for i := first; i <= last; i++ {
+		pg.pins[i]++
+	}
 	return nil
 }
 
-func (b *Backend) unpin(pg *pages) {
-	pg.pinUsers--
-	if pg.pinUsers == 0 {
-		b.uncharge(pg.charge)
+func (b *Backend) unpin(a *area) {
+	pg := a.pg
+	first, last := pg.hostPages(a.off, a.length)
+	var freed uint64
+	for i := first; i <= last; i++ {
+		pg.pins[i]--
+		if pg.pins[i] == 0 {
+			freed++
+		}
+	}
+	if freed > 0 {
+		b.uncharge(freed * pageSize)
 	}
 }
 
 // fill pins a's pages and loads it into the page table.
 func (as *AddressSpace) fill(a *area) error {
 	b := as.b
-	if err := b.pin(a.pg); err != nil {
+	if err := b.pin(a); err != nil {
 		return err
 	}
 	if err := as.pt.mapRange(a.iova, a.mem(), a.perm, b.step); err != nil {
-		b.unpin(a.pg)
+		b.unpin(a)
 		return err
 	}
 	a.filled = true
@@ -370,7 +396,7 @@ func (as *AddressSpace) unfill(a *area) {
 		return
 	}
 	as.pt.unmapRange(a.iova, a.length)
-	as.b.unpin(a.pg)
+	as.b.unpin(a)
 	a.filled = false
 }
 
@@ -384,14 +410,21 @@ func (b *Backend) newPages(mem []byte, writable bool) *pages {
 	}
 	start := addrOf(mem) &^ (pageSize - 1)
 	end := (addrOf(mem) + uint64(len(mem)) + pageSize - 1) &^ (pageSize - 1)
-	*pg = pages{mem: mem, writable: writable, charge: end - start}
+	n := int((end - start) / pageSize)
+	pins := pg.pins[:0]
+	if cap(pins) < n {
+		pins = make([]uint32, n)
+	}
+	pins = pins[:n]
+	clear(pins)
+	*pg = pages{mem: mem, writable: writable, base: start, pins: pins}
 	return pg
 }
 
 func (b *Backend) putPages(pg *pages) {
 	pg.refs--
 	if pg.refs == 0 {
-		*pg = pages{}
+		*pg = pages{pins: pg.pins[:0]}
 		b.pagesPool = append(b.pagesPool, pg)
 	}
 }
