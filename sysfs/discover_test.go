@@ -205,7 +205,7 @@ func TestBrokenTree(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"device 0000:00:01.0 vendor", "device 0000:00:01.0 numa_node", "device 0000:00:01.0 resource",
-		"device 0000:00:02.0 iommu_group", "device 0000:00:05.0 physfn", "device 0000:00:06.0 sriov",
+		"device 0000:00:02.0 iommu_group", "device 0000:00:05.0 physfn", "device 0000:00:06.0 sriov", "device 0000:00:06.0 numa_node",
 		`"bogus"`,
 	} {
 		if !strings.Contains(msg, want) {

@@ -89,8 +89,8 @@ func readAttr(path string) (value string, ok bool, err error) {
 		return "", false, err
 	}
 	defer fd.Close()
-	buf := make([]byte, maxAttr)
-	n, err := fd.Read(buf)
+	var buf [maxAttr]byte
+	n, err := fd.Read(buf[:])
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", false, fmt.Errorf("read %s: %w", path, err)
 	}

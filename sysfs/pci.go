@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -102,9 +101,48 @@ func compareAddress(x, y Address) int {
 	return 0
 }
 
+// devDir reads one device directory. Its listing tells which files exist,
+// sparing an open per missing attribute and a glob for virtfn links; when
+// the listing fails (ents nil) every file is tried.
+type devDir struct {
+	path string
+	ents []fs.DirEntry
+}
+
+func (d devDir) has(name string) bool {
+	if d.ents == nil {
+		return true
+	}
+	_, ok := slices.BinarySearchFunc(d.ents, name, func(e fs.DirEntry, n string) int { return strings.Compare(e.Name(), n) })
+	return ok
+}
+
+func (d devDir) attr(name string) (string, bool, error) {
+	if !d.has(name) {
+		return "", false, nil
+	}
+	return readAttr(filepath.Join(d.path, name))
+}
+
+func (d devDir) file(name string) (string, bool, error) {
+	if !d.has(name) {
+		return "", false, nil
+	}
+	return readFile(filepath.Join(d.path, name))
+}
+
+func (d devDir) link(name string) (string, bool, error) {
+	if !d.has(name) {
+		return "", false, nil
+	}
+	return readLink(filepath.Join(d.path, name))
+}
+
 // readDevice reads every attribute it can, collecting errors per attribute.
 func (f *FS) readDevice(a Address) (Device, error) {
 	d := Device{Address: a}
+	dir := devDir{path: f.devPath(a)}
+	dir.ents, _ = os.ReadDir(dir.path)
 	var errs []error
 	fail := func(what string, err error) {
 		errs = append(errs, fmt.Errorf("device %s %s: %w", a, what, err))
@@ -121,7 +159,7 @@ func (f *FS) readDevice(a Address) (Device, error) {
 		{"class", 24, func(v uint64) { d.Class = uint32(v) }},
 	}
 	for _, id := range ids {
-		s, ok, err := readAttr(f.devPath(a, id.name))
+		s, ok, err := dir.attr(id.name)
 		if err != nil {
 			fail(id.name, err)
 			continue
@@ -137,22 +175,27 @@ func (f *FS) readDevice(a Address) (Device, error) {
 		id.set(v)
 	}
 
-	if drv, _, err := readLink(f.devPath(a, "driver")); err != nil {
+	if drv, _, err := dir.link("driver"); err != nil {
 		fail("driver", err)
 	} else {
 		d.Driver = drv
 	}
-	if s, _, err := readAttr(f.devPath(a, "driver_override")); err != nil {
+	if s, _, err := dir.attr("driver_override"); err != nil {
 		fail("driver_override", err)
 	} else if s != "(null)" {
 		d.DriverOverride = s
 	}
-	if g, ok, err := f.groupOf(a); err != nil {
+	// A missing iommu_group means no IOMMU translates the device: no error.
+	if t, ok, err := dir.link("iommu_group"); err != nil {
 		fail("iommu_group", err)
 	} else if ok {
-		d.IOMMUGroup = &g
+		if g, err := parseGroupLink(t); err != nil {
+			fail("iommu_group", err)
+		} else {
+			d.IOMMUGroup = &g
+		}
 	}
-	if s, ok, err := readAttr(f.devPath(a, "numa_node")); err != nil {
+	if s, ok, err := dir.attr("numa_node"); err != nil {
 		fail("numa_node", err)
 	} else if ok {
 		if n, err := parseNUMANode(s); err != nil {
@@ -161,7 +204,7 @@ func (f *FS) readDevice(a Address) (Device, error) {
 			d.NUMANode = &n
 		}
 	}
-	if s, ok, err := readFile(f.devPath(a, "resource")); err != nil {
+	if s, ok, err := dir.file("resource"); err != nil {
 		fail("resource", err)
 	} else if ok {
 		if r, err := parseResource(s); err != nil {
@@ -170,7 +213,7 @@ func (f *FS) readDevice(a Address) (Device, error) {
 			d.Resources = r
 		}
 	}
-	if pf, ok, err := readLink(f.devPath(a, "physfn")); err != nil {
+	if pf, ok, err := dir.link("physfn"); err != nil {
 		fail("physfn", err)
 	} else if ok {
 		if p, err := ParseAddress(pf); err != nil {
@@ -179,7 +222,7 @@ func (f *FS) readDevice(a Address) (Device, error) {
 			d.PhysFn = &p
 		}
 	}
-	if s, err := f.readSRIOV(a); err != nil {
+	if s, err := readSRIOV(dir); err != nil {
 		fail("sriov", err)
 	} else {
 		d.SRIOV = s
@@ -187,25 +230,9 @@ func (f *FS) readDevice(a Address) (Device, error) {
 	return d, errors.Join(errs...)
 }
 
-// groupOf reads a device's iommu_group link. ok is false when there is none:
-// no IOMMU translates the device, which is not an error.
-func (f *FS) groupOf(a Address) (group int, ok bool, err error) {
-	t, err := os.Readlink(f.devPath(a, "iommu_group"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	g, err := parseGroupLink(t)
-	if err != nil {
-		return 0, false, err
-	}
-	return g, true, nil
-}
-
-func (f *FS) readSRIOV(a Address) (*SRIOV, error) {
-	total, ok, err := readAttr(f.devPath(a, "sriov_totalvfs"))
+// readSRIOV reads a PF's attributes; nil when the device is no PF.
+func readSRIOV(dir devDir) (*SRIOV, error) {
+	total, ok, err := dir.attr("sriov_totalvfs")
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -213,14 +240,14 @@ func (f *FS) readSRIOV(a Address) (*SRIOV, error) {
 	if s.TotalVFs, err = parseDecimal(total); err != nil {
 		return nil, fmt.Errorf("sriov_totalvfs: %w", err)
 	}
-	if v, ok, err := readAttr(f.devPath(a, "sriov_numvfs")); err != nil {
+	if v, ok, err := dir.attr("sriov_numvfs"); err != nil {
 		return nil, err
 	} else if ok {
 		if s.NumVFs, err = parseDecimal(v); err != nil {
 			return nil, fmt.Errorf("sriov_numvfs: %w", err)
 		}
 	}
-	if v, ok, err := readAttr(f.devPath(a, "sriov_drivers_autoprobe")); err != nil {
+	if v, ok, err := dir.attr("sriov_drivers_autoprobe"); err != nil {
 		return nil, err
 	} else if ok {
 		b, err := parseBool01(v)
@@ -229,21 +256,31 @@ func (f *FS) readSRIOV(a Address) (*SRIOV, error) {
 		}
 		s.DriversAutoprobe = &b
 	}
-	links, err := filepath.Glob(f.devPath(a, "virtfn*"))
-	if err != nil {
-		return nil, err
+	names := make([]string, 0, len(dir.ents))
+	for _, e := range dir.ents {
+		names = append(names, e.Name())
+	}
+	if dir.ents == nil {
+		links, err := filepath.Glob(filepath.Join(dir.path, "virtfn*"))
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range links {
+			names = append(names, filepath.Base(l))
+		}
 	}
 	type vf struct {
 		n int
 		a Address
 	}
 	var vfs []vf
-	for _, l := range links {
-		n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(l), "virtfn"))
-		if err != nil {
+	for _, name := range names {
+		num, isVF := strings.CutPrefix(name, "virtfn")
+		n, err := parseDecimal(num)
+		if !isVF || err != nil {
 			continue // not a virtfnN link
 		}
-		t, _, err := readLink(l)
+		t, _, err := dir.link(name)
 		if err != nil {
 			return nil, err
 		}
