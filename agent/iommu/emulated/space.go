@@ -481,13 +481,13 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 func (as *AddressSpace) mapIOAS(m iommu.Mapping) (iommu.IOVA, error) {
 	b := as.b
 	iova, length, addr := uint64(m.IOVA), uint64(len(m.Mem)), addrOf(m.Mem)
+	if iova == maxU64 || length == maxU64 {
+		return 0, errnoErr("map", syscall.EOVERFLOW)
+	}
 	if m.Perm&(iommu.Read|iommu.Write) == 0 && b.flavour == iommu.IOMMUFD {
 		// iommufd_ioas_map refuses it; iommufd_vfio_map_dma does not
 		// check and maps the range inaccessible.
 		return 0, errnoErr("map: neither read nor write", syscall.EINVAL)
-	}
-	if iova == maxU64 || length == maxU64 {
-		return 0, errnoErr("map", syscall.EOVERFLOW)
 	}
 	if length == 0 {
 		return 0, errnoErr("map: length 0", syscall.EINVAL)
@@ -695,16 +695,16 @@ func (as *AddressSpace) Copy(ctx context.Context, src iommu.AddressSpace, srcIOV
 	if b.flavour != iommu.IOMMUFD {
 		return 0, errnoErr("copy on "+string(b.flavour), syscall.ENOTTY)
 	}
-	s, ok := src.(*AddressSpace)
-	if !ok || s.b != b || s.closed {
-		return 0, errnoErr("copy: source IOAS not in this iommufd", syscall.ENOENT)
+	from := uint64(srcIOVA)
+	if length == maxU64 || from == maxU64 || uint64(dst.IOVA) == maxU64 {
+		return 0, errnoErr("copy", syscall.EOVERFLOW)
 	}
 	if dst.Perm&(iommu.Read|iommu.Write) == 0 {
 		return 0, errnoErr("copy: neither read nor write", syscall.EINVAL)
 	}
-	from := uint64(srcIOVA)
-	if length == maxU64 || from == maxU64 || uint64(dst.IOVA) == maxU64 {
-		return 0, errnoErr("copy", syscall.EOVERFLOW)
+	s, ok := src.(*AddressSpace)
+	if !ok || s.b != b || s.closed {
+		return 0, errnoErr("copy: source IOAS not in this iommufd", syscall.ENOENT)
 	}
 	if length == 0 {
 		return 0, errnoErr("copy: length 0", syscall.EINVAL)
