@@ -109,6 +109,9 @@ func TestVTDGuestDevices(t *testing.T) {
 	if pf.SRIOV == nil || pf.SRIOV.TotalVFs != 7 || pf.SRIOV.NumVFs != 0 || pf.SRIOV.DriversAutoprobe == nil || !*pf.SRIOV.DriversAutoprobe || len(pf.SRIOV.VFs) != 0 {
 		t.Errorf("igb sriov %+v", pf.SRIOV)
 	}
+	if pf.Upstream == nil || *pf.Upstream != rp.Address || edu.Upstream != nil {
+		t.Errorf("upstream bridges: igb %v, edu %v", pf.Upstream, edu.Upstream)
+	}
 	if pf.IOMMUGroup == nil || *pf.IOMMUGroup != 4 || pf.Driver != "igb" || len(pf.Resources) != 4 {
 		t.Errorf("igb: %+v", pf)
 	}

@@ -108,7 +108,7 @@ func FuzzParseCmdline(f *testing.F) {
 	f.Add(`a=b "c d" e="f g" h`)
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, p := range parseCmdline(s) {
-			if p == "" {
+			if p == "" || p == "--" {
 				t.Fatalf("parseCmdline(%q): empty parameter", s)
 			}
 		}

@@ -227,8 +227,9 @@ func parseBool01(s string) (bool, error) {
 	return false, fmt.Errorf("%q: want 0 or 1", s)
 }
 
-// parseCmdline splits /proc/cmdline into parameters, keeping double-quoted
-// values whole as the kernel's parser does.
+// parseCmdline splits /proc/cmdline into kernel parameters, keeping
+// double-quoted values whole as the kernel's parser does. Parameters end at
+// "--": what follows is init's.
 func parseCmdline(text string) []string {
 	var out []string
 	var cur strings.Builder
@@ -241,6 +242,9 @@ func parseCmdline(text string) []string {
 			cur.WriteRune(c)
 		case (c == ' ' || c == '\t' || c == '\n') && !quoted:
 			if in {
+				if cur.String() == "--" {
+					return out
+				}
 				out = append(out, cur.String())
 				cur.Reset()
 				in = false
@@ -250,7 +254,7 @@ func parseCmdline(text string) []string {
 			cur.WriteRune(c)
 		}
 	}
-	if in {
+	if in && cur.String() != "--" {
 		out = append(out, cur.String())
 	}
 	return out

@@ -124,10 +124,13 @@ func TestParseNUMANodeAndBool(t *testing.T) {
 
 func TestParseCmdline(t *testing.T) {
 	t.Parallel()
-	got := parseCmdline(`BOOT_IMAGE=/vmlinuz intel_iommu=on  iommu=pt dyndbg="file vfio.c +p" quiet` + "\n")
+	got := parseCmdline(`BOOT_IMAGE=/vmlinuz intel_iommu=on  iommu=pt dyndbg="file vfio.c +p" quiet -- init=arg` + "\n")
 	want := Cmdline{"BOOT_IMAGE=/vmlinuz", "intel_iommu=on", "iommu=pt", `dyndbg="file vfio.c +p"`, "quiet"}
 	if !slices.Equal(got, want) {
 		t.Errorf("parseCmdline = %q", got)
+	}
+	if got := parseCmdline("a --"); !slices.Equal(got, Cmdline{"a"}) {
+		t.Errorf("parseCmdline(a --) = %q", got)
 	}
 	c := Cmdline{"iommu=pt", "iommu=nopt", "quiet"}
 	if v, ok := c.Lookup("iommu"); !ok || v != "nopt" {

@@ -27,6 +27,7 @@ type Device struct {
 	Resources       []Resource // resource, unused entries left out
 	SRIOV           *SRIOV     // sriov_*; nil unless an SR-IOV physical function
 	PhysFn          *Address   // physfn link: this is a VF of that PF
+	Upstream        *Address   // the bridge above, from where bus/pci/devices/BDF points; nil on a root bus
 }
 
 // IsBridge reports a PCI-to-PCI bridge (class 0x0604), the bridges the
@@ -222,6 +223,11 @@ func (f *FS) readDevice(a Address) (Device, error) {
 			d.PhysFn = &p
 		}
 	}
+	if t, err := os.Readlink(f.devPath(a)); err == nil {
+		if up, err := ParseAddress(filepath.Base(filepath.Dir(t))); err == nil {
+			d.Upstream = &up
+		}
+	} // a root-bus device's parent is pciDDDD:BB; no link is no topology
 	if s, err := readSRIOV(dir); err != nil {
 		fail("sriov", err)
 	} else {
