@@ -134,6 +134,8 @@ func (as *AddressSpace) SetDirtyTracking(ctx context.Context, enable bool) error
 		return errnoErr("dirty tracking on compat", syscall.ENOTTY)
 	case !as.domain:
 		return &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
+	case b.noDirty && b.flavour == iommu.IOMMUFD:
+		return errnoErr("set dirty tracking: the HWPT has no dirty ops", syscall.EOPNOTSUPP)
 	}
 	if enable && b.flavour == iommu.IOMMUFD {
 		// iopt_clear_dirty_data: a clean snapshot to start from.
@@ -175,6 +177,9 @@ func (as *AddressSpace) ReadDirty(ctx context.Context, iova iommu.IOVA, length, 
 	}
 	if !as.domain {
 		return nil, &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
+	}
+	if b.noDirty && b.flavour == iommu.IOMMUFD {
+		return nil, errnoErr("read dirty: the HWPT has no dirty ops", syscall.EOPNOTSUPP)
 	}
 	if keep && b.flavour == iommu.Type1v2 {
 		// VFIO_IOMMU_DIRTY_PAGES GET_BITMAP always clears.

@@ -53,6 +53,10 @@ type Options struct {
 	// the instance a counter of its own. Type1v2 always charges Process
 	// (vfio_lock_acct charges the mm).
 	User, Process *Accounting
+	// NoDirtyTracking gives the iommufd flavour what the kernel gives an
+	// automatic HWPT, and QEMU's VT-d: no dirty ops, so dirty tracking
+	// is EOPNOTSUPP. The differential test against the guest sets it.
+	NoDirtyTracking bool
 }
 
 // Backend is one open /dev/iommu (or VFIO container fd) of the emulated
@@ -65,6 +69,7 @@ type Backend struct {
 	acct    *Accounting // where pins are charged: user or proc
 	user    *Accounting
 	proc    *Accounting
+	noDirty bool
 	pool    nodePool
 	// freed areas and pages, so map and unmap do not allocate
 	areaPool  []*area
@@ -118,6 +123,7 @@ func New(opts Options) (*Backend, error) {
 		acct:    acct,
 		user:    user,
 		proc:    proc,
+		noDirty: opts.NoDirtyTracking,
 		objects: make(map[uint32]string),
 		bound:   make(map[string]*Attachment),
 	}, nil

@@ -625,3 +625,42 @@ func TestPinOnce(t *testing.T) {
 		t.Errorf("unmap all: %v, %d pinned", err, b.Pinned())
 	}
 }
+
+// TestHugePages: uapi.md rows 34 and 35, and the leaves the option allows.
+func TestHugePages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBackend(t, Options{})
+	as := newSpace(t, b)
+	p := mem(t, 4<<20, 2<<20)
+	mustMap(t, as, fixed(p[:100], 0x1000))
+	checkErr(t, "row 35: misaligned area", as.SetHugePages(ctx, false), syscall.EADDRINUSE)
+	if _, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil {
+		t.Fatal(err)
+	}
+	checkErr(t, "off", as.SetHugePages(ctx, false), 0)
+	_, err := as.Map(ctx, fixed(p[:100], 0x1000))
+	checkErr(t, "row 35: misaligned map after", err, syscall.EINVAL)
+	attach(t, as, eduA)
+	mustMap(t, as, fixed(p[:2<<20], 0x200000))
+	if e, lvl := as.pt.lookup(0x200000); e == nil || lvl != 0 {
+		t.Errorf("huge pages off: leaf level %d", lvl)
+	}
+	checkErr(t, "back on", as.SetHugePages(ctx, true), 0)
+	checkErr(t, "off with a filled domain", as.SetHugePages(ctx, false), syscall.EINVAL)
+	mustMap(t, as, fixed(p[2<<20:], 0x400000))
+	if e, lvl := as.pt.lookup(0x400000); e == nil || lvl != 1 {
+		t.Errorf("huge pages on: leaf level %d, want a 2 MiB leaf", lvl)
+	}
+}
+
+func TestNoDirtyTracking(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBackend(t, Options{NoDirtyTracking: true})
+	as := newSpace(t, b)
+	attach(t, as, eduA)
+	checkErr(t, "set", as.SetDirtyTracking(ctx, true), syscall.EOPNOTSUPP)
+	_, err := as.ReadDirty(ctx, 0, 4096, 4096, false)
+	checkErr(t, "read", err, syscall.EOPNOTSUPP)
+}

@@ -175,11 +175,15 @@ func (pt *pageTable) pruneFrom(iova uint64, lvl int, path *[topLevel + 1]*ptNode
 // mapRange maps [iova, iova+len(mem)) with the largest leaves the
 // alignment of iova and of mem's host address allow. On error nothing of
 // it stays mapped.
-func (pt *pageTable) mapRange(iova uint64, mem []byte, perm iommu.Perm, step func(string) error) error {
+func (pt *pageTable) mapRange(iova uint64, mem []byte, perm iommu.Perm, huge bool, step func(string) error) error {
 	pa := addrOf(mem)
+	top := maxLeafLvl
+	if !huge {
+		top = 0
+	}
 	for off := uint64(0); off < uint64(len(mem)); {
 		lvl := 0
-		for l := maxLeafLvl; l > 0; l-- {
+		for l := top; l > 0; l-- {
 			sz := levelSize(l)
 			if (iova+off)&(sz-1) == 0 && (pa+off)&(sz-1) == 0 && uint64(len(mem))-off >= sz {
 				lvl = l

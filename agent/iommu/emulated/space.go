@@ -85,6 +85,7 @@ type AddressSpace struct {
 	attached  []*Attachment
 	pt        pageTable
 	dirty     bool
+	noHuge    bool // IOMMU_OPTION_HUGE_PAGES 0: PAGE_SIZE alignment, 4 KiB leaves only
 }
 
 var (
@@ -383,7 +384,7 @@ func (as *AddressSpace) fill(a *area) error {
 	if err := b.pin(a); err != nil {
 		return err
 	}
-	if err := as.pt.mapRange(a.iova, a.mem(), a.perm, b.step); err != nil {
+	if err := as.pt.mapRange(a.iova, a.mem(), a.perm, !as.noHuge, b.step); err != nil {
 		b.unpin(a)
 		return err
 	}
@@ -864,6 +865,45 @@ func (as *AddressSpace) addDomain() error {
 	return nil
 }
 
+// SetHugePages is IOMMU_OPTION_HUGE_PAGES (uapi.md rows 34 and 35): off
+// makes PAGE_SIZE the IOAS's alignment and maps 4 KiB leaves only. It is
+// refused while a domain already maps areas (EINVAL) or when an area is
+// not page aligned (EADDRINUSE); iommufd only.
+func (as *AddressSpace) SetHugePages(ctx context.Context, on bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("huge pages option"); err != nil {
+		return err
+	}
+	if b.flavour != iommu.IOMMUFD {
+		return errnoErr("huge pages option on "+string(b.flavour), syscall.ENOTTY)
+	}
+	if on {
+		as.noHuge = false
+		if !as.domain {
+			as.alignment = 1
+		}
+		return nil
+	}
+	if as.noHuge {
+		return nil
+	}
+	if as.domain && len(as.areas) > 0 {
+		return errnoErr("disable huge pages: a domain maps areas", syscall.EINVAL)
+	}
+	for _, a := range as.areas {
+		if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
+			return errnoErr(fmt.Sprintf("disable huge pages: area %#x+%#x not page aligned", a.iova, a.length), syscall.EADDRINUSE)
+		}
+	}
+	as.noHuge, as.alignment = true, pageSize
+	return nil
+}
+
 func (as *AddressSpace) removeDomain() {
 	for _, a := range as.areas {
 		as.unfill(a)
@@ -871,6 +911,9 @@ func (as *AddressSpace) removeDomain() {
 	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil })
 	delete(as.b.objects, as.hwptID)
 	as.domain, as.hwptID, as.alignment, as.dirty = false, 0, 1, false
+	if as.noHuge {
+		as.alignment = pageSize
+	}
 }
 
 // Attachment is a device attached to an AddressSpace. It implements
