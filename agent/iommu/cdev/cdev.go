@@ -195,7 +195,9 @@ func (as *AddressSpace) ID() iommufd.ID { return as.ioas }
 // Attach binds dev's cdev to the backend's iommufd (once per device) and
 // attaches it to the IOAS. A device attached to another IOAS of the same
 // backend is moved here, as the kernel's replace does, and keeps its
-// Attachment.
+// Attachment; the kernel moves its whole iommu_group, so attached siblings
+// (by Device.Group) move too. A first attach of a device whose sibling is
+// attached to another IOAS is the kernel's EINVAL.
 func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Attachment, error) {
 	b := as.b
 	b.mu.Lock()
@@ -253,7 +255,8 @@ func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Att
 }
 
 // replaceLocked moves the bound a to as (VFIO_DEVICE_ATTACH_IOMMUFD_PT on an
-// attached device replaces its page table). b.mu is held.
+// attached device replaces its page table), and with it every sibling of
+// its iommu_group, as the kernel does. b.mu is held.
 func (as *AddressSpace) replaceLocked(a *Attachment) error {
 	err := as.b.opts.step(StepAttach)
 	var hwpt uint32
@@ -263,9 +266,16 @@ func (as *AddressSpace) replaceLocked(a *Attachment) error {
 	if err != nil {
 		return fmt.Errorf("attach %s to IOAS %d (replacing IOAS %d): %w", a.dev.BDF, as.ioas, a.as.ioas, iommu.Wrap(err))
 	}
-	delete(a.as.attached, a)
-	a.as, a.hwpt = as, iommufd.ID(hwpt)
-	as.attached[a] = struct{}{}
+	// The kernel replaces the domain of the whole iommu_group: every
+	// attached sibling moved with a.
+	from := a.as
+	for _, s := range as.b.bound {
+		if s == a || (s.dev.Group == a.dev.Group && s.as == from) {
+			delete(s.as.attached, s)
+			s.as, s.hwpt = as, iommufd.ID(hwpt)
+			as.attached[s] = struct{}{}
+		}
+	}
 	return nil
 }
 

@@ -223,3 +223,36 @@ func TestHWInfoType(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUseAndClose races Map, Unmap, Ranges and Attach with Close
+// on a stand-in IOAS, for -race: the kernel calls fail (ENOTTY), the Go
+// state must not race, and after Close every call says ErrClosed.
+func TestConcurrentUseAndClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, err := Open(ctx, Options{Path: os.DevNull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := &AddressSpace{b: b, ioas: 1, attached: make(map[*Attachment]struct{})}
+	b.spaces[as] = struct{}{}
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				as.Map(ctx, iommu.Mapping{IOVA: 0x1000, Fixed: true})
+				as.Unmap(ctx, 0x1000, 0x1000)
+				as.Ranges(ctx)
+				as.Attach(ctx, iommu.Device{BDF: "0000:00:01.0", Cdev: os.DevNull})
+			}
+		}()
+	}
+	b.Close()
+	for range 4 {
+		<-done
+	}
+	if _, err := as.Map(ctx, iommu.Mapping{}); !errors.Is(err, iommu.ErrClosed) {
+		t.Errorf("Map after Close = %v; want ErrClosed", err)
+	}
+}

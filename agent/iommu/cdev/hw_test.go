@@ -300,3 +300,156 @@ func inRanges(rs []iommu.Range, start, length uint64) bool {
 	}
 	return false
 }
+
+// TestSameGroup attaches two functions of one iommu_group: they share the
+// kernel's HWPT, and the group cannot be split over two IOASes or two
+// iommufds (the group rule).
+func TestSameGroup(t *testing.T) {
+	ctx := context.Background()
+	p, ok := needPair(t, true)
+	if !ok {
+		return
+	}
+	for _, d := range p {
+		bindVFIO(t, d)
+	}
+	before := readPins(t)
+	b, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var atts [2]*Attachment
+	for i, d := range p {
+		at, err := as.Attach(ctx, d)
+		if err != nil {
+			t.Fatalf("attach %s: %v", d.BDF, err)
+		}
+		atts[i] = at.(*Attachment)
+	}
+	if atts[0].HWPT() != atts[1].HWPT() {
+		t.Errorf("group siblings on HWPTs %d and %d; want one", atts[0].HWPT(), atts[1].HWPT())
+	}
+	mem := dmaBuffer(t, 2*page)
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range atts {
+		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+	}
+	if got := readPins(t); got.pin-before.pin != 2*page/1024 {
+		t.Errorf("pins %+v for an 8 KiB map seen by two devices, %+v before: want VmPin +8 kB", got, before)
+	}
+
+	// Moving one sibling to another IOAS (replace) moves the whole group.
+	as2, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem2 := dmaBuffer(t, 2*page)
+	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem2, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as2.Attach(ctx, p[1]); err != nil {
+		t.Fatalf("moving one group sibling to another IOAS: %v", err)
+	}
+	if atts[0].HWPT() != atts[1].HWPT() || atts[0].as != as2 {
+		t.Errorf("after the move: HWPTs %d, %d; want the whole group on IOAS %d's", atts[0].HWPT(), atts[1].HWPT(), as2.(*AddressSpace).ID())
+	}
+	for _, a := range atts {
+		roundTrip(t, openEdu(t, a.VFIODevice()), mem2, srcIOVA, dstIOVA)
+	}
+
+	// Detach one sibling: the other keeps DMA. Attaching it afresh to
+	// another IOAS than its sibling's splits the group: EINVAL, and the
+	// failed attach leaves it unbound.
+	if err := atts[0].Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, openEdu(t, atts[1].VFIODevice()), mem2, srcIOVA, dstIOVA)
+	_, err = as.Attach(ctx, p[0])
+	t.Logf("attaching a sibling to another IOAS than the group's: %v", err)
+	if !errors.Is(err, iommu.ErrInvalid) {
+		t.Errorf("attaching a sibling to another IOAS than the group's = %v; want EINVAL", err)
+	}
+	if len(b.bound) != 1 {
+		t.Errorf("%d devices bound after the failed attach, want 1", len(b.bound))
+	}
+	// Nor may the sibling bind to a second iommufd while this one owns
+	// the group.
+	other, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oas, err := other.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = oas.Attach(ctx, p[0])
+	t.Logf("binding a sibling to a second iommufd: %v", err)
+	if !errors.Is(err, iommu.ErrPermission) {
+		t.Errorf("binding a sibling to a second iommufd = %v; want EPERM", err)
+	}
+	if err := other.Close(); err != nil {
+		t.Errorf("Close of the second backend: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before", got, before)
+	}
+}
+
+// TestConcurrentMapUnmap maps and unmaps from several goroutines on one
+// IOAS while the device is attached; every call must succeed and leave
+// nothing mapped.
+func TestConcurrentMapUnmap(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	b, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.Attach(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 4, 50
+	mem := dmaBuffer(t, workers*page)
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			m := iommu.Mapping{Mem: mem[w*page : (w+1)*page], Perm: rw}
+			for range rounds {
+				iova, err := as.Map(ctx, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n, err := as.Unmap(ctx, iova, page); err != nil || n != page {
+					errs <- fmt.Errorf("unmap %#x = %d, %w", iova, n, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 0 {
+		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
+	}
+}

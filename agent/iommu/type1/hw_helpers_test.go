@@ -252,3 +252,36 @@ func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
 		t.Fatalf("the page DMAed from %#x to %#x arrived changed", src, dst)
 	}
 }
+
+// pairOf returns two edu functions that share an iommu_group (same) or do
+// not, when the guest has them (-devices edu,bridge:edu,edu has both).
+func pairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
+	for i := range devs {
+		for j := i + 1; j < len(devs); j++ {
+			if (devs[i].Group == devs[j].Group) == same {
+				return [2]iommu.Device{devs[i], devs[j]}, true
+			}
+		}
+	}
+	return [2]iommu.Device{}, false
+}
+
+// needPair returns a pair as pairOf does; without one it skips outside the
+// guest and, in the guest, ends the test with a log line: the default
+// guest has a single edu.
+func needPair(t *testing.T, same bool) ([2]iommu.Device, bool) {
+	t.Helper()
+	devs := findEdu(t)
+	p, ok := pairOf(devs, same)
+	if !ok {
+		what := "two edu functions in two groups (-devices edu,edu)"
+		if same {
+			what = "two edu functions in one group (-devices bridge:edu,edu)"
+		}
+		if !strict() {
+			t.Skip("needs " + what)
+		}
+		t.Logf("this guest lacks %s: %v", what, devs)
+	}
+	return p, ok
+}

@@ -225,14 +225,11 @@ func TestBackendEdu(t *testing.T) {
 // containers pin them twice (the accounting iommufd's shared IOAS fixes).
 func TestTwoGroups(t *testing.T) {
 	ctx := context.Background()
-	devs := findEdu(t)
-	if len(devs) < 2 || devs[0].Group == devs[1].Group {
-		if !strict() {
-			t.Skip("needs two edu functions in two groups (-devices edu,edu)")
-		}
-		t.Logf("one edu in this guest (run with -devices edu,edu for this case): %v", devs)
+	p, ok := needPair(t, false)
+	if !ok {
 		return
 	}
+	devs := p[:]
 	for _, d := range devs[:2] {
 		bindVFIO(t, d)
 	}
@@ -366,4 +363,130 @@ func inRanges(rs []iommu.Range, start, length uint64) bool {
 		}
 	}
 	return false
+}
+
+// TestSameGroup attaches two functions of one iommu_group: they share the
+// group in the container, and the group leaves only with its last device.
+func TestSameGroup(t *testing.T) {
+	ctx := context.Background()
+	p, ok := needPair(t, true)
+	if !ok {
+		return
+	}
+	for _, d := range p {
+		bindVFIO(t, d)
+	}
+	before := readPins(t)
+	b, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var atts [2]*Attachment
+	for i, d := range p {
+		at, err := as.Attach(ctx, d)
+		if err != nil {
+			t.Fatalf("attach %s: %v", d.BDF, err)
+		}
+		atts[i] = at.(*Attachment)
+	}
+	if len(b.groups) != 1 || atts[0].g != atts[1].g {
+		t.Errorf("two devices of group %d opened %d groups", p[0].Group, len(b.groups))
+	}
+	mem := dmaBuffer(t, 2*page)
+	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range atts {
+		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+	}
+	if got := charged(readPins(t), before); got != 2*page/1024 {
+		t.Errorf("%d kB charged for an 8 KiB map seen by two devices, want 8", got)
+	}
+	// The group is in this container: a sibling cannot go elsewhere.
+	as2, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := atts[1].Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as2.Attach(ctx, p[1]); !errors.Is(err, iommu.ErrBusy) {
+		t.Errorf("attaching a sibling into a second container = %v; want ErrBusy", err)
+	}
+	// The first device keeps the group and its mapping.
+	roundTrip(t, openEdu(t, atts[0].VFIODevice()), mem, srcIOVA, dstIOVA)
+	if err := atts[0].Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.groups) != 0 {
+		t.Errorf("groups %v still open after the last device left", b.groups)
+	}
+	// Now the group may join the second container.
+	at, err := as2.Attach(ctx, p[1])
+	if err != nil {
+		t.Fatalf("attach into the second container after the group left the first: %v", err)
+	}
+	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPins(t); got != before {
+		t.Errorf("pins %+v after Close, %+v before", got, before)
+	}
+}
+
+// TestConcurrentMapUnmap maps at backend-chosen IOVAs and unmaps from
+// several goroutines on one container.
+func TestConcurrentMapUnmap(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	b, err := Open(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.Attach(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 4, 50
+	mem := dmaBuffer(t, workers*page)
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			m := iommu.Mapping{Mem: mem[w*page : (w+1)*page], Perm: rw}
+			for range rounds {
+				iova, err := as.Map(ctx, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n, err := as.Unmap(ctx, iova, page); err != nil || n != page {
+					errs <- fmt.Errorf("unmap %#x = %d, %w", iova, n, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 0 {
+		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
+	}
 }

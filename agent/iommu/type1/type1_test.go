@@ -172,3 +172,31 @@ func TestCleanupOrder(t *testing.T) {
 		t.Errorf("undo order %v, want 2 1 0 once", got)
 	}
 }
+
+// TestConcurrentUseAndClose races Map, Unmap, Ranges and Attach with Close
+// on a stand-in container, for -race.
+func TestConcurrentUseAndClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, as := standIn(t, nil)
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				as.Map(ctx, iommu.Mapping{IOVA: 0x1000, Fixed: true})
+				as.Map(ctx, iommu.Mapping{})
+				as.Unmap(ctx, 0x1000, 0x1000)
+				as.Ranges(ctx)
+				as.Attach(ctx, iommu.Device{BDF: "0000:00:01.0", Group: 7})
+			}
+		}()
+	}
+	b.Close()
+	for range 4 {
+		<-done
+	}
+	if _, err := as.Unmap(ctx, 0, 4096); !errors.Is(err, iommu.ErrClosed) {
+		t.Errorf("Unmap after Close = %v; want ErrClosed", err)
+	}
+}
