@@ -371,11 +371,36 @@ type Machine struct {
 	mu      sync.Mutex
 	devices map[string]iommu.Device
 	owner   map[int]*Backend
+	drivers map[string]string // BDF → kernel driver using the DMA API
+}
+
+// SetKernelDriver binds (driver non-empty) or unbinds a kernel driver that
+// uses the DMA API, such as snd_hda_intel, to bdf: while one is bound, no
+// backend can claim the device's group (EPERM, uapi.md row 40), and the
+// probe fails with EBUSY while a backend owns the group (uapi.md §6).
+// VFIO drivers, pci-stub and pcieport set driver_managed_dma and are not
+// modelled as kernel drivers here.
+func (m *Machine) SetKernelDriver(bdf, driver string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.devices[bdf]
+	if !ok {
+		return errnoErr("bind driver: no device "+bdf, syscall.ENODEV)
+	}
+	if driver == "" {
+		delete(m.drivers, bdf)
+		return nil
+	}
+	if m.owner[d.Group] != nil {
+		return errnoErr(fmt.Sprintf("probe %s on %s: group %d is owned by user space", driver, bdf, d.Group), syscall.EBUSY)
+	}
+	m.drivers[bdf] = driver
+	return nil
 }
 
 // NewMachine returns a machine with devs.
 func NewMachine(devs ...iommu.Device) (*Machine, error) {
-	m := &Machine{devices: make(map[string]iommu.Device), owner: make(map[int]*Backend)}
+	m := &Machine{devices: make(map[string]iommu.Device), owner: make(map[int]*Backend), drivers: make(map[string]string)}
 	for _, d := range devs {
 		if d.BDF == "" {
 			return nil, errnoErr("new machine: device without BDF", syscall.EINVAL)
@@ -392,6 +417,13 @@ func NewMachine(devs ...iommu.Device) (*Machine, error) {
 func (m *Machine) claim(g int, b *Backend) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for bdf, drv := range m.drivers {
+		if m.devices[bdf].Group == g {
+			// A kernel driver holds the group's default domain
+			// (owner_cnt > 0): iommu_*_claim_dma_owner says EPERM.
+			return errnoErr(fmt.Sprintf("claim group %d: %s is bound to %s", g, bdf, drv), syscall.EPERM)
+		}
+	}
 	if o := m.owner[g]; o != nil && o != b {
 		// iommu_device_claim_dma_owner refuses another owner with EPERM;
 		// the legacy group fd is single-open (EBUSY).

@@ -664,3 +664,26 @@ func TestNoDirtyTracking(t *testing.T) {
 	_, err := as.ReadDirty(ctx, 0, 4096, 4096, false)
 	checkErr(t, "read", err, syscall.EOPNOTSUPP)
 }
+
+// TestKernelDriverSibling: a sibling on a DMA-API driver makes the group
+// unusable (EPERM), and a driver cannot probe into an owned group (EBUSY).
+func TestKernelDriverSibling(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, f := range flavours {
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
+			m := mustMachine(t, fn0, fn1)
+			b := newBackend(t, Options{Flavour: f, Machine: m})
+			as := newSpace(t, b)
+			checkErr(t, "bind driver", m.SetKernelDriver(fn1.BDF, "snd_hda_intel"), 0)
+			_, err := as.AttachDevice(ctx, fn0)
+			checkErr(t, "row 40: sibling on a kernel driver", err, syscall.EPERM)
+			checkErr(t, "unbind driver", m.SetKernelDriver(fn1.BDF, ""), 0)
+			at := attach(t, as, fn0)
+			checkErr(t, "probe into an owned group", m.SetKernelDriver(fn1.BDF, "snd_hda_intel"), syscall.EBUSY)
+			at.Detach(ctx)
+			checkErr(t, "probe after release", m.SetKernelDriver(fn1.BDF, "snd_hda_intel"), 0)
+		})
+	}
+}
