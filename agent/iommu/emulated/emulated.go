@@ -267,7 +267,7 @@ func (b *Backend) NewIOAS(ctx context.Context) (*AddressSpace, error) {
 		// the emulated one has the VT-d domain from the start.
 		as.domain = true
 		as.alignment = pageSize
-		as.reserved = append(as.reserved, resv{apertureEnd + 1, maxU64, nil}, resv{msiStart, msiLast, nil})
+		as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64}, resv{start: msiStart, last: msiLast})
 		sortResv(as.reserved)
 	}
 	b.spaces = append(b.spaces, as)
@@ -311,6 +311,15 @@ func (b *Backend) SetRLimitMode(mode RLimitMode) error {
 		b.acct = b.proc
 	}
 	return nil
+}
+
+// SetMemlockLimit changes RLIMIT_MEMLOCK for later pins, as
+// IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT lets the selftests do; 0 is
+// unlimited. Pins already taken stay.
+func (b *Backend) SetMemlockLimit(bytes uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limit = bytes
 }
 
 // Faults returns the DMA faults recorded so far, oldest first.

@@ -687,3 +687,30 @@ func TestKernelDriverSibling(t *testing.T) {
 		})
 	}
 }
+
+// TestAddReserved: the mock's ADD_RESERVED (uapi.md rows 17 and 29): a
+// reservation inside the allowed list or over an area is EADDRINUSE, and
+// kernel-chosen IOVAs skip it.
+func TestAddReserved(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBackend(t, Options{})
+	as := newSpace(t, b)
+	p := mem(t, 16384, 4096)
+	mustMap(t, as, fixed(p[:4096], 0x10000))
+	checkErr(t, "over an area", as.AddReserved(0x10000, 0x10fff), syscall.EADDRINUSE)
+	checkErr(t, "below the first hole", as.AddReserved(0x1000, 0x3fff), 0)
+	got := mustMap(t, as, iommu.Mapping{Mem: p[4096:8192], Perm: iommu.Read})
+	if got != 0x4000 {
+		t.Errorf("chosen IOVA %#x, want 0x4000 past the reservation", uint64(got))
+	}
+	checkErr(t, "allow over it", as.AllowIOVAs(ctx, []iommu.Range{{Start: 0, Last: 0x1fff}}), syscall.EADDRINUSE)
+	checkErr(t, "allow elsewhere", as.AllowIOVAs(ctx, []iommu.Range{{Start: 0x100000, Last: 0x1fffff}}), 0)
+	checkErr(t, "reserve inside allowed", as.AddReserved(0x180000, 0x180fff), syscall.EADDRINUSE)
+	at := attach(t, as, eduA)
+	at.Detach(ctx)
+	r, _, _ := as.Ranges(ctx)
+	if len(r) != 2 || r[0].Last != 0xfff || r[1].Start != 0x4000 {
+		t.Errorf("the reservation did not outlive the domain: %v", r)
+	}
+}

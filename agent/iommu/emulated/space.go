@@ -25,6 +25,7 @@ const (
 type resv struct {
 	start, last uint64
 	owner       *Attachment
+	kept        bool // the test channel's: outlives domains and devices
 }
 
 func sortResv(r []resv) {
@@ -859,9 +860,33 @@ func (as *AddressSpace) addDomain() error {
 			return err
 		}
 	}
-	as.reserved = append(as.reserved, resv{apertureEnd + 1, maxU64, nil})
+	as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64})
 	sortResv(as.reserved)
 	as.domain, as.hwptID, as.alignment = true, id, pageSize
+	return nil
+}
+
+// AddReserved reserves [start, last] as IOMMU_TEST_OP_ADD_RESERVED does
+// (iopt_reserve_iova): EADDRINUSE if an area or the allowed list
+// intersects it. The reservation lasts as long as the IOAS.
+func (as *AddressSpace) AddReserved(start, last iommu.IOVA) error {
+	b := as.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := as.usable("add reserved"); err != nil {
+		return err
+	}
+	if start > last {
+		return errnoErr("add reserved: empty range", syscall.EINVAL)
+	}
+	if as.areaHit(uint64(start), uint64(last)) || as.allowedHit(uint64(start), uint64(last)) {
+		return errnoErr(fmt.Sprintf("add reserved %#x-%#x: in use", uint64(start), uint64(last)), syscall.EADDRINUSE)
+	}
+	if err := b.step("allocate reserved range"); err != nil {
+		return fmt.Errorf("add reserved: %w", err)
+	}
+	as.reserved = append(as.reserved, resv{start: uint64(start), last: uint64(last), kept: true})
+	sortResv(as.reserved)
 	return nil
 }
 
@@ -908,7 +933,7 @@ func (as *AddressSpace) removeDomain() {
 	for _, a := range as.areas {
 		as.unfill(a)
 	}
-	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil })
+	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil && !r.kept })
 	delete(as.b.objects, as.hwptID)
 	as.domain, as.hwptID, as.alignment, as.dirty = false, 0, 1, false
 	if as.noHuge {
@@ -1002,7 +1027,7 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 				return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
 			}
 		}
-		as.reserved = append(as.reserved, resv{msiStart, msiLast, at})
+		as.reserved = append(as.reserved, resv{start: msiStart, last: msiLast, owner: at})
 		sortResv(as.reserved)
 	}
 	as.attached = append(as.attached, at)
