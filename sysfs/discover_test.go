@@ -296,3 +296,42 @@ func TestSRIOV(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The tree captured in the guest: what the hand-written fixtures model,
+// checked against the real kernel's output.
+func TestVTDGuestCaptured(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-captured.txtar")
+	devs, err := f.Devices()
+	if err != nil || len(devs) != 7 {
+		t.Fatalf("Devices() = %d devices, %v", len(devs), err)
+	}
+	edu := devs[1]
+	if edu.Address.String() != "0000:00:01.0" || edu.Vendor != 0x1234 || edu.Device != 0x11e8 || edu.Driver != "" ||
+		edu.DriverOverride != "" || edu.IOMMUGroup == nil || *edu.IOMMUGroup != 1 || len(edu.Resources) != 1 || edu.Resources[0].Size() != 1<<20 {
+		t.Errorf("edu: %+v", edu)
+	}
+	units, err := f.IOMMUs()
+	if err != nil || len(units) != 1 || units[0].VTD == nil || units[0].VTD.Cap != 0xd2008c222f0686 || units[0].VTD.ECap != 0xf00f4a || len(units[0].Devices) != 7 {
+		t.Errorf("IOMMUs() = %+v, %v", units, err)
+	}
+	groups, err := f.Groups()
+	if err != nil || len(groups) != 5 {
+		t.Fatalf("Groups() = %d, %v", len(groups), err)
+	}
+	if !slices.Equal(groups[1].Devices, []string{"0000:00:01.0"}) || len(groups[4].Devices) != 3 || len(groups[4].ReservedRegions) != 2 {
+		t.Errorf("groups: %+v", groups)
+	}
+	for n, viable := range map[int]bool{0: true, 1: true, 2: false, 3: false, 4: true} {
+		if v, err := f.Viability(n); err != nil || v.Viable != viable {
+			t.Errorf("Viability(%d) = %v, %v; want viable %v", n, v, err, viable)
+		}
+	}
+	b, err := f.Bind("0000:00:01.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Release(b); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,279 @@
+//go:build hwtests && linux
+
+package guest_test
+
+import (
+	"errors"
+	"flag"
+	"maps"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/sysfs"
+	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
+	"golang.org/x/tools/txtar"
+)
+
+// The same flags as the hwtests package: the guest sets HWTESTS_STRICT=1.
+var (
+	destructive = flag.Bool("destructive", false, "allow rebinding devices to vfio-pci (implied by HWTESTS_STRICT=1)")
+	snapshot    = flag.Bool("snapshot", false, "log a txtar snapshot of this host's sysfs")
+)
+
+func strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
+
+// guestEdu finds QEMU's edu devices on the live host; without one the test
+// skips, or fails in the guest.
+func guestEdu(t *testing.T, f *sysfs.FS) []sysfs.Device {
+	t.Helper()
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatalf("Devices: %v", err)
+	}
+	var edus []sysfs.Device
+	for _, d := range devs {
+		if d.Vendor == 0x1234 && d.Device == 0x11e8 {
+			edus = append(edus, d)
+		}
+	}
+	if len(edus) == 0 {
+		if strict() {
+			t.Fatal("no edu device (QEMU -device edu)")
+		}
+		t.Skip("no edu device")
+	}
+	return edus
+}
+
+func TestGuestDiscovery(t *testing.T) {
+	f, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edus := guestEdu(t, f)
+	units, err := f.IOMMUs()
+	if err != nil {
+		t.Fatalf("IOMMUs: %v", err)
+	}
+	if len(units) == 0 {
+		t.Fatal("no IOMMU under class/iommu")
+	}
+	for _, u := range units {
+		t.Logf("iommu %s kind %s devices %v", u.Name, u.Kind, u.Devices)
+		if u.Kind == sysfs.KindVTD && (u.VTD == nil || !u.VTD.Cap.CM()) {
+			t.Errorf("%s: VT-d registers %v, want caching mode (QEMU caching-mode=on)", u.Name, u.VTD)
+		}
+	}
+	groups, err := f.Groups()
+	if err != nil {
+		t.Fatalf("Groups: %v", err)
+	}
+	for _, e := range edus {
+		if e.IOMMUGroup == nil {
+			t.Fatalf("edu %s: no iommu_group", e.Address)
+		}
+		i := slices.IndexFunc(groups, func(g sysfs.Group) bool { return g.Number == *e.IOMMUGroup })
+		if i < 0 || !slices.Contains(groups[i].Devices, e.Address.String()) {
+			t.Fatalf("edu %s: group %d does not list it", e.Address, *e.IOMMUGroup)
+		}
+		g := groups[i]
+		if !slices.ContainsFunc(g.ReservedRegions, func(r sysfs.ReservedRegion) bool {
+			return r.Type == "msi" && r.Start == 0xfee00000 && r.End == 0xfeefffff
+		}) {
+			t.Errorf("group %d reserved regions %+v: no MSI window", g.Number, g.ReservedRegions)
+		}
+		v, err := f.Viability(g.Number)
+		if err != nil {
+			t.Fatalf("Viability(%d): %v", g.Number, err)
+		}
+		t.Logf("%s: %v", e.Address, v)
+		// Cross-check the verdict against the members' drivers as read by Devices.
+		blocked := false
+		for _, name := range g.Devices {
+			a, err := sysfs.ParseAddress(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.Device(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch d.Driver {
+			case "", "vfio-pci", "pci-stub":
+			case "pcieport":
+				blocked = blocked || !d.IsBridge()
+			default:
+				blocked = true
+			}
+		}
+		if v.Viable == blocked {
+			t.Errorf("group %d: viable %v, but members' drivers say blocked %v", g.Number, v.Viable, blocked)
+		}
+	}
+	c, err := f.Cmdline()
+	if err != nil || len(c) == 0 {
+		t.Errorf("Cmdline = %q, %v", c, err)
+	}
+	for _, name := range []string{"vfio", "vfio_pci", "vfio_iommu_type1"} {
+		if m, err := f.Module(name); err != nil || !m.Present {
+			t.Errorf("Module(%s) = %+v, %v", name, m, err)
+		}
+	}
+	if *snapshot {
+		a, err := sysfstest.Snapshot("/sys", "/proc", "snapshot\n")
+		if err != nil {
+			t.Error(err)
+		}
+		t.Logf("snapshot:\n%s", txtar.Format(a))
+	}
+}
+
+// TestGuestBindRelease moves every edu to vfio-pci through the real kernel
+// and back, checking the driver links and the VFIO group node.
+func TestGuestBindRelease(t *testing.T) {
+	if !*destructive && !strict() {
+		t.Skip("rebinds devices: run with -destructive")
+	}
+	f, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range guestEdu(t, f) {
+		bdf := e.Address.String()
+		b, err := f.Bind(bdf)
+		if err != nil {
+			t.Fatalf("Bind(%s): %v", bdf, err)
+		}
+		d, err := f.Device(e.Address)
+		if err != nil || d.Driver != sysfs.VFIOPCI {
+			t.Fatalf("%s after Bind: driver %q, %v", bdf, d.Driver, err)
+		}
+		if _, err := os.Stat(f.Path("bus", "pci", "devices", bdf, "vfio-dev")); err != nil {
+			t.Errorf("%s: no vfio-dev after Bind: %v", bdf, err)
+		}
+		if err := f.Release(b); err != nil {
+			t.Fatalf("Release(%s): %v", bdf, err)
+		}
+		d, err = f.Device(e.Address)
+		if err != nil || d.Driver != e.Driver || d.DriverOverride != e.DriverOverride {
+			t.Errorf("%s after Release: driver %q override %q, want %q %q (%v)", bdf, d.Driver, d.DriverOverride, e.Driver, e.DriverOverride, err)
+		}
+	}
+}
+
+// failingWriter writes to the real sysfs, except that its FailAt-th write
+// fails without reaching the kernel: a bind broken half way, for real.
+type failingWriter struct {
+	failAt, n int
+}
+
+var errInjected = errors.New("injected write failure")
+
+func (w *failingWriter) WriteAttr(path, value string) error {
+	w.n++
+	if w.n == w.failAt {
+		return errInjected
+	}
+	fd, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = fd.Write([]byte(value))
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// drivers maps each member of group n to its driver and override.
+func drivers(t *testing.T, f *sysfs.FS, n int) map[string][2]string {
+	t.Helper()
+	g, err := f.Group(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][2]string{}
+	for _, name := range g.Devices {
+		a, err := sysfs.ParseAddress(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.Device(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[name] = [2]string{d.Driver, d.DriverOverride}
+	}
+	return m
+}
+
+// TestGuestBindGroup binds each edu's whole group through the real kernel,
+// which makes it viable (with -devices bridge:edu,e1000 that means taking
+// the e1000 off its driver), releases it, and then breaks the bind at every
+// write in turn: each time every driver must be as it was.
+func TestGuestBindGroup(t *testing.T) {
+	if !*destructive && !strict() {
+		t.Skip("rebinds devices: run with -destructive")
+	}
+	f, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edus := guestEdu(t, f)
+	done := map[int]bool{}
+	for _, e := range edus {
+		n := *e.IOMMUGroup
+		if done[n] {
+			continue
+		}
+		done[n] = true
+		before := drivers(t, f, n)
+		v0, err := f.Viability(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("before: %v, members %v", v0, before)
+
+		b, err := f.BindGroup(n)
+		if err != nil {
+			t.Fatalf("BindGroup(%d): %v", n, err)
+		}
+		if v, err := f.Viability(n); err != nil || !v.Viable {
+			t.Errorf("after BindGroup(%d): %v, %v", n, v, err)
+		}
+		if err := f.Release(b); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if got := drivers(t, f, n); !maps.Equal(got, before) {
+			t.Fatalf("after Release %v, want %v", got, before)
+		}
+
+		// Count the writes of a clean bind, then fail each in turn.
+		count := &failingWriter{}
+		fc, err := sysfs.New(f.Path(), sysfs.WithWriter(count))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err = fc.BindGroup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Release(b); err != nil {
+			t.Fatal(err)
+		}
+		for step := 1; step <= count.n; step++ {
+			ff, err := sysfs.New(f.Path(), sysfs.WithWriter(&failingWriter{failAt: step}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ff.BindGroup(n); !errors.Is(err, errInjected) {
+				t.Errorf("step %d of %d: BindGroup error %v, want the injected one", step, count.n, err)
+			}
+			if got := drivers(t, f, n); !maps.Equal(got, before) {
+				t.Fatalf("step %d of %d: after rollback %v, want %v", step, count.n, got, before)
+			}
+		}
+		t.Logf("group %d: rollback checked at each of %d writes", n, count.n)
+	}
+}
