@@ -54,6 +54,15 @@ func TestViability(t *testing.T) {
 	if v, err := g.Viability(2); err != nil || !v.Viable || len(v.Members) != 1 || !v.Members[0].Bridge {
 		t.Errorf("Viability(2) (root port on pcieport) = %+v, %v", v, err)
 	}
+
+	// The same, as the guest kernel showed it.
+	c, _ := open(t, "vtd-guest-bridge-captured.txtar")
+	if v, err := c.Viability(5); err != nil || v.Viable || len(v.Blockers) != 1 || v.Blockers[0] != (sysfs.Member{Name: "0000:02:01.0", Driver: "e1000"}) || len(v.Members) != 3 {
+		t.Errorf("captured Viability(5) = %+v, %v", v, err)
+	}
+	if v, err := c.Viability(1); err != nil || !v.Viable || !v.Members[0].Bridge || v.Members[0].Driver != "pcieport" {
+		t.Errorf("captured Viability(1) (root port) = %+v, %v", v, err)
+	}
 }
 
 // state is every device's driver and driver_override, to compare a tree
@@ -197,29 +206,35 @@ func TestBindGroup(t *testing.T) {
 }
 
 // TestBindGroupRollback fails every write of BindGroup in turn and checks
-// that the tree is left exactly as it was.
+// that the tree is left exactly as it was, on the synthetic tree and on the
+// one captured in the guest with -devices bridge:edu,e1000.
 func TestBindGroupRollback(t *testing.T) {
 	t.Parallel()
-	// A clean run counts the writes.
-	f, k := open(t, "bridge-group.txtar")
-	if _, err := f.BindGroup(5); err != nil {
-		t.Fatal(err)
-	}
-	n := len(k.Writes())
-	if n != 5 { // edu: override, probe; e1000: override, unbind, probe
-		t.Fatalf("BindGroup(5) made %d writes: %q", n, k.Writes())
-	}
-	for step := 1; step <= n; step++ {
-		f, k := open(t, "bridge-group.txtar")
-		k.FailAt = step
-		before := state(t, f)
-		b, err := f.BindGroup(5)
-		if !errors.Is(err, sysfstest.ErrInjected) || b != nil {
-			t.Errorf("step %d: BindGroup = %v, %v; want ErrInjected", step, b, err)
-		}
-		if after := state(t, f); !mapsEqual(before, after) {
-			t.Errorf("step %d: after rollback %v, want %v (writes %q)", step, after, before, k.Writes())
-		}
+	for _, fixture := range []string{"bridge-group.txtar", "vtd-guest-bridge-captured.txtar"} {
+		t.Run(fixture, func(t *testing.T) {
+			t.Parallel()
+			// A clean run counts the writes.
+			f, k := open(t, fixture)
+			if _, err := f.BindGroup(5); err != nil {
+				t.Fatal(err)
+			}
+			n := len(k.Writes())
+			if n != 5 { // edu: override, probe; e1000: override, unbind, probe
+				t.Fatalf("BindGroup(5) made %d writes: %q", n, k.Writes())
+			}
+			for step := 1; step <= n; step++ {
+				f, k := open(t, fixture)
+				k.FailAt = step
+				before := state(t, f)
+				b, err := f.BindGroup(5)
+				if !errors.Is(err, sysfstest.ErrInjected) || b != nil {
+					t.Errorf("step %d: BindGroup = %v, %v; want ErrInjected", step, b, err)
+				}
+				if after := state(t, f); !mapsEqual(before, after) {
+					t.Errorf("step %d: after rollback %v, want %v (writes %q)", step, after, before, k.Writes())
+				}
+			}
+		})
 	}
 }
 
