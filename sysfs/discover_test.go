@@ -9,6 +9,7 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
+	"golang.org/x/tools/txtar"
 )
 
 // open builds fixture name and returns its FS, the fake kernel writing to
@@ -333,5 +334,39 @@ func TestVTDGuestCaptured(t *testing.T) {
 	}
 	if err := f.Release(b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestIOMMUKinds(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	a := txtar.Parse([]byte(`-- class/iommu/ivhd0/amd-iommu/cap --
+0x00190000
+-- class/iommu/smmu3.0x0000000009050000/devices/0000:00:01.0@ --
+../../../../../devices/pci0000:00/0000:00:01.0
+-- class/iommu/other/ --
+`))
+	if err := sysfstest.Unpack(root, a); err != nil {
+		t.Fatal(err)
+	}
+	f, err := sysfs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	units, err := f.IOMMUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]sysfs.Kind{"ivhd0": sysfs.KindAMDVi, "smmu3.0x0000000009050000": sysfs.KindSMMUv3, "other": sysfs.KindUnknown}
+	if len(units) != len(want) {
+		t.Fatalf("IOMMUs() = %+v", units)
+	}
+	for _, u := range units {
+		if u.Kind != want[u.Name] || u.VTD != nil {
+			t.Errorf("%s: kind %s, want %s", u.Name, u.Kind, want[u.Name])
+		}
+	}
+	if i := slices.IndexFunc(units, func(u sysfs.IOMMU) bool { return u.Kind == sysfs.KindSMMUv3 }); len(units[i].Devices) != 1 {
+		t.Errorf("smmu3 devices %v", units[i].Devices)
 	}
 }
