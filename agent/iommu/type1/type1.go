@@ -308,6 +308,11 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 		return 0, fmt.Errorf("map: address space %w", iommu.ErrClosed)
 	}
 	iova := uint64(m.IOVA)
+	if len(m.Mem) == 0 {
+		// The ioctl layer cannot pass an empty slice; the kernel refuses
+		// size 0 with EINVAL (vfio_dma_do_map, uapi.md row 43).
+		return 0, fmt.Errorf("map 0 bytes at %#x into the container: %w", iova, iommu.Wrap(unix.EINVAL))
+	}
 	if !m.Fixed {
 		var err error
 		if iova, err = as.pickIOVALocked(uint64(len(m.Mem))); err != nil {
@@ -354,7 +359,9 @@ func (as *AddressSpace) pickIOVALocked(length uint64) (uint64, error) {
 // length bytes overlap none of maps.
 func pickIOVA(ranges []iommu.Range, pageAlign uint64, maps []span, length uint64) (uint64, error) {
 	if length == 0 || length%pageAlign != 0 {
-		return 0, fmt.Errorf("pick an IOVA for %#x bytes (IOMMU page %#x): %w", length, pageAlign, iommu.ErrInvalid)
+		// What type1 and iommufd answer for such a length (uapi.md rows
+		// 14, 43).
+		return 0, fmt.Errorf("pick an IOVA for %#x bytes (IOMMU page %#x): %w", length, pageAlign, iommu.Wrap(unix.EINVAL))
 	}
 	align := uint64(1) << (63 - bits.LeadingZeros64(length))
 	align = max(min(align, 1<<30), pageAlign)
@@ -379,7 +386,8 @@ func pickIOVA(ranges []iommu.Range, pageAlign uint64, maps []span, length uint64
 			cand = next
 		}
 	}
-	return 0, fmt.Errorf("pick an IOVA for %#x bytes: no hole in %v: %w", length, ranges, iommu.ErrNoSpace)
+	// iommufd's answer when it finds no hole (uapi.md row 18).
+	return 0, fmt.Errorf("pick an IOVA for %#x bytes: no hole in %v: %w", length, ranges, iommu.Wrap(unix.ENOSPC))
 }
 
 func alignUp(v, a uint64) uint64 { return (v + a - 1) &^ (a - 1) }

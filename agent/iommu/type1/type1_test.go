@@ -120,6 +120,9 @@ func TestMapWithoutIOMMU(t *testing.T) {
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, Perm: iommu.Read}); !errors.Is(err, unix.ENOTTY) {
 		t.Errorf("Map at a chosen IOVA = %v; want GET_INFO's errno", err)
 	}
+	if _, err := as.Map(ctx, iommu.Mapping{IOVA: 0x100000, Fixed: true, Perm: iommu.Read}); !errors.Is(err, iommu.ErrInvalid) || !errors.Is(err, unix.EINVAL) {
+		t.Errorf("Map of nothing = %v; want type1's EINVAL", err)
+	}
 	if len(as.maps) != 0 {
 		t.Errorf("failed maps recorded: %v", as.maps)
 	}
@@ -151,6 +154,9 @@ func TestPickIOVA(t *testing.T) {
 		{"not page sized", vtd, nil, 100, 0, iommu.ErrInvalid},
 	} {
 		got, err := pickIOVA(tc.ranges, page, tc.maps, tc.length)
+		if tc.wantErr != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSPC) {
+			t.Errorf("%s: pickIOVA error %v carries no errno", tc.name, err)
+		}
 		if got != tc.want || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 			t.Errorf("%s: pickIOVA = %#x, %v; want %#x, %v", tc.name, got, err, tc.want, tc.wantErr)
 		}
