@@ -23,7 +23,7 @@ uapicheck:
 		$(GO) test -count=1 -tags uapicheck ./ioctl/uapi/...
 
 # Every fuzz target for a short fixed time; crashers land in testdata/fuzz.
-FUZZTIME ?= 10s
+FUZZTIME ?= 5s
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
