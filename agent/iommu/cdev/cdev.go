@@ -55,6 +55,11 @@ const (
 	StepOpenCdev = "open-cdev" // open /dev/vfio/devices/vfioN
 	StepBind     = "bind"      // VFIO_DEVICE_BIND_IOMMUFD
 	StepAttach   = "attach"    // VFIO_DEVICE_ATTACH_IOMMUFD_PT
+
+	// Teardown steps: a failure is reported, and the teardown goes on
+	// (closing the cdev and the iommufd still releases everything).
+	StepDetach  = "detach"  // VFIO_DEVICE_DETACH_IOMMUFD_PT
+	StepDestroy = "destroy" // IOMMU_DESTROY of the IOAS
 )
 
 func (o *Options) step(name string) error {
@@ -471,7 +476,11 @@ func (as *AddressSpace) closeLocked() error {
 	for a := range as.attached {
 		errs = append(errs, a.detachLocked())
 	}
-	if err := as.b.fd.Destroy(as.ioas); err != nil {
+	err := as.b.opts.step(StepDestroy)
+	if err == nil {
+		err = as.b.fd.Destroy(as.ioas)
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("destroy IOAS %d: %w", as.ioas, iommu.Wrap(err)))
 	}
 	return errors.Join(errs...)
@@ -524,7 +533,11 @@ func (a *Attachment) detachLocked() error {
 	delete(a.as.attached, a)
 	delete(a.b.bound, a.dev.BDF)
 	var errs []error
-	if err := a.vdev.DetachIOMMUFDPT(); err != nil {
+	err := a.b.opts.step(StepDetach)
+	if err == nil {
+		err = a.vdev.DetachIOMMUFDPT()
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("detach %s from IOAS %d: %w", a.dev.BDF, a.as.ioas, iommu.Wrap(err)))
 	}
 	if err := a.vdev.Close(); err != nil {

@@ -453,3 +453,52 @@ func TestConcurrentMapUnmap(t *testing.T) {
 		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
 	}
 }
+
+// TestFailTeardown fails each teardown step (detach, destroy) of a Close:
+// the error is reported, and once the backend is closed nothing is left
+// open or pinned and the next setup works.
+func TestFailTeardown(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	mem := dmaBuffer(t, 2*page)
+	before, fds := readPins(t), openFDs(t)
+	for _, step := range []string{StepDetach, StepDestroy, ""} {
+		tearing := false
+		b, err := Open(ctx, Options{FailStep: func(s string) error {
+			if tearing && s == step {
+				return fmt.Errorf("injected at %s: %w", s, syscall.EIO)
+			}
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		tearing = true
+		err = as.Close()
+		if got := errors.Is(err, syscall.EIO); got != (step != "") {
+			t.Errorf("Close failing at %q = %v", step, err)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("backend Close after failing at %q: %v", step, err)
+		}
+		if got := openFDs(t); got != fds {
+			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
+		}
+		if got := readPins(t); got != before {
+			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
+		}
+	}
+}

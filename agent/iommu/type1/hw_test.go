@@ -490,3 +490,49 @@ func TestConcurrentMapUnmap(t *testing.T) {
 		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
 	}
 }
+
+// TestFailTeardown fails VFIO_GROUP_UNSET_CONTAINER in a Close: the error
+// is reported, the group is closed anyway, and nothing is left open or
+// pinned; the group can join a container again.
+func TestFailTeardown(t *testing.T) {
+	ctx := context.Background()
+	dev := findEdu(t)[0]
+	bindVFIO(t, dev)
+	mem := dmaBuffer(t, 2*page)
+	before, fds := readPins(t), openFDs(t)
+	for _, step := range []string{StepUnsetContainer, ""} {
+		tearing := false
+		b, err := Open(ctx, Options{FailStep: func(s string) error {
+			if tearing && s == step {
+				return fmt.Errorf("injected at %s: %w", s, syscall.EIO)
+			}
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			t.Fatalf("attach after failing at %q: %v", step, err)
+		}
+		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		tearing = true
+		err = b.Close()
+		if got := errors.Is(err, syscall.EIO); got != (step != "") {
+			t.Errorf("Close failing at %q = %v", step, err)
+		}
+		if got := openFDs(t); got != fds {
+			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
+		}
+		if got := readPins(t); got != before {
+			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
+		}
+	}
+}

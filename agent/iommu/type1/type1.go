@@ -57,6 +57,10 @@ const (
 	StepSetContainer  = "set-container"  // VFIO_GROUP_SET_CONTAINER
 	StepSetIOMMU      = "set-iommu"      // VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)
 	StepDeviceFD      = "device-fd"      // VFIO_GROUP_GET_DEVICE_FD
+
+	// StepUnsetContainer is a teardown step: a failure is reported and
+	// the group is closed anyway, which takes it out of the container.
+	StepUnsetContainer = "unset-container" // VFIO_GROUP_UNSET_CONTAINER
 )
 
 func (o *Options) step(name string) error {
@@ -570,7 +574,11 @@ func (a *Attachment) detachLocked() error {
 	if len(g.devices) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := g.g.UnsetContainer(); err != nil {
+	err := a.b.opts.step(StepUnsetContainer)
+	if err == nil {
+		err = g.g.UnsetContainer()
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("take group %d out of the container: %w", g.id, iommu.Wrap(err)))
 	}
 	if err := g.g.Close(); err != nil {
