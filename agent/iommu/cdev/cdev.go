@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/internal/cleanup"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
@@ -105,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	if opts.DevDir == "" {
 		opts.DevDir = "/dev/vfio/devices"
 	}
-	var cu cleanup
+	var cu cleanup.Stack
 	defer cu.Clean()
 	if err := opts.step(StepOpen); err != nil {
 		return nil, fmt.Errorf("open %s: %w", opts.Path, iommu.Wrap(err))
@@ -216,7 +217,7 @@ func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Att
 		return a, as.replaceLocked(a)
 	}
 
-	var cu cleanup
+	var cu cleanup.Stack
 	defer cu.Clean()
 	path := dev.Cdev
 	if path == "" {

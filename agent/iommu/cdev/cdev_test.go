@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -113,31 +112,6 @@ func TestFailStepUnwinds(t *testing.T) {
 		if err := as.Close(); err != nil {
 			t.Errorf("second AddressSpace Close = %v", err)
 		}
-	}
-}
-
-func TestCleanupOrder(t *testing.T) {
-	t.Parallel()
-	var got []int
-	func() {
-		var cu cleanup
-		defer cu.Clean()
-		for i := range 3 {
-			cu.Add(func() { got = append(got, i) })
-		}
-	}()
-	if !slices.Equal(got, []int{2, 1, 0}) {
-		t.Errorf("undo order %v, want 2 1 0", got)
-	}
-	got = nil
-	func() {
-		var cu cleanup
-		defer cu.Clean()
-		cu.Add(func() { got = append(got, 0) })
-		cu.Release()
-	}()
-	if got != nil {
-		t.Errorf("Release still ran %v", got)
 	}
 }
 

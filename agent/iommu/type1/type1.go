@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/internal/cleanup"
 	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
@@ -226,7 +227,7 @@ func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Att
 	if as.closed {
 		return nil, fmt.Errorf("attach %s: address space %w", dev.BDF, iommu.ErrClosed)
 	}
-	var cu cleanup
+	var cu cleanup.Stack
 	defer cu.Clean()
 	g := b.groups[dev.Group]
 	switch {
@@ -258,7 +259,7 @@ func (as *AddressSpace) Attach(ctx context.Context, dev iommu.Device) (iommu.Att
 
 // joinLocked opens dev's group and puts it into the container, adding the
 // undo steps to cu. b.mu and as.mu are held.
-func (as *AddressSpace) joinLocked(cu *cleanup, dev iommu.Device) (*group, error) {
+func (as *AddressSpace) joinLocked(cu *cleanup.Stack, dev iommu.Device) (*group, error) {
 	o := &as.b.opts
 	path := filepath.Join(o.GroupDir, strconv.Itoa(dev.Group))
 	err := o.step(StepOpenGroup)

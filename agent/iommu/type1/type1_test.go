@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -160,22 +159,6 @@ func TestPickIOVA(t *testing.T) {
 		if got != tc.want || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 			t.Errorf("%s: pickIOVA = %#x, %v; want %#x, %v", tc.name, got, err, tc.want, tc.wantErr)
 		}
-	}
-}
-
-func TestCleanupOrder(t *testing.T) {
-	t.Parallel()
-	var got []int
-	func() {
-		var cu cleanup
-		defer cu.Clean()
-		for i := range 3 {
-			cu.Add(func() { got = append(got, i) })
-		}
-		cu.Clean()
-	}()
-	if !slices.Equal(got, []int{2, 1, 0}) {
-		t.Errorf("undo order %v, want 2 1 0 once", got)
 	}
 }
 
