@@ -25,6 +25,10 @@ func main() {
 const usage = `usage: iommu-agent <command> [flags]
 
 commands:
+  list      IOMMU units, their iommu_groups and devices, with viability [--json] [-sysfs DIR]
+  check     host readiness for passthrough, each finding with its fix; fails on any FAIL [--json]
+  bind      bind BDF | bind group N: hand devices to vfio-pci [-state FILE]
+  unbind    unbind BDF | unbind group N: give them back their original drivers [-state FILE]
   probe     show what this host's IOMMU offers through iommufd and VFIO
   version   print the version
 `
@@ -35,6 +39,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no command")
 	}
 	switch args[0] {
+	case "list":
+		return list(ctx, args[1:], stdout)
+	case "check":
+		return check(ctx, args[1:], stdout)
+	case "bind", "unbind":
+		return bindCmd(ctx, args[0], args[1:], stdout)
 	case "probe":
 		return probe(ctx, args[1:], stdout)
 	case "version":

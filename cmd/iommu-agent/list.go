@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/iommu-agent/iommu-agent/sysfs"
+)
+
+// Inventory is list --json's output. It is a schema of its own, not the
+// sysfs types, so that package can change without breaking the machines
+// that read this. Fields are only ever added.
+//
+//	{"iommu_present": true,
+//	 "iommus": [{"name": "dmar0", "kind": "intel-vt-d",
+//	             "vtd": {"cap": "0x00d2008c222f0686", "ecap": "0x0000000000f00f4a",
+//	                     "address_width": 48, "interrupt_remapping": true,
+//	                     "cap_names": [...], "ecap_names": [...]},
+//	             "groups": [<Group>...]}],
+//	 "other_groups": [<Group>...],       groups no unit lists a device of
+//	 "ungrouped_devices": [<Device>...], PCI devices without an iommu_group
+//	 "errors": ["..."]}                  what could not be read; the rest is listed
+type Inventory struct {
+	IOMMUPresent     bool            `json:"iommu_present"`
+	IOMMUs           []InventoryUnit `json:"iommus"`
+	OtherGroups      []InvGroup      `json:"other_groups"`
+	UngroupedDevices []InvDevice     `json:"ungrouped_devices"`
+	Errors           []string        `json:"errors,omitempty"`
+}
+
+// InventoryUnit is one IOMMU unit and the groups it translates.
+type InventoryUnit struct {
+	Name   string     `json:"name"`
+	Kind   string     `json:"kind"`
+	VTD    *InvVTD    `json:"vtd,omitempty"`
+	Groups []InvGroup `json:"groups"`
+}
+
+// InvVTD is a VT-d unit's registers, raw and decoded.
+type InvVTD struct {
+	Cap                string   `json:"cap"`
+	ECap               string   `json:"ecap"`
+	AddressWidth       int      `json:"address_width"` // MGAW, bits
+	InterruptRemapping bool     `json:"interrupt_remapping"`
+	CapNames           []string `json:"cap_names"`
+	ECapNames          []string `json:"ecap_names"`
+}
+
+// InvGroup is one iommu_group with its verdict under the group rule.
+type InvGroup struct {
+	Number          int         `json:"number"`
+	Type            string      `json:"type"`
+	Viable          bool        `json:"viable"`
+	Blockers        []InvMember `json:"blockers"`
+	ReservedRegions []InvRegion `json:"reserved_regions"`
+	Devices         []InvDevice `json:"devices"`
+}
+
+// InvMember names a device that keeps a group from being viable.
+type InvMember struct {
+	Address string `json:"address"`
+	Driver  string `json:"driver"`
+}
+
+// InvRegion is a reserved IOVA range, inclusive, in hex.
+type InvRegion struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Type  string `json:"type"`
+}
+
+// InvDevice is a PCI function. IDs are hex without 0x, as lspci -n prints
+// them; Driver is "" for none.
+type InvDevice struct {
+	Address string `json:"address"`
+	Vendor  string `json:"vendor"`
+	Device  string `json:"device"`
+	Class   string `json:"class"`
+	Driver  string `json:"driver"`
+	Bridge  bool   `json:"bridge"`
+}
+
+// noIOMMU is list's whole answer on a host without one.
+const noIOMMU = "No IOMMU: the kernel uses none on this host (no units in /sys/class/iommu), so no device can be passed through here. " +
+	"Use the emulated backend (agent/iommu/emulated), or boot the test guest with an emulated VT-d: go run ./hwtests/vm/cmd/hwtests"
+
+func list(_ context.Context, args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs.SetOutput(w)
+	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
+	asJSON := fs.Bool("json", false, "print the inventory as JSON (see type Inventory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("list: unexpected argument %q", fs.Arg(0))
+	}
+	f, err := sysfs.New(*sysRoot)
+	if err != nil {
+		return err
+	}
+	inv := inventory(f)
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(inv); err != nil {
+			return err
+		}
+	} else {
+		printInventory(w, inv)
+	}
+	if len(inv.Errors) > 0 {
+		return fmt.Errorf("list: %d parts of %s could not be read (listed above)", len(inv.Errors), filepath.Clean(*sysRoot))
+	}
+	return nil
+}
+
+// inventory gathers what list shows. Read errors are collected, not fatal:
+// sysfs returns what it could read alongside them.
+func inventory(f *sysfs.FS) Inventory {
+	inv := Inventory{IOMMUs: []InventoryUnit{}, OtherGroups: []InvGroup{}, UngroupedDevices: []InvDevice{}}
+	note := func(err error) {
+		if err == nil {
+			return
+		}
+		inv.Errors = append(inv.Errors, strings.Split(err.Error(), "\n")...)
+	}
+	units, err := f.IOMMUs()
+	note(err)
+	devs, err := f.Devices()
+	note(err)
+	groups, err := f.Groups()
+	note(err)
+
+	byAddr := map[string]sysfs.Device{}
+	for _, d := range devs {
+		byAddr[d.Address.String()] = d
+	}
+	unitOf := map[string]int{} // device address → index in units
+	for i, u := range units {
+		for _, a := range u.Devices {
+			unitOf[a.String()] = i
+		}
+	}
+
+	inv.IOMMUPresent = len(units) > 0
+	for _, u := range units {
+		iu := InventoryUnit{Name: u.Name, Kind: string(u.Kind), Groups: []InvGroup{}}
+		if u.VTD != nil {
+			iu.VTD = &InvVTD{
+				Cap:                fmt.Sprintf("0x%016x", uint64(u.VTD.Cap)),
+				ECap:               fmt.Sprintf("0x%016x", uint64(u.VTD.ECap)),
+				AddressWidth:       u.VTD.Cap.MGAW(),
+				InterruptRemapping: u.VTD.ECap.IR(),
+				CapNames:           nonNil(u.VTD.Cap.Names()),
+				ECapNames:          nonNil(u.VTD.ECap.Names()),
+			}
+		}
+		inv.IOMMUs = append(inv.IOMMUs, iu)
+	}
+
+	for _, g := range groups {
+		ig := InvGroup{Number: g.Number, Type: g.Type, Blockers: []InvMember{}, ReservedRegions: []InvRegion{}, Devices: []InvDevice{}}
+		v, err := f.Viability(g.Number)
+		note(err)
+		ig.Viable = err == nil && v.Viable
+		for _, b := range v.Blockers {
+			ig.Blockers = append(ig.Blockers, InvMember{Address: b.Name, Driver: b.Driver})
+		}
+		for _, r := range g.ReservedRegions {
+			ig.ReservedRegions = append(ig.ReservedRegions, InvRegion{
+				Start: fmt.Sprintf("0x%x", r.Start), End: fmt.Sprintf("0x%x", r.End), Type: r.Type})
+		}
+		unit := -1
+		for _, name := range g.Devices {
+			if i, ok := unitOf[name]; ok && unit < 0 {
+				unit = i
+			}
+			if d, ok := byAddr[name]; ok {
+				ig.Devices = append(ig.Devices, invDevice(d))
+			} else {
+				ig.Devices = append(ig.Devices, InvDevice{Address: name})
+			}
+		}
+		if unit >= 0 {
+			inv.IOMMUs[unit].Groups = append(inv.IOMMUs[unit].Groups, ig)
+		} else {
+			inv.OtherGroups = append(inv.OtherGroups, ig)
+		}
+	}
+	for _, d := range devs {
+		if d.IOMMUGroup == nil {
+			inv.UngroupedDevices = append(inv.UngroupedDevices, invDevice(d))
+		}
+	}
+	return inv
+}
+
+func invDevice(d sysfs.Device) InvDevice {
+	return InvDevice{
+		Address: d.Address.String(),
+		Vendor:  fmt.Sprintf("%04x", d.Vendor),
+		Device:  fmt.Sprintf("%04x", d.Device),
+		Class:   fmt.Sprintf("%06x", d.Class),
+		Driver:  d.Driver,
+		Bridge:  d.IsBridge(),
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func printInventory(w io.Writer, inv Inventory) {
+	if !inv.IOMMUPresent && len(inv.OtherGroups) == 0 {
+		fmt.Fprintln(w, noIOMMU)
+		printErrors(w, inv.Errors)
+		return
+	}
+	for _, u := range inv.IOMMUs {
+		fmt.Fprintf(w, "%s (%s)\n", u.Name, u.Kind)
+		if u.VTD != nil {
+			ir := "no interrupt remapping"
+			if u.VTD.InterruptRemapping {
+				ir = "interrupt remapping"
+			}
+			fmt.Fprintf(w, "  cap %s ecap %s: %d-bit, %s\n", u.VTD.Cap, u.VTD.ECap, u.VTD.AddressWidth, ir)
+			fmt.Fprintf(w, "  cap:  %s\n", strings.Join(u.VTD.CapNames, " "))
+			fmt.Fprintf(w, "  ecap: %s\n", strings.Join(u.VTD.ECapNames, " "))
+		}
+		for _, g := range u.Groups {
+			printGroup(w, g, "  ")
+		}
+	}
+	if len(inv.OtherGroups) > 0 {
+		fmt.Fprintln(w, "groups of no listed IOMMU unit")
+		for _, g := range inv.OtherGroups {
+			printGroup(w, g, "  ")
+		}
+	}
+	if len(inv.UngroupedDevices) > 0 {
+		fmt.Fprintln(w, "devices without an iommu_group (no IOMMU translates their DMA; they cannot be passed through)")
+		for _, d := range inv.UngroupedDevices {
+			fmt.Fprintf(w, "  %s\n", deviceLine(d))
+		}
+	}
+	printErrors(w, inv.Errors)
+}
+
+func printGroup(w io.Writer, g InvGroup, indent string) {
+	typ := g.Type
+	if typ == "" {
+		typ = "type unknown"
+	}
+	verdict := "viable"
+	if !g.Viable {
+		var b []string
+		for _, m := range g.Blockers {
+			b = append(b, m.Address+" on "+m.Driver)
+		}
+		verdict = "NOT viable"
+		if len(b) > 0 {
+			verdict += ": unbind " + strings.Join(b, ", ")
+		} else {
+			verdict += ": members unreadable"
+		}
+	}
+	fmt.Fprintf(w, "%sgroup %d (%s): %s\n", indent, g.Number, typ, verdict)
+	for _, r := range g.ReservedRegions {
+		fmt.Fprintf(w, "%s  reserved %s-%s %s\n", indent, r.Start, r.End, r.Type)
+	}
+	for _, d := range g.Devices {
+		fmt.Fprintf(w, "%s  %s\n", indent, deviceLine(d))
+	}
+}
+
+func deviceLine(d InvDevice) string {
+	if d.Vendor == "" {
+		return d.Address + " (not a PCI device)"
+	}
+	drv := d.Driver
+	if drv == "" {
+		drv = "no driver"
+	}
+	s := fmt.Sprintf("%s %s:%s class %s %s", d.Address, d.Vendor, d.Device, d.Class, drv)
+	if d.Bridge {
+		s += " (bridge)"
+	}
+	return s
+}
+
+func printErrors(w io.Writer, errs []string) {
+	if len(errs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "could not read:")
+	for _, e := range errs {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+}

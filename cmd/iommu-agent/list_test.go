@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
+)
+
+// fixture unpacks a sysfs/testdata fixture and returns its root.
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	return sysfstest.Build(t, filepath.Join("..", "..", "sysfs", "testdata", name))
+}
+
+func runOut(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, &out, &errOut)
+	return out.String(), err
+}
+
+func TestListWithoutIOMMU(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	out, err := runOut(t, "list", "-sysfs", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "No IOMMU:") || !strings.Contains(out, "go run ./hwtests/vm/cmd/hwtests") {
+		t.Errorf("list on a host without IOMMU, want one line saying so and suggesting the guest:\n%s", out)
+	}
+
+	out, err = runOut(t, "list", "--json", "-sysfs", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	want := Inventory{IOMMUs: []InventoryUnit{}, OtherGroups: []InvGroup{}, UngroupedDevices: []InvDevice{}}
+	if !reflect.DeepEqual(inv, want) {
+		t.Errorf("list --json = %+v, want %+v", inv, want)
+	}
+}
+
+func TestListCaptured(t *testing.T) {
+	t.Parallel()
+	root := fixture(t, "vtd-guest-captured.txtar")
+	out, err := runOut(t, "list", "-sysfs", filepath.Join(root, "sys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tree in order: unit, its registers, each group with its regions
+	// and devices; edu (1234:11e8) alone and viable in group 1.
+	want := []string{
+		"dmar0 (intel-vt-d)\n",
+		"  cap 0x00d2008c222f0686 ecap 0x0000000000f00f4a: 48-bit, interrupt remapping\n",
+		"  ecap: QI IR PT\n",
+		"  group 0 (DMA): viable\n    reserved 0xfee00000-0xfeefffff msi\n    0000:00:00.0 8086:29c0 class 060000 no driver\n",
+		"  group 1 (DMA): viable\n    reserved 0xfee00000-0xfeefffff msi\n    0000:00:01.0 1234:11e8 class 00ff00 no driver\n",
+		"  group 2 (DMA): NOT viable: unbind 0000:00:02.0 on virtio-pci\n",
+		"  group 4 (DMA): viable\n    reserved 0x0-0xffffff direct-relaxable\n    reserved 0xfee00000-0xfeefffff msi\n" +
+			"    0000:00:1f.0 8086:2918 class 060100 no driver\n",
+	}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Fatalf("list output lacks, in order, %q:\n%s", w, out)
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(out, "No IOMMU") || strings.Contains(out, "without an iommu_group") {
+		t.Errorf("list output:\n%s", out)
+	}
+}
+
+func TestListJSON(t *testing.T) {
+	t.Parallel()
+	root := fixture(t, "bridge-group.txtar")
+	out, err := runOut(t, "list", "--json", "-sysfs", filepath.Join(root, "sys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv Inventory
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&inv); err != nil {
+		t.Fatal(err)
+	}
+	msi := []InvRegion{{Start: "0xfee00000", End: "0xfeefffff", Type: "msi"}}
+	edu := func(a, drv string) InvDevice {
+		return InvDevice{Address: a, Vendor: "1234", Device: "11e8", Class: "00ff00", Driver: drv}
+	}
+	want := Inventory{
+		IOMMUPresent: true,
+		IOMMUs: []InventoryUnit{{
+			Name: "dmar0", Kind: "intel-vt-d",
+			VTD: &InvVTD{
+				Cap: "0x00d2008c222f0686", ECap: "0x0000000000f00f4a", AddressWidth: 48, InterruptRemapping: true,
+				CapNames: []string{"CM", "PSI", "DWD", "DRD"}, ECapNames: []string{"QI", "IR", "PT"},
+			},
+			Groups: []InvGroup{
+				{Number: 0, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
+					Devices: []InvDevice{{Address: "0000:00:00.0", Vendor: "8086", Device: "29c0", Class: "060000"}}},
+				{Number: 5, Type: "DMA", Blockers: []InvMember{{Address: "0000:02:02.0", Driver: "e1000"}}, ReservedRegions: msi,
+					Devices: []InvDevice{
+						{Address: "0000:00:03.0", Vendor: "1b36", Device: "000e", Class: "060400", Bridge: true},
+						edu("0000:02:01.0", ""),
+						{Address: "0000:02:02.0", Vendor: "8086", Device: "100e", Class: "020000", Driver: "e1000"},
+					}},
+				{Number: 6, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
+					Devices: []InvDevice{
+						{Address: "0000:00:04.0", Vendor: "1b36", Device: "000c", Class: "060400", Driver: "pcieport", Bridge: true},
+						edu("0000:03:00.0", ""),
+					}},
+				{Number: 7, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
+					Devices: []InvDevice{edu("0000:00:05.0", "vfio-pci")}},
+			},
+		}},
+		OtherGroups:      []InvGroup{},
+		UngroupedDevices: []InvDevice{edu("0000:00:06.0", "")},
+	}
+	if !reflect.DeepEqual(inv, want) {
+		got, _ := json.MarshalIndent(inv, "", " ")
+		t.Errorf("list --json:\n%s", got)
+	}
+	// The key names are the contract: pin a few literally.
+	for _, k := range []string{`"iommu_present": true`, `"interrupt_remapping": true`, `"reserved_regions": [`, `"ungrouped_devices": [`, `"blockers": []`} {
+		if !strings.Contains(out, k) {
+			t.Errorf("list --json lacks %s", k)
+		}
+	}
+}
+
+func TestListBrokenTree(t *testing.T) {
+	t.Parallel()
+	root := fixture(t, "broken.txtar")
+	out, err := runOut(t, "list", "-sysfs", filepath.Join(root, "sys"))
+	if err == nil || !strings.Contains(err.Error(), "could not be read") {
+		t.Errorf("list on a broken tree: err %v", err)
+	}
+	// What could be read is still listed, with what could not.
+	for _, w := range []string{"dmar0 (intel-vt-d)", "group 1 (DMA)", "could not read:", `reserved_regions line 0: "garbage"`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("list output lacks %q:\n%s", w, out)
+		}
+	}
+}
