@@ -1,3 +1,8 @@
+//go:build !hwtests
+
+// The guest runs this package's test binary without sysfs/testdata, so the
+// fixture tests stay out of the hwtests build; guest_test.go covers the real tree.
+
 package main
 
 import (

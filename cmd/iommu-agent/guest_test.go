@@ -1,0 +1,152 @@
+//go:build hwtests && linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// These run the CLI against the guest's real /sys, /proc and /dev: the
+// VT-d guest of go run ./hwtests/vm/cmd/hwtests, where edu is present.
+
+func guestRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, &out, &errOut)
+	t.Logf("iommu-agent %s: err %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	return out.String(), err
+}
+
+// eduGroups returns the groups holding an edu (1234:11e8) and their units.
+func eduGroups(t *testing.T, inv Inventory) []InvGroup {
+	t.Helper()
+	var gs []InvGroup
+	for _, u := range inv.IOMMUs {
+		for _, g := range u.Groups {
+			for _, d := range g.Devices {
+				if d.Vendor == "1234" && d.Device == "11e8" {
+					gs = append(gs, g)
+					break
+				}
+			}
+		}
+	}
+	if len(gs) == 0 {
+		if os.Getenv("HWTESTS_STRICT") == "1" {
+			t.Fatal("list shows no edu device (QEMU -device edu)")
+		}
+		t.Skip("no edu device")
+	}
+	return gs
+}
+
+func guestInventory(t *testing.T) Inventory {
+	t.Helper()
+	out, err := guestRun(t, "list", "--json")
+	if err != nil {
+		t.Fatalf("list --json: %v", err)
+	}
+	var inv Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestGuestList(t *testing.T) {
+	out, err := guestRun(t, "list")
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if strings.Contains(out, "No IOMMU") {
+		t.Fatal("list says no IOMMU in the VT-d guest")
+	}
+	inv := guestInventory(t)
+	if !inv.IOMMUPresent || len(inv.IOMMUs) == 0 || inv.IOMMUs[0].Kind != "intel-vt-d" || inv.IOMMUs[0].VTD == nil {
+		t.Fatalf("list --json: units %+v, want the emulated VT-d", inv.IOMMUs)
+	}
+	for _, g := range eduGroups(t, inv) {
+		if !g.Viable {
+			t.Errorf("edu's group %d listed not viable: blockers %+v", g.Number, g.Blockers)
+		}
+		if !strings.Contains(out, "group "+itoa(g.Number)+" ("+g.Type+"): viable") {
+			t.Errorf("list does not show group %d viable", g.Number)
+		}
+	}
+}
+
+func TestGuestCheck(t *testing.T) {
+	guestRun(t, "check") // logged for the record; its verdict is judged below
+	out, _ := guestRun(t, "check", "--json")
+	var fs []Finding
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		t.Fatal(err)
+	}
+	must := map[string]bool{
+		"IOMMU": true, "interrupt remapping": true,
+		"module vfio": true, "module vfio_pci": true, "module iommufd": true, "module vfio_iommu_type1": true,
+		"/dev/iommu": true, "/dev/vfio/vfio": true,
+	}
+	for _, f := range fs {
+		if must[f.Check] {
+			delete(must, f.Check)
+			if f.Status != Pass {
+				t.Errorf("%s: %s %s (fix: %s)", f.Check, f.Status, f.Detail, f.Fix)
+			}
+		}
+	}
+	for c := range must {
+		t.Errorf("check has no %q finding", c)
+	}
+}
+
+func TestGuestBindUnbind(t *testing.T) {
+	if os.Getenv("HWTESTS_STRICT") != "1" {
+		t.Skip("rebinds devices: runs in the guest only")
+	}
+	g := eduGroups(t, guestInventory(t))[0]
+	state := filepath.Join(t.TempDir(), "bindings.json")
+	n := itoa(g.Number)
+	if _, err := guestRun(t, "bind", "-state", state, "group", n); err != nil {
+		t.Fatalf("bind group %s: %v", n, err)
+	}
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			guestRun(t, "unbind", "-state", state, "group", n)
+		}
+	})
+	for _, gg := range eduGroups(t, guestInventory(t)) {
+		if gg.Number != g.Number {
+			continue
+		}
+		for _, d := range gg.Devices {
+			if !d.Bridge && d.Driver != "vfio-pci" {
+				t.Errorf("after bind group %s: %s on %q", n, d.Address, d.Driver)
+			}
+		}
+	}
+	if _, err := guestRun(t, "unbind", "-state", state, "group", n); err != nil {
+		t.Fatalf("unbind group %s: %v", n, err)
+	}
+	restored = true
+	for _, gg := range eduGroups(t, guestInventory(t)) {
+		if gg.Number != g.Number {
+			continue
+		}
+		for i, d := range gg.Devices {
+			if d.Driver != g.Devices[i].Driver {
+				t.Errorf("after unbind group %s: %s on %q, was %q", n, d.Address, d.Driver, g.Devices[i].Driver)
+			}
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
