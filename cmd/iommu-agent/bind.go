@@ -63,10 +63,18 @@ func bindCmd(_ context.Context, cmd string, args []string, w io.Writer, opts ...
 	fs.SetOutput(w)
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	statePath := fs.String("state", defaultState, "file recording the drivers bind displaced, for unbind")
-	if err := fs.Parse(args); err != nil {
-		return err
+	// Flags may come before, between or after the target words.
+	var words []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if rest = fs.Args(); len(rest) == 0 {
+			break
+		}
+		words, rest = append(words, rest[0]), rest[1:]
 	}
-	target, group, isGroup, err := bindTarget(cmd, fs.Args())
+	target, group, isGroup, err := bindTarget(cmd, words)
 	if err != nil {
 		return err
 	}

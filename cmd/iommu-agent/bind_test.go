@@ -96,7 +96,10 @@ func TestBindGroupAndUnbind(t *testing.T) {
 		t.Errorf("unbind of one device of a bound group: %v", err)
 	}
 
-	out, err = e.run("unbind", "group", "5")
+	// Flags after the target words work too.
+	var buf bytes.Buffer
+	err = bindCmd(context.Background(), "unbind", []string{"group", "5", "-sysfs", e.sys, "-state", e.state}, &buf, sysfs.WithWriter(e.k))
+	out = buf.String()
 	if err != nil {
 		t.Fatal(err)
 	}
