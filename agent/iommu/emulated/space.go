@@ -662,9 +662,16 @@ func (as *AddressSpace) AllowIOVAs(ctx context.Context, allowed []iommu.Range) e
 	if b.flavour != iommu.IOMMUFD {
 		return errnoErr("allow iovas on "+string(b.flavour), syscall.ENOTTY)
 	}
-	for _, r := range allowed {
-		if r.Start > r.Last {
-			return errnoErr(fmt.Sprintf("allow iovas: %v is empty", r), syscall.EINVAL)
+	// iommufd_ioas_load_iovas: start must be below last, and the ranges
+	// may not overlap one another.
+	for i, r := range allowed {
+		if r.Start >= r.Last {
+			return errnoErr(fmt.Sprintf("allow iovas: %v is empty or one byte", r), syscall.EINVAL)
+		}
+		for _, o := range allowed[:i] {
+			if o.Start <= r.Last && r.Start <= o.Last {
+				return errnoErr(fmt.Sprintf("allow iovas: %v overlaps %v", r, o), syscall.EINVAL)
+			}
 		}
 	}
 	if len(allowed) > 0 {

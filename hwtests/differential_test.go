@@ -1,0 +1,102 @@
+//go:build hwtests && linux
+
+package hwtests
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/iommutest"
+)
+
+// Differential run: seeds × opsPerSeed operations, the areas compared every
+// checkEvery operations.
+var diffSeeds = []uint64{1, 2, 3, 4}
+
+const (
+	diffOpsPerSeed = 25000
+	diffCheckEvery = 100
+	diffPoolPages  = 64
+)
+
+// TestDifferential runs the same random operations, valid and invalid, on
+// the kernel's iommufd (an IOAS with edu attached) and on the emulator
+// (iommufd flavour, one device, no dirty tracking, as QEMU's VT-d gives an
+// automatic HWPT), over one memfd pool both map, and wants every answer
+// alike: IOVA, bytes, ranges, errno.
+func TestDifferential(t *testing.T) {
+	ctx := context.Background()
+	pd := findEdu(t)[0]
+	bindVFIO(t, pd)
+	dev := iommu.Device{BDF: pd.BDF, Group: pd.Group, Cdev: cdevPath(t, pd)}
+
+	kb, err := cdev.Open(ctx, cdev.Options{})
+	need(t, "open the iommufd backend", err)
+	t.Cleanup(func() { kb.Close() })
+	kas, err := kb.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatalf("kernel IOAS: %v", err)
+	}
+	if _, err := kas.Attach(ctx, dev); err != nil {
+		t.Fatalf("attach %s: %v", dev.BDF, err)
+	}
+
+	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eb.Close() })
+	eas, err := eb.NewIOAS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eas.AttachDevice(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+
+	pool := dmaBuffer(t, diffPoolPages*4096)
+	cfg := iommutest.GenConfig{
+		Base: 0x100000, Pages: 64, PoolPages: diffPoolPages, PageSize: 4096,
+		Copy: true, Allow: true,
+		// VT-d's interrupt window and the ends of 39- and 48-bit apertures.
+		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 39, 1 << 48},
+	}
+	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpAllow}}
+	total, found := 0, 0
+	start := time.Now()
+	// The divergences found before, with the kernel's recorded answers.
+	for _, reg := range iommutest.Regressions() {
+		for i, o := range append(slices.Clone(reset), reg.Ops...) {
+			ra := iommutest.Apply(ctx, kas, pool, o)
+			rb := iommutest.Apply(ctx, eas, pool, o)
+			total++
+			if !ra.Same(rb) {
+				found++
+				t.Errorf("regression %q op %d %v: kernel %v, emulator %v", reg.Name, i, o, ra, rb)
+			}
+			if j := i - len(reset); j >= 0 && ra.Errno() != reg.Errnos[j] {
+				t.Errorf("regression %q op %d %v: kernel %v, recorded errno %d", reg.Name, j, o, ra, int(reg.Errnos[j]))
+			}
+		}
+	}
+	for _, seed := range diffSeeds {
+		// Every seed starts from an empty IOAS with no allowed list.
+		ops := append(slices.Clone(reset), iommutest.Generate(seed, diffOpsPerSeed, cfg)...)
+		rep := iommutest.Diff(ctx, kas, eas, pool, ops, diffCheckEvery, 20)
+		total += rep.Ops
+		found += rep.Count
+		t.Logf("seed %d: %d ops, %d state checks, %d divergences", seed, rep.Ops, rep.StateChecks, rep.Count)
+		for k, e := range rep.Errnos {
+			t.Logf("seed %d: kernel %v: %v", seed, k, e)
+		}
+		for _, d := range rep.Divergences {
+			t.Errorf("seed %d: %v (A kernel, B emulator)", seed, d)
+		}
+	}
+	t.Logf("differential: %d ops in %v, %d divergences (seeds %v)", total, time.Since(start).Round(time.Millisecond), found, diffSeeds)
+}
