@@ -97,7 +97,32 @@ func hostFindings(f *sysfs.FS, procRoot, devRoot string) []Finding {
 	units, uerr := f.IOMMUs()
 	cmdline, cerr := f.Cmdline()
 
+	// Firmware first, as virt-host-validate does: without an ACPI table
+	// describing the IOMMU no kernel parameter will bring it up.
+	table := ""
+	for _, t := range []string{"DMAR", "IVRS", "IORT"} {
+		if _, err := os.Stat(f.Path("firmware", "acpi", "tables", t)); err == nil {
+			table = t
+			break
+		}
+	}
+	switch {
+	case table != "":
+		add("firmware", Pass, "ACPI "+table+" table present: the firmware describes an IOMMU", "")
+	case len(units) > 0:
+		add("firmware", Pass, "no ACPI DMAR/IVRS/IORT table seen, but the kernel runs IOMMU units", "")
+	default:
+		add("firmware", Fail, "no ACPI DMAR, IVRS or IORT table: the IOMMU is off in the firmware setup, or absent",
+			"enable VT-d (Intel) / AMD-Vi or IOMMU (AMD) in the firmware setup; QEMU: -device intel-iommu")
+	}
+
 	// IOMMU present and enabled.
+	enableFix := map[string]string{
+		"DMAR": "boot with intel_iommu=on",
+		"IVRS": "remove amd_iommu=off / iommu=off from the kernel command line",
+		"IORT": "load the SMMU driver (arm_smmu_v3) and read the kernel log for why it did not probe",
+		"":     "enable the IOMMU in the firmware setup first (see firmware), then boot with intel_iommu=on on Intel",
+	}[table]
 	switch {
 	case len(units) > 0:
 		var names []string
@@ -108,8 +133,7 @@ func hostFindings(f *sysfs.FS, procRoot, devRoot string) []Finding {
 	case uerr != nil:
 		add("IOMMU", Fail, "cannot list /sys/class/iommu: "+uerr.Error(), "check that sysfs is mounted and readable")
 	default:
-		add("IOMMU", Fail, "no IOMMU unit in /sys/class/iommu: the kernel translates no device DMA",
-			"enable VT-d / AMD-Vi (IOMMU) in the firmware setup and boot with intel_iommu=on (Intel) or without amd_iommu=off (AMD)")
+		add("IOMMU", Fail, "no IOMMU unit in /sys/class/iommu: the kernel translates no device DMA", enableFix)
 	}
 
 	// Kernel command line.

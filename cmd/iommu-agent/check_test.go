@@ -60,6 +60,7 @@ func TestCheckReadyGuest(t *testing.T) {
 		t.Fatalf("check failed on a ready guest: %v\n%+v", err, fs)
 	}
 	want := []Finding{
+		{Check: "firmware", Status: Pass, Detail: "no ACPI DMAR/IVRS/IORT table seen, but the kernel runs IOMMU units"},
 		{Check: "IOMMU", Status: Pass, Detail: "1 unit(s): dmar0 (intel-vt-d)"},
 		{Check: "kernel command line", Status: Pass, Detail: "no IOMMU parameters; the kernel's default enabled it"},
 		{Check: "interrupt remapping", Status: Pass, Detail: "ecap IR set on every VT-d unit"},
@@ -113,7 +114,7 @@ func TestCheckWithoutIOMMU(t *testing.T) {
 	}
 	m := byCheck(fs)
 	for name, st := range map[string]Status{
-		"IOMMU": Fail, "kernel command line": Fail, "interrupt remapping": Fail,
+		"firmware": Fail, "IOMMU": Fail, "kernel command line": Fail, "interrupt remapping": Fail,
 		"module vfio": Fail, "module vfio_pci": Fail, "module iommufd": Fail, "module vfio_iommu_type1": Fail,
 		"/dev/iommu": Fail, "/dev/vfio/vfio": Fail, "RLIMIT_MEMLOCK": Warn,
 	} {
@@ -131,6 +132,24 @@ func TestCheckWithoutIOMMU(t *testing.T) {
 	}
 	if f := m["RLIMIT_MEMLOCK"]; !strings.Contains(f.Detail, "soft 8 MiB, hard 8 MiB") || !strings.Contains(f.Fix, "ulimit -l") {
 		t.Errorf("memlock finding %+v", f)
+	}
+}
+
+func TestCheckFirmwareWithoutKernel(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "sys", "firmware", "acpi", "tables", "DMAR"), "DMAR")
+	writeFile(t, filepath.Join(root, "proc", "cmdline"), "console=ttyS0\n")
+	fs, err := checkJSON(t, "-sysfs", filepath.Join(root, "sys"), "-proc", filepath.Join(root, "proc"), "-dev", filepath.Join(root, "dev"))
+	if err == nil {
+		t.Error("check passed without IOMMU units")
+	}
+	m := byCheck(fs)
+	if f := m["firmware"]; f.Status != Pass || !strings.Contains(f.Detail, "ACPI DMAR table present") {
+		t.Errorf("firmware finding %+v", f)
+	}
+	if f := m["IOMMU"]; f.Status != Fail || f.Fix != "boot with intel_iommu=on" {
+		t.Errorf("IOMMU finding %+v", f)
 	}
 }
 

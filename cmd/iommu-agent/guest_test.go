@@ -103,7 +103,7 @@ func TestGuestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	must := map[string]bool{
-		"IOMMU": true, "interrupt remapping": true,
+		"firmware": true, "IOMMU": true, "interrupt remapping": true,
 		"module vfio": true, "module vfio_pci": true, "module iommufd": true, "module vfio_iommu_type1": true,
 		"/dev/iommu": true, "/dev/vfio/vfio": true,
 	}
