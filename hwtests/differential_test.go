@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
@@ -42,7 +43,8 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kernel IOAS: %v", err)
 	}
-	if _, err := kas.Attach(ctx, dev); err != nil {
+	kat, err := kas.Attach(ctx, dev)
+	if err != nil {
 		t.Fatalf("attach %s: %v", dev.BDF, err)
 	}
 
@@ -55,18 +57,25 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eas.AttachDevice(ctx, dev); err != nil {
+	eat, err := eas.AttachDevice(ctx, dev)
+	if err != nil {
 		t.Fatal(err)
 	}
 
-	pool := dmaBuffer(t, diffPoolPages*4096)
+	// A 2 MiB-aligned pool: the kernel aligns a chosen IOVA like the user
+	// address, so offsets into the pool reach every alignment up to that.
+	buf := dmaBuffer(t, 4<<20)
+	off := (2<<20 - int(uintptr(unsafe.Pointer(&buf[0]))&(2<<20-1))) & (2<<20 - 1)
+	pool := buf[off : off+diffPoolPages*4096 : off+diffPoolPages*4096]
 	cfg := iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: diffPoolPages, PageSize: 4096,
-		Copy: true, Allow: true,
+		Copy: true, Allow: true, Attach: true,
 		// VT-d's interrupt window and the ends of 39- and 48-bit apertures.
 		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 39, 1 << 48},
 	}
-	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpAllow}}
+	kside := &iommutest.Side{Space: kas, Attachment: kat}
+	eside := &iommutest.Side{Space: eas, Attachment: eat}
+	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpAllow}, {Kind: iommutest.OpAttach}}
 	total, found := 0, 0
 	start := time.Now()
 	// The divergences found before, with the kernel's recorded answers.
@@ -85,9 +94,10 @@ func TestDifferential(t *testing.T) {
 		}
 	}
 	for _, seed := range diffSeeds {
-		// Every seed starts from an empty IOAS with no allowed list.
+		// Every seed starts from an empty IOAS with no allowed list and
+		// edu attached.
 		ops := append(slices.Clone(reset), iommutest.Generate(seed, diffOpsPerSeed, cfg)...)
-		rep := iommutest.Diff(ctx, kas, eas, pool, ops, diffCheckEvery, 20)
+		rep := iommutest.Diff(ctx, kside, eside, pool, ops, diffCheckEvery, 20)
 		total += rep.Ops
 		found += rep.Count
 		t.Logf("seed %d: %d ops, %d state checks, %d divergences", seed, rep.Ops, rep.StateChecks, rep.Count)

@@ -28,10 +28,12 @@ const (
 	OpRanges                  // Ranges
 	OpCopy                    // Copier.Copy from the space itself
 	OpAllow                   // IOVAAllower.AllowIOVAs(Op.Allowed)
+	OpDetach                  // detach the side's device, if attached
+	OpAttach                  // attach it again, if detached
 	opState                   // a state comparison, not an operation
 )
 
-var opNames = [...]string{"map-fixed", "map-chosen", "unmap", "unmap-all", "ranges", "copy", "allow-iovas", "state"}
+var opNames = [...]string{"map-fixed", "map-chosen", "unmap", "unmap-all", "ranges", "copy", "allow-iovas", "detach", "attach", "state"}
 
 func (k OpKind) String() string {
 	if k < 0 || int(k) >= len(opNames) {
@@ -78,6 +80,7 @@ type GenConfig struct {
 	PageSize  uint64
 	Copy      bool // both sides implement iommu.Copier
 	Allow     bool // both sides implement iommu.IOVAAllower
+	Attach    bool // both sides have a device to detach and attach again
 	// Edges are IOVAs worth probing (reserved windows, aperture end).
 	Edges []iommu.IOVA
 }
@@ -186,7 +189,7 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 			o.Kind = OpUnmapAll
 		case k < 88:
 			o.Kind = OpRanges
-		case k < 95:
+		case k < 92:
 			if !c.Copy {
 				continue
 			}
@@ -196,7 +199,7 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 				o.IOVA, o.Length = iova(), length()
 			}
 			o.DstIOVA, o.Fixed, o.Perm = iova(), r.IntN(2) == 0, perm()
-		default:
+		case k < 97:
 			if !c.Allow {
 				continue
 			}
@@ -208,6 +211,15 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 					e = s + iommu.IOVA(pages(c.Pages)*ps) - 1
 				}
 				o.Allowed = append(o.Allowed, iommu.Range{Start: s, Last: e})
+			}
+		default:
+			// Rare: on the kernel, an attach binds the cdev again.
+			if !c.Attach || r.IntN(4) != 0 {
+				continue
+			}
+			o.Kind = OpDetach
+			if k >= 98 {
+				o.Kind = OpAttach
 			}
 		}
 		ops = append(ops, o)
@@ -295,9 +307,9 @@ type Mapper interface {
 // the first cut, as iopt_unmap_iova_range does. An error of unknown effect
 // loses that bookkeeping until the next successful unmap-all. Only the
 // first max divergences are kept; Report.Count has them all.
-func Diff(ctx context.Context, a, b iommu.AddressSpace, pool []byte, ops []Op, checkEvery, max int) Report {
+func Diff(ctx context.Context, a, b *Side, pool []byte, ops []Op, checkEvery, max int) Report {
 	rep := Report{Errnos: map[OpKind]map[syscall.Errno]int{}}
-	sides := [2]*side{{as: a}, {as: b}}
+	sides := [2]*side{{Side: a}, {Side: b}}
 	diverge := func(d Divergence) {
 		rep.Count++
 		if len(rep.Divergences) < max {
@@ -334,15 +346,25 @@ func Diff(ctx context.Context, a, b iommu.AddressSpace, pool []byte, ops []Op, c
 	return rep
 }
 
-// side is one address space and the areas its results imply.
+// Side is one address space under Diff. Attachment, when set, is a device
+// of it, which detach and attach operations take out and put back
+// (attached devices narrow the usable ranges); Diff leaves the current
+// one here, and whether it is Detached, for the next run.
+type Side struct {
+	Space      iommu.AddressSpace
+	Attachment iommu.Attachment
+	Detached   bool
+}
+
+// side is one Side and the areas its results imply.
 type side struct {
-	as    iommu.AddressSpace
+	*Side
 	book  []iommu.Range // sorted
 	stale bool
 }
 
 func (s *side) areas() ([]iommu.Range, bool) {
-	if m, ok := s.as.(Mapper); ok {
+	if m, ok := s.Space.(Mapper); ok {
 		return m.Mappings(), true
 	}
 	return slices.Clone(s.book), !s.stale
@@ -397,7 +419,7 @@ func (s *side) unmapBook(start, last uint64) {
 
 // Apply applies o to as alone, copying from as itself.
 func Apply(ctx context.Context, as iommu.AddressSpace, pool []byte, o Op) Result {
-	return (&side{as: as}).apply(ctx, o, pool)
+	return (&side{Side: &Side{Space: as}}).apply(ctx, o, pool)
 }
 
 func (s *side) apply(ctx context.Context, o Op, pool []byte) Result {
@@ -405,7 +427,7 @@ func (s *side) apply(ctx context.Context, o Op, pool []byte) Result {
 	switch o.Kind {
 	case OpMapFixed, OpMapChosen:
 		m := iommu.Mapping{Mem: pool[o.MemOff : o.MemOff+o.MemLen], IOVA: o.IOVA, Fixed: o.Kind == OpMapFixed, Perm: o.Perm}
-		r.IOVA, r.Err = s.as.Map(ctx, m)
+		r.IOVA, r.Err = s.Space.Map(ctx, m)
 		if r.Err == nil {
 			s.add(r.IOVA, o.MemLen)
 		}
@@ -414,7 +436,7 @@ func (s *side) apply(ctx context.Context, o Op, pool []byte) Result {
 		if o.Kind == OpUnmapAll {
 			iova, n = 0, math.MaxUint64
 		}
-		r.N, r.Err = s.as.Unmap(ctx, iova, n)
+		r.N, r.Err = s.Space.Unmap(ctx, iova, n)
 		switch {
 		case r.Err == nil && o.Kind == OpUnmapAll:
 			s.book, s.stale = nil, false
@@ -426,24 +448,38 @@ func (s *side) apply(ctx context.Context, o Op, pool []byte) Result {
 			s.stale = true
 		}
 	case OpRanges:
-		r.Ranges, r.Alignment, r.Err = s.as.Ranges(ctx)
+		r.Ranges, r.Alignment, r.Err = s.Space.Ranges(ctx)
 	case OpCopy:
-		c, ok := s.as.(iommu.Copier)
+		c, ok := s.Space.(iommu.Copier)
 		if !ok {
 			r.Err = iommu.ErrNotSupported
 			break
 		}
-		r.IOVA, r.Err = c.Copy(ctx, s.as, o.IOVA, o.Length, iommu.Mapping{IOVA: o.DstIOVA, Fixed: o.Fixed, Perm: o.Perm})
+		r.IOVA, r.Err = c.Copy(ctx, s.Space, o.IOVA, o.Length, iommu.Mapping{IOVA: o.DstIOVA, Fixed: o.Fixed, Perm: o.Perm})
 		if r.Err == nil {
 			s.addCopy(o.IOVA, o.Length, r.IOVA)
 		}
 	case OpAllow:
-		al, ok := s.as.(iommu.IOVAAllower)
+		al, ok := s.Space.(iommu.IOVAAllower)
 		if !ok {
 			r.Err = iommu.ErrNotSupported
 			break
 		}
 		r.Err = al.AllowIOVAs(ctx, o.Allowed)
+	case OpDetach:
+		// Only a transition is applied; detaching a detached device
+		// (or one the side does not have) answers nothing.
+		if s.Attachment != nil && !s.Detached {
+			r.Err = s.Attachment.Detach(ctx)
+			s.Detached = r.Err == nil
+		}
+	case OpAttach:
+		if s.Attachment != nil && s.Detached {
+			var at iommu.Attachment
+			if at, r.Err = s.Space.Attach(ctx, s.Attachment.Device()); r.Err == nil {
+				s.Attachment, s.Detached = at, false
+			}
+		}
 	}
 	return r
 }

@@ -19,7 +19,7 @@ const diffPage = 4096
 func diffConfig() iommutest.GenConfig {
 	return iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: 64, PageSize: diffPage,
-		Copy: true, Allow: true,
+		Copy: true, Allow: true, Attach: true,
 		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 48},
 	}
 }
@@ -27,6 +27,12 @@ func diffConfig() iommutest.GenConfig {
 // emulatedSpace is an IOAS of a fresh emulated iommufd with one device
 // attached, as the guest test sets it up.
 func emulatedSpace(t *testing.T) *emulated.AddressSpace {
+	return emulatedSide(t, nil).Space.(*emulated.AddressSpace)
+}
+
+// emulatedSide is emulatedSpace with its attachment, the space wrapped by
+// wrap when it is not nil.
+func emulatedSide(t *testing.T, wrap func(*emulated.AddressSpace) iommu.AddressSpace) *iommutest.Side {
 	t.Helper()
 	dev := iommu.Device{BDF: "0000:00:03.0", Group: 3}
 	b, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true})
@@ -39,10 +45,14 @@ func emulatedSpace(t *testing.T) *emulated.AddressSpace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := as.AttachDevice(ctx, dev); err != nil {
+	at, err := as.AttachDevice(ctx, dev)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return as
+	if wrap == nil {
+		return &iommutest.Side{Space: as, Attachment: at}
+	}
+	return &iommutest.Side{Space: wrap(as), Attachment: at}
 }
 
 // pagePool returns n page-aligned bytes.
@@ -61,12 +71,12 @@ func TestDiffEmulatedAgrees(t *testing.T) {
 		if !slices.EqualFunc(ops, iommutest.Generate(seed, 5000, c), func(a, b iommutest.Op) bool { return a.String() == b.String() }) {
 			t.Fatalf("seed %d: Generate is not deterministic", seed)
 		}
-		rep := iommutest.Diff(ctx, emulatedSpace(t), emulatedSpace(t), pool, ops, 100, 5)
+		rep := iommutest.Diff(ctx, emulatedSide(t, nil), emulatedSide(t, nil), pool, ops, 100, 5)
 		if rep.Ops != len(ops) || rep.StateChecks != len(ops)/100+1 {
 			t.Errorf("seed %d: %d ops, %d state checks", seed, rep.Ops, rep.StateChecks)
 		}
 		// A side without Mappings is checked by the areas its results imply.
-		opq := iommutest.Diff(ctx, &opaque{emulatedSpace(t)}, emulatedSpace(t), pool, ops, 100, 5)
+		opq := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &opaque{as} }), emulatedSide(t, nil), pool, ops, 100, 5)
 		if opq.StateChecks == 0 {
 			t.Errorf("seed %d: no state check from bookkeeping", seed)
 		}
@@ -92,13 +102,13 @@ func TestDiffGeneratorCovers(t *testing.T) {
 	for _, o := range ops {
 		kinds[o.Kind]++
 	}
-	for k := iommutest.OpMapFixed; k <= iommutest.OpAllow; k++ {
+	for k := iommutest.OpMapFixed; k <= iommutest.OpAttach; k++ {
 		if kinds[k] == 0 {
 			t.Errorf("no %v drawn", k)
 		}
 	}
 	errnos := map[syscall.Errno]int{}
-	rep := iommutest.Diff(ctx, &counting{emulatedSpace(t), errnos}, emulatedSpace(t), pool, ops, 0, 1)
+	rep := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &counting{as, errnos} }), emulatedSide(t, nil), pool, ops, 0, 1)
 	if rep.Count != 0 {
 		t.Fatalf("%d divergences: %v", rep.Count, rep.Divergences)
 	}
@@ -157,7 +167,7 @@ func TestDiffFindsBugs(t *testing.T) {
 		"chosen IOVA one page up":     func(as *emulated.AddressSpace) iommu.AddressSpace { return shifted{as} },
 	} {
 		t.Run(name, func(t *testing.T) {
-			rep := iommutest.Diff(ctx, emulatedSpace(t), wrong(emulatedSpace(t)), pool, ops, 50, 3)
+			rep := iommutest.Diff(ctx, emulatedSide(t, nil), emulatedSide(t, wrong), pool, ops, 50, 3)
 			if rep.Count == 0 || len(rep.Divergences) == 0 {
 				t.Fatalf("no divergence over %d ops", rep.Ops)
 			}
