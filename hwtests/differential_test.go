@@ -69,13 +69,22 @@ func TestDifferential(t *testing.T) {
 	pool := buf[off : off+diffPoolPages*4096 : off+diffPoolPages*4096]
 	cfg := iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: diffPoolPages, PageSize: 4096,
-		Copy: true, Allow: true, Attach: true,
+		Copy: true, Allow: true, Attach: true, Other: true,
 		// VT-d's interrupt window and the ends of 39- and 48-bit apertures.
 		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 39, 1 << 48},
 	}
-	kside := &iommutest.Side{Space: kas, Attachment: kat}
-	eside := &iommutest.Side{Space: eas, Attachment: eat}
-	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpAllow}, {Kind: iommutest.OpAttach}}
+	// A second IOAS on each side, for IOAS_COPY between two.
+	kother, err := kb.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatalf("kernel IOAS: %v", err)
+	}
+	eother, err := eb.NewIOAS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kside := &iommutest.Side{Space: kas, Attachment: kat, Other: kother}
+	eside := &iommutest.Side{Space: eas, Attachment: eat, Other: eother}
+	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpUnmapAll, Other: true}, {Kind: iommutest.OpAllow}, {Kind: iommutest.OpAttach}}
 	total, found := 0, 0
 	start := time.Now()
 	// The divergences found before, with the kernel's recorded answers.

@@ -53,7 +53,10 @@ type Op struct {
 	Perm           iommu.Perm // map, copy
 	DstIOVA        iommu.IOVA // copy
 	Fixed          bool       // copy: DstIOVA is fixed
-	Allowed        []iommu.Range
+	// Other makes a copy go into the Side's Other space (from Space),
+	// and an unmap-all empty Other.
+	Other   bool
+	Allowed []iommu.Range
 }
 
 func (o Op) String() string {
@@ -63,7 +66,11 @@ func (o Op) String() string {
 	case OpUnmap:
 		return fmt.Sprintf("unmap iova=%#x len=%#x", uint64(o.IOVA), o.Length)
 	case OpCopy:
-		return fmt.Sprintf("copy src=%#x len=%#x dst=%#x fixed=%v perm=%d", uint64(o.IOVA), o.Length, uint64(o.DstIOVA), o.Fixed, o.Perm)
+		return fmt.Sprintf("copy src=%#x len=%#x dst=%#x fixed=%v perm=%d other=%v", uint64(o.IOVA), o.Length, uint64(o.DstIOVA), o.Fixed, o.Perm, o.Other)
+	case OpUnmapAll:
+		if o.Other {
+			return "unmap-all other"
+		}
 	case OpAllow:
 		return fmt.Sprintf("allow-iovas %v", o.Allowed)
 	}
@@ -81,6 +88,7 @@ type GenConfig struct {
 	Copy      bool // both sides implement iommu.Copier
 	Allow     bool // both sides implement iommu.IOVAAllower
 	Attach    bool // both sides have a device to detach and attach again
+	Other     bool // both sides have a second space to copy into
 	// Edges are IOVAs worth probing (reserved windows, aperture end).
 	Edges []iommu.IOVA
 }
@@ -187,6 +195,7 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 			}
 		case k < 83:
 			o.Kind = OpUnmapAll
+			o.Other = c.Other && r.IntN(2) == 0
 		case k < 88:
 			o.Kind = OpRanges
 		case k < 92:
@@ -199,6 +208,7 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 				o.IOVA, o.Length = iova(), length()
 			}
 			o.DstIOVA, o.Fixed, o.Perm = iova(), r.IntN(2) == 0, perm()
+			o.Other = c.Other && r.IntN(3) == 0
 		case k < 97:
 			if !c.Allow {
 				continue
@@ -354,6 +364,8 @@ type Side struct {
 	Space      iommu.AddressSpace
 	Attachment iommu.Attachment
 	Detached   bool
+	// Other is a second space of the same backend that copies go into.
+	Other iommu.AddressSpace
 }
 
 // side is one Side and the areas its results imply.
@@ -423,6 +435,28 @@ func Apply(ctx context.Context, as iommu.AddressSpace, pool []byte, o Op) Result
 }
 
 func (s *side) apply(ctx context.Context, o Op, pool []byte) Result {
+	if !o.Other || (o.Kind != OpUnmapAll && o.Kind != OpCopy) {
+		return s.applySelf(ctx, o, pool)
+	}
+	var r Result
+	switch {
+	case s.Other == nil:
+		// a side without Other answers nothing
+	case o.Kind == OpUnmapAll:
+		r.N, r.Err = s.Other.Unmap(ctx, 0, math.MaxUint64)
+	default:
+		c, ok := s.Other.(iommu.Copier)
+		if !ok {
+			r.Err = iommu.ErrNotSupported
+			break
+		}
+		r.IOVA, r.Err = c.Copy(ctx, s.Space, o.IOVA, o.Length, iommu.Mapping{IOVA: o.DstIOVA, Fixed: o.Fixed, Perm: o.Perm})
+	}
+	return r
+}
+
+// applySelf applies the operations on Space alone.
+func (s *side) applySelf(ctx context.Context, o Op, pool []byte) Result {
 	var r Result
 	switch o.Kind {
 	case OpMapFixed, OpMapChosen:

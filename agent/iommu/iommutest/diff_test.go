@@ -19,7 +19,7 @@ const diffPage = 4096
 func diffConfig() iommutest.GenConfig {
 	return iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: 64, PageSize: diffPage,
-		Copy: true, Allow: true, Attach: true,
+		Copy: true, Allow: true, Attach: true, Other: true,
 		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 48},
 	}
 }
@@ -30,8 +30,9 @@ func emulatedSpace(t *testing.T) *emulated.AddressSpace {
 	return emulatedSide(t, nil).Space.(*emulated.AddressSpace)
 }
 
-// emulatedSide is emulatedSpace with its attachment, the space wrapped by
-// wrap when it is not nil.
+// emulatedSide is emulatedSpace with its attachment and a second IOAS to
+// copy into; with wrap, the space is wrapped and there is no second IOAS
+// (the emulator copies only from its own type).
 func emulatedSide(t *testing.T, wrap func(*emulated.AddressSpace) iommu.AddressSpace) *iommutest.Side {
 	t.Helper()
 	dev := iommu.Device{BDF: "0000:00:03.0", Group: 3}
@@ -50,9 +51,20 @@ func emulatedSide(t *testing.T, wrap func(*emulated.AddressSpace) iommu.AddressS
 		t.Fatal(err)
 	}
 	if wrap == nil {
-		return &iommutest.Side{Space: as, Attachment: at}
+		other, err := b.NewIOAS(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &iommutest.Side{Space: as, Attachment: at, Other: other}
 	}
 	return &iommutest.Side{Space: wrap(as), Attachment: at}
+}
+
+// alone drops s's second space, to compare it with a wrapped side that has
+// none.
+func alone(s *iommutest.Side) *iommutest.Side {
+	s.Other = nil
+	return s
 }
 
 // pagePool returns n page-aligned bytes.
@@ -76,7 +88,7 @@ func TestDiffEmulatedAgrees(t *testing.T) {
 			t.Errorf("seed %d: %d ops, %d state checks", seed, rep.Ops, rep.StateChecks)
 		}
 		// A side without Mappings is checked by the areas its results imply.
-		opq := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &opaque{as} }), emulatedSide(t, nil), pool, ops, 100, 5)
+		opq := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &opaque{as} }), alone(emulatedSide(t, nil)), pool, ops, 100, 5)
 		if opq.StateChecks == 0 {
 			t.Errorf("seed %d: no state check from bookkeeping", seed)
 		}
@@ -108,7 +120,7 @@ func TestDiffGeneratorCovers(t *testing.T) {
 		}
 	}
 	errnos := map[syscall.Errno]int{}
-	rep := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &counting{as, errnos} }), emulatedSide(t, nil), pool, ops, 0, 1)
+	rep := iommutest.Diff(ctx, emulatedSide(t, func(as *emulated.AddressSpace) iommu.AddressSpace { return &counting{as, errnos} }), alone(emulatedSide(t, nil)), pool, ops, 0, 1)
 	if rep.Count != 0 {
 		t.Fatalf("%d divergences: %v", rep.Count, rep.Divergences)
 	}
@@ -167,7 +179,7 @@ func TestDiffFindsBugs(t *testing.T) {
 		"chosen IOVA one page up":     func(as *emulated.AddressSpace) iommu.AddressSpace { return shifted{as} },
 	} {
 		t.Run(name, func(t *testing.T) {
-			rep := iommutest.Diff(ctx, emulatedSide(t, nil), emulatedSide(t, wrong), pool, ops, 50, 3)
+			rep := iommutest.Diff(ctx, alone(emulatedSide(t, nil)), emulatedSide(t, wrong), pool, ops, 50, 3)
 			if rep.Count == 0 || len(rep.Divergences) == 0 {
 				t.Fatalf("no divergence over %d ops", rep.Ops)
 			}
