@@ -36,7 +36,11 @@ fuzz:
 # functions, so the accounting cases (one IOAS shared by two devices counts
 # once, two containers count twice) run too. The second boot swaps the
 # container for iommufd's vfio-compat one and runs what speaks type1 there.
+# The first puts edu and an e1000 (with its kernel driver) behind a
+# PCIe-to-PCI bridge, one iommu_group: discovery, viability and the group
+# bind with rollback against the real kernel.
 guest:
+	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent
 	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 	$(GO) run ./hwtests/vm/cmd/hwtests -devices edu,edu
