@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"math"
 	"syscall"
 	"testing"
@@ -15,17 +16,23 @@ import (
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 )
 
+const (
+	page    = 4096
+	srcIOVA = 0x100000 // edu reads from here ...
+	dstIOVA = 0x101000 // ... and writes back here
+)
+
 var rw = iommu.Read | iommu.Write
 
 func TestBackendEdu(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	before := readPins(t)
-	fds := openFDs(t)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	before := hwtest.ReadPins(t)
+	fds := hwtest.OpenFDs(t)
 
 	b, err := Open(ctx, Options{})
-	need(t, "open iommufd backend", err)
+	hwtest.Need(t, "open iommufd backend", err)
 	defer b.Close()
 	if b.Flavour() != iommu.IOMMUFD {
 		t.Fatalf("Flavour = %q", b.Flavour())
@@ -38,7 +45,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("fresh IOAS ranges %v, alignment %d, %v; want everything at 1", rs, align, err)
 	}
 	at, err := as.Attach(ctx, dev)
-	need(t, "attach edu", err)
+	hwtest.Need(t, "attach edu", err)
 	a := at.(*Attachment)
 	if a.Device().Cdev == "" || a.DeviceID() == 0 || a.HWPT() == 0 || a.HWPT() == as.(*AddressSpace).ID() {
 		t.Errorf("attachment %+v, device ID %d, HWPT %d: want the cdev, a device ID and the kernel's HWPT", a.Device(), a.DeviceID(), a.HWPT())
@@ -53,28 +60,28 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("HWInfo = %q (%d bytes), %v; want intel-vtd", info.Type, len(info.Data), err)
 	}
 
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	iova, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw})
 	if err != nil || iova != srcIOVA {
 		t.Fatalf("Map = %#x, %v", iova, err)
 	}
-	if got := readPins(t); got.pin-before.pin != 2*page/1024 || got.lck != before.lck {
-		t.Errorf("pins %+v after an 8 KiB map, %+v before: want VmPin +8 kB", got, before)
+	if got := hwtest.ReadPins(t); got.Pin-before.Pin != 2*page/1024 || got.Lck != before.Lck {
+		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before: want VmPin +8 kB", got, before)
 	}
-	e := openEdu(t, a.VFIODevice())
-	roundTrip(t, e, mem, srcIOVA, dstIOVA)
+	e := hwtest.OpenEdu(t, a.VFIODevice())
+	hwtest.RoundTrip(t, e, mem, srcIOVA, dstIOVA)
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA + page, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrExists) {
 		t.Errorf("overlapping Map = %v; want ErrExists", err)
 	}
 
-	mem2 := dmaBuffer(t, 2*page)
+	mem2 := hwtest.DMABuffer(t, 2*page)
 	auto, err := as.Map(ctx, iommu.Mapping{Mem: mem2, Perm: rw})
 	if err != nil || !inRanges(rs, uint64(auto), 2*page) {
 		t.Fatalf("Map at a kernel-chosen IOVA = %#x, %v", auto, err)
 	}
 	t.Logf("kernel chose IOVA %#x", auto)
 	if uint64(auto)+2*page <= edu.MaxIOVA {
-		roundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
+		hwtest.RoundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
 	}
 
 	// Unmap keeps iommufd's answers: nothing there, or a cut, is ENOENT.
@@ -93,35 +100,35 @@ func TestBackendEdu(t *testing.T) {
 	}
 
 	// Copy from a second IOAS. That IOAS has no device, hence no domain,
-	// so its map pins nothing; the copy into the attached IOAS pins the
+	// so its map hwtest.Pins nothing; the copy into the attached IOAS hwtest.Pins the
 	// pages once, for its domain.
 	as2, err := b.NewAddressSpace(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem3 := dmaBuffer(t, 2*page)
-	pinned := readPins(t)
+	mem3 := hwtest.DMABuffer(t, 2*page)
+	pinned := hwtest.ReadPins(t)
 	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem3, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readPins(t); got != pinned {
-		t.Errorf("pins %+v after a map into an IOAS without a device, %+v before: want none", got, pinned)
+	if got := hwtest.ReadPins(t); got != pinned {
+		t.Errorf("hwtest.Pins %+v after a map into an IOAS without a device, %+v before: want none", got, pinned)
 	}
 	const copyIOVA = 0x400000
 	if got, err := as.(iommu.Copier).Copy(ctx, as2, srcIOVA, 2*page, iommu.Mapping{IOVA: copyIOVA, Fixed: true, Perm: rw}); err != nil || got != copyIOVA {
 		t.Fatalf("Copy = %#x, %v", got, err)
 	}
-	if got := readPins(t); got.pin-pinned.pin != 2*page/1024 {
-		t.Errorf("pins %+v after Copy into the attached IOAS, %+v before: want VmPin +8 kB", got, pinned)
+	if got := hwtest.ReadPins(t); got.Pin-pinned.Pin != 2*page/1024 {
+		t.Errorf("hwtest.Pins %+v after Copy into the attached IOAS, %+v before: want VmPin +8 kB", got, pinned)
 	}
-	roundTrip(t, e, mem3, copyIOVA, copyIOVA+page)
+	hwtest.RoundTrip(t, e, mem3, copyIOVA, copyIOVA+page)
 
 	// AllowIOVAs steers the kernel's choice.
 	allowed := []iommu.Range{{Start: 0x800000, Last: 0x8fffff}}
 	if err := as.(iommu.IOVAAllower).AllowIOVAs(ctx, allowed); err != nil {
 		t.Fatal(err)
 	}
-	mem4 := dmaBuffer(t, page)
+	mem4 := hwtest.DMABuffer(t, page)
 	if got, err := as.Map(ctx, iommu.Mapping{Mem: mem4, Perm: iommu.Read}); err != nil || !allowed[0].Contains(got, page) {
 		t.Errorf("Map with allowed %v = %#x, %v", allowed, got, err)
 	}
@@ -140,7 +147,7 @@ func TestBackendEdu(t *testing.T) {
 	if err != nil || at2 != at {
 		t.Fatalf("Attach to a second IOAS = %v, %v; want the same attachment", at2, err)
 	}
-	roundTrip(t, e, mem3, srcIOVA, srcIOVA+page)
+	hwtest.RoundTrip(t, e, mem3, srcIOVA, srcIOVA+page)
 	if err := as.Close(); err != nil {
 		t.Errorf("Close of the IOAS the device left: %v", err)
 	}
@@ -179,10 +186,10 @@ func TestBackendEdu(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before Open", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before Open", got, before)
 	}
-	if got := openFDs(t); got != fds {
+	if got := hwtest.OpenFDs(t); got != fds {
 		t.Errorf("%d fds open after Close, %d before Open", got, fds)
 	}
 }
@@ -191,11 +198,11 @@ func TestBackendEdu(t *testing.T) {
 // the process's locked memory instead of the user's pinned count.
 func TestRLimitProcess(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	before := readPins(t)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	before := hwtest.ReadPins(t)
 	b, err := Open(ctx, Options{RLimitMode: iommufd.RLimitProcess})
-	need(t, "open iommufd backend", err)
+	hwtest.Need(t, "open iommufd backend", err)
 	defer b.Close()
 	if mode, err := b.IOMMUFD().RLimitMode(); err != nil || mode != iommufd.RLimitProcess {
 		t.Fatalf("RLIMIT_MODE = %d, %v; want per process", mode, err)
@@ -208,21 +215,21 @@ func TestRLimitProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
-	got := readPins(t)
-	t.Logf("per-process accounting, 8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(got.pin-before.pin), int64(got.lck-before.lck))
-	if (got.pin-before.pin)+(got.lck-before.lck) != 2*page/1024 {
-		t.Errorf("pins %+v after an 8 KiB map, %+v before: want 8 kB charged", got, before)
+	got := hwtest.ReadPins(t)
+	t.Logf("per-process accounting, 8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(got.Pin-before.Pin), int64(got.Lck-before.Lck))
+	if (got.Pin-before.Pin)+(got.Lck-before.Lck) != 2*page/1024 {
+		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before: want 8 kB charged", got, before)
 	}
-	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -231,9 +238,9 @@ func TestRLimitProcess(t *testing.T) {
 // nothing is left open, bound or pinned, and the next setup works.
 func TestFailNth(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	mem := dmaBuffer(t, 2*page)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	mem := hwtest.DMABuffer(t, 2*page)
 
 	// setup runs every step; failAt < 0 fails none and records them.
 	setup := func(failAt int) (steps []string, err error) {
@@ -264,11 +271,11 @@ func TestFailNth(t *testing.T) {
 		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 			return steps, err
 		}
-		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 		return steps, b.Close()
 	}
 
-	before, fds := readPins(t), openFDs(t)
+	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
 	steps, err := setup(-1)
 	if err != nil {
 		t.Fatalf("setup: %v", err)
@@ -279,11 +286,11 @@ func TestFailNth(t *testing.T) {
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
 		}
-		if got := openFDs(t); got != fds {
+		if got := hwtest.OpenFDs(t); got != fds {
 			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
 		}
-		if got := readPins(t); got != before {
-			t.Errorf("after failing at %s: pins %+v, %+v before", steps[n], got, before)
+		if got := hwtest.ReadPins(t); got != before {
+			t.Errorf("after failing at %s: hwtest.Pins %+v, %+v before", steps[n], got, before)
 		}
 		if _, err := setup(-1); err != nil {
 			t.Errorf("setup after failing at %s: %v", steps[n], err)
@@ -306,14 +313,14 @@ func inRanges(rs []iommu.Range, start, length uint64) bool {
 // iommufds (the group rule).
 func TestSameGroup(t *testing.T) {
 	ctx := context.Background()
-	p, ok := needPair(t, true)
+	p, ok := hwtest.NeedPair(t, true)
 	if !ok {
 		return
 	}
 	for _, d := range p {
-		bindVFIO(t, d)
+		hwtest.BindVFIO(t, d)
 	}
-	before := readPins(t)
+	before := hwtest.ReadPins(t)
 	b, err := Open(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -334,15 +341,15 @@ func TestSameGroup(t *testing.T) {
 	if atts[0].HWPT() != atts[1].HWPT() {
 		t.Errorf("group siblings on HWPTs %d and %d; want one", atts[0].HWPT(), atts[1].HWPT())
 	}
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range atts {
-		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
 	}
-	if got := readPins(t); got.pin-before.pin != 2*page/1024 {
-		t.Errorf("pins %+v for an 8 KiB map seen by two devices, %+v before: want VmPin +8 kB", got, before)
+	if got := hwtest.ReadPins(t); got.Pin-before.Pin != 2*page/1024 {
+		t.Errorf("hwtest.Pins %+v for an 8 KiB map seen by two devices, %+v before: want VmPin +8 kB", got, before)
 	}
 
 	// Moving one sibling to another IOAS (replace) moves the whole group.
@@ -350,7 +357,7 @@ func TestSameGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem2 := dmaBuffer(t, 2*page)
+	mem2 := hwtest.DMABuffer(t, 2*page)
 	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem2, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +368,7 @@ func TestSameGroup(t *testing.T) {
 		t.Errorf("after the move: HWPTs %d, %d; want the whole group on IOAS %d's", atts[0].HWPT(), atts[1].HWPT(), as2.(*AddressSpace).ID())
 	}
 	for _, a := range atts {
-		roundTrip(t, openEdu(t, a.VFIODevice()), mem2, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, a.VFIODevice()), mem2, srcIOVA, dstIOVA)
 	}
 
 	// Detach one sibling: the other keeps DMA. Attaching it afresh to
@@ -370,7 +377,7 @@ func TestSameGroup(t *testing.T) {
 	if err := atts[0].Detach(ctx); err != nil {
 		t.Fatal(err)
 	}
-	roundTrip(t, openEdu(t, atts[1].VFIODevice()), mem2, srcIOVA, dstIOVA)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, atts[1].VFIODevice()), mem2, srcIOVA, dstIOVA)
 	_, err = as.Attach(ctx, p[0])
 	t.Logf("attaching a sibling to another IOAS than the group's: %v", err)
 	if !errors.Is(err, iommu.ErrInvalid) {
@@ -400,8 +407,8 @@ func TestSameGroup(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -410,8 +417,8 @@ func TestSameGroup(t *testing.T) {
 // nothing mapped.
 func TestConcurrentMapUnmap(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	b, err := Open(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +432,7 @@ func TestConcurrentMapUnmap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const workers, rounds = 4, 50
-	mem := dmaBuffer(t, workers*page)
+	mem := hwtest.DMABuffer(t, workers*page)
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
@@ -459,10 +466,10 @@ func TestConcurrentMapUnmap(t *testing.T) {
 // open or pinned and the next setup works.
 func TestFailTeardown(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	mem := dmaBuffer(t, 2*page)
-	before, fds := readPins(t), openFDs(t)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	mem := hwtest.DMABuffer(t, 2*page)
+	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
 	for _, step := range []string{StepDetach, StepDestroy, ""} {
 		tearing := false
 		b, err := Open(ctx, Options{FailStep: func(s string) error {
@@ -485,7 +492,7 @@ func TestFailTeardown(t *testing.T) {
 		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 			t.Fatal(err)
 		}
-		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 		tearing = true
 		err = as.Close()
 		if got := errors.Is(err, syscall.EIO); got != (step != "") {
@@ -494,11 +501,11 @@ func TestFailTeardown(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Errorf("backend Close after failing at %q: %v", step, err)
 		}
-		if got := openFDs(t); got != fds {
+		if got := hwtest.OpenFDs(t); got != fds {
 			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
 		}
-		if got := readPins(t); got != before {
-			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
+		if got := hwtest.ReadPins(t); got != before {
+			t.Errorf("after failing at %q: hwtest.Pins %+v, %+v before", step, got, before)
 		}
 	}
 }

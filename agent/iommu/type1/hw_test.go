@@ -6,12 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"math"
 	"os"
 	"syscall"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+)
+
+const (
+	page    = 4096
+	srcIOVA = 0x100000 // edu reads from here ...
+	dstIOVA = 0x101000 // ... and writes back here
 )
 
 var rw = iommu.Read | iommu.Write
@@ -25,21 +32,21 @@ func wantFlavour() iommu.Flavour {
 	return iommu.Type1v2
 }
 
-// charged is how many kB of pins the two counters gained: type1 charges
+// charged is how many kB of hwtest.Pins the two counters gained: type1 charges
 // VmLck, the compat container (iommufd) VmPin.
-func charged(now, before pins) int64 {
-	return int64(now.pin-before.pin) + int64(now.lck-before.lck)
+func charged(now, before hwtest.Pins) int64 {
+	return int64(now.Pin-before.Pin) + int64(now.Lck-before.Lck)
 }
 
 func TestBackendEdu(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	before := readPins(t)
-	fds := openFDs(t)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	before := hwtest.ReadPins(t)
+	fds := hwtest.OpenFDs(t)
 
 	b, err := Open(ctx, Options{})
-	need(t, "open type1 backend", err)
+	hwtest.Need(t, "open type1 backend", err)
 	defer b.Close()
 	flavour := b.Flavour()
 	t.Logf("flavour %s", flavour)
@@ -50,7 +57,7 @@ func TestBackendEdu(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 
 	// Before any group the container has no IOMMU model: the kernel's
 	// answer stands.
@@ -92,25 +99,25 @@ func TestBackendEdu(t *testing.T) {
 	if iova, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil || iova != srcIOVA {
 		t.Fatalf("Map = %#x, %v", iova, err)
 	}
-	now := readPins(t)
-	t.Logf("8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(now.pin-before.pin), int64(now.lck-before.lck))
+	now := hwtest.ReadPins(t)
+	t.Logf("8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(now.Pin-before.Pin), int64(now.Lck-before.Lck))
 	if charged(now, before) != 2*page/1024 {
-		t.Errorf("pins %+v after an 8 KiB map, %+v before", now, before)
+		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before", now, before)
 	}
-	e := openEdu(t, a.VFIODevice())
-	roundTrip(t, e, mem, srcIOVA, dstIOVA)
+	e := hwtest.OpenEdu(t, a.VFIODevice())
+	hwtest.RoundTrip(t, e, mem, srcIOVA, dstIOVA)
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA + page, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrExists) {
 		t.Errorf("overlapping Map = %v; want ErrExists", err)
 	}
 
 	// The backend picks IOVAs itself on type1.
-	mem2 := dmaBuffer(t, 2*page)
+	mem2 := hwtest.DMABuffer(t, 2*page)
 	auto, err := as.Map(ctx, iommu.Mapping{Mem: mem2, Perm: rw})
 	if err != nil || !inRanges(rs, uint64(auto), 2*page) || (auto < srcIOVA+2*page && srcIOVA < auto+2*page) {
 		t.Fatalf("Map at a chosen IOVA = %#x, %v", auto, err)
 	}
 	t.Logf("backend chose IOVA %#x", auto)
-	roundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
+	hwtest.RoundTrip(t, e, mem2, uint64(auto), uint64(auto)+page)
 
 	// Unmap keeps the kernel's answers, which differ per flavour.
 	n, err := as.Unmap(ctx, 0x700000, page)
@@ -140,7 +147,7 @@ func TestBackendEdu(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SetDirtyTracking = %v", err)
 		}
-		roundTrip(t, e, mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, e, mem, srcIOVA, dstIOVA)
 		bm, err := dt.ReadDirty(ctx, srcIOVA, 2*page, page, false)
 		if err != nil || len(bm) != 1 || bm[0]&0b10 == 0 {
 			t.Errorf("ReadDirty = %b, %v; want the DMA-written page dirty", bm, err)
@@ -158,8 +165,8 @@ func TestBackendEdu(t *testing.T) {
 	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 4*page {
 		t.Errorf("Unmap all = %d, %v; want %d", n, err, 4*page)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after unmapping all, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after unmapping all, %+v before", got, before)
 	}
 
 	// The last device out takes the group out. type1 drops the container's
@@ -175,8 +182,8 @@ func TestBackendEdu(t *testing.T) {
 	if err := a.Detach(ctx); err != nil {
 		t.Errorf("second Detach: %v", err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after the last group left, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after the last group left, %+v before", got, before)
 	}
 	_, err = as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw})
 	t.Logf("Map after the last group left: %v", err)
@@ -198,10 +205,10 @@ func TestBackendEdu(t *testing.T) {
 			t.Fatalf("compat Map after re-attach = %v; want ErrExists, the IOAS kept the mapping", err)
 		}
 	}
-	if got := charged(readPins(t), before); got != 2*page/1024 {
+	if got := charged(hwtest.ReadPins(t), before); got != 2*page/1024 {
 		t.Errorf("%d kB charged after re-attach with one 8 KiB mapping", got)
 	}
-	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 
 	if err := b.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -212,34 +219,34 @@ func TestBackendEdu(t *testing.T) {
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); !errors.Is(err, iommu.ErrClosed) {
 		t.Errorf("Map after Close = %v; want ErrClosed", err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before Open", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before Open", got, before)
 	}
-	if got := openFDs(t); got != fds {
+	if got := hwtest.OpenFDs(t); got != fds {
 		t.Errorf("%d fds open after Close, %d before Open", got, fds)
 	}
 }
 
 // TestTwoGroups puts two edu functions, each its own group, into one
-// container, then into two: one container pins the shared pages once, two
+// container, then into two: one container hwtest.Pins the shared pages once, two
 // containers pin them twice (the accounting iommufd's shared IOAS fixes).
 func TestTwoGroups(t *testing.T) {
 	ctx := context.Background()
-	p, ok := needPair(t, false)
+	p, ok := hwtest.NeedPair(t, false)
 	if !ok {
 		return
 	}
 	devs := p[:]
 	for _, d := range devs[:2] {
-		bindVFIO(t, d)
+		hwtest.BindVFIO(t, d)
 	}
-	before := readPins(t)
+	before := hwtest.ReadPins(t)
 	b, err := Open(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 
 	as, err := b.NewAddressSpace(ctx)
 	if err != nil {
@@ -257,9 +264,9 @@ func TestTwoGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range atts {
-		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
 	}
-	if got := charged(readPins(t), before); got != 2*page/1024 {
+	if got := charged(hwtest.ReadPins(t), before); got != 2*page/1024 {
 		t.Errorf("one container, two groups: %d kB charged for an 8 KiB map, want 8", got)
 	}
 	// Move the second group into a container of its own.
@@ -277,8 +284,8 @@ func TestTwoGroups(t *testing.T) {
 	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
-	roundTrip(t, openEdu(t, at2.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
-	got := charged(readPins(t), before)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, at2.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	got := charged(hwtest.ReadPins(t), before)
 	t.Logf("two containers, the same 8 KiB mapped in each: %d kB charged", got)
 	if b.Flavour() == iommu.Type1v2 && got != 2*2*page/1024 {
 		t.Errorf("two type1 containers: %d kB charged, want 16 (each container charges)", got)
@@ -286,8 +293,8 @@ func TestTwoGroups(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -296,9 +303,9 @@ func TestTwoGroups(t *testing.T) {
 // nothing is left open, in a container or pinned, and the next setup works.
 func TestFailNth(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	mem := dmaBuffer(t, 2*page)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	mem := hwtest.DMABuffer(t, 2*page)
 
 	setup := func(failAt int) (steps []string, err error) {
 		injected := fmt.Errorf("injected at step %d: %w", failAt, syscall.EIO)
@@ -328,11 +335,11 @@ func TestFailNth(t *testing.T) {
 		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 			return steps, err
 		}
-		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 		return steps, b.Close()
 	}
 
-	before, fds := readPins(t), openFDs(t)
+	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
 	steps, err := setup(-1)
 	if err != nil {
 		t.Fatalf("setup: %v", err)
@@ -343,11 +350,11 @@ func TestFailNth(t *testing.T) {
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
 		}
-		if got := openFDs(t); got != fds {
+		if got := hwtest.OpenFDs(t); got != fds {
 			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
 		}
-		if got := readPins(t); got != before {
-			t.Errorf("after failing at %s: pins %+v, %+v before", steps[n], got, before)
+		if got := hwtest.ReadPins(t); got != before {
+			t.Errorf("after failing at %s: hwtest.Pins %+v, %+v before", steps[n], got, before)
 		}
 		if _, err := setup(-1); err != nil {
 			t.Errorf("setup after failing at %s: %v", steps[n], err)
@@ -369,14 +376,14 @@ func inRanges(rs []iommu.Range, start, length uint64) bool {
 // group in the container, and the group leaves only with its last device.
 func TestSameGroup(t *testing.T) {
 	ctx := context.Background()
-	p, ok := needPair(t, true)
+	p, ok := hwtest.NeedPair(t, true)
 	if !ok {
 		return
 	}
 	for _, d := range p {
-		bindVFIO(t, d)
+		hwtest.BindVFIO(t, d)
 	}
-	before := readPins(t)
+	before := hwtest.ReadPins(t)
 	b, err := Open(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -397,14 +404,14 @@ func TestSameGroup(t *testing.T) {
 	if len(b.groups) != 1 || atts[0].g != atts[1].g {
 		t.Errorf("two devices of group %d opened %d groups", p[0].Group, len(b.groups))
 	}
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range atts {
-		roundTrip(t, openEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
 	}
-	if got := charged(readPins(t), before); got != 2*page/1024 {
+	if got := charged(hwtest.ReadPins(t), before); got != 2*page/1024 {
 		t.Errorf("%d kB charged for an 8 KiB map seen by two devices, want 8", got)
 	}
 	// The group is in this container: a sibling cannot go elsewhere.
@@ -419,7 +426,7 @@ func TestSameGroup(t *testing.T) {
 		t.Errorf("attaching a sibling into a second container = %v; want ErrBusy", err)
 	}
 	// The first device keeps the group and its mapping.
-	roundTrip(t, openEdu(t, atts[0].VFIODevice()), mem, srcIOVA, dstIOVA)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, atts[0].VFIODevice()), mem, srcIOVA, dstIOVA)
 	if err := atts[0].Detach(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -434,12 +441,12 @@ func TestSameGroup(t *testing.T) {
 	if _, err := as2.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 		t.Fatal(err)
 	}
-	roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+	hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readPins(t); got != before {
-		t.Errorf("pins %+v after Close, %+v before", got, before)
+	if got := hwtest.ReadPins(t); got != before {
+		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -447,8 +454,8 @@ func TestSameGroup(t *testing.T) {
 // several goroutines on one container.
 func TestConcurrentMapUnmap(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	b, err := Open(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +469,7 @@ func TestConcurrentMapUnmap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const workers, rounds = 4, 50
-	mem := dmaBuffer(t, workers*page)
+	mem := hwtest.DMABuffer(t, workers*page)
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
@@ -496,10 +503,10 @@ func TestConcurrentMapUnmap(t *testing.T) {
 // pinned; the group can join a container again.
 func TestFailTeardown(t *testing.T) {
 	ctx := context.Background()
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
-	mem := dmaBuffer(t, 2*page)
-	before, fds := readPins(t), openFDs(t)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	mem := hwtest.DMABuffer(t, 2*page)
+	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
 	for _, step := range []string{StepUnsetContainer, ""} {
 		tearing := false
 		b, err := Open(ctx, Options{FailStep: func(s string) error {
@@ -522,17 +529,17 @@ func TestFailTeardown(t *testing.T) {
 		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
 			t.Fatal(err)
 		}
-		roundTrip(t, openEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 		tearing = true
 		err = b.Close()
 		if got := errors.Is(err, syscall.EIO); got != (step != "") {
 			t.Errorf("Close failing at %q = %v", step, err)
 		}
-		if got := openFDs(t); got != fds {
+		if got := hwtest.OpenFDs(t); got != fds {
 			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
 		}
-		if got := readPins(t); got != before {
-			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
+		if got := hwtest.ReadPins(t); got != before {
+			t.Errorf("after failing at %q: hwtest.Pins %+v, %+v before", step, got, before)
 		}
 	}
 }

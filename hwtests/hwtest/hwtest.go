@@ -1,10 +1,10 @@
 //go:build hwtests && linux
 
-package cdev
+package hwtest
 
-// Guest test helpers, after hwtests/host_test.go and hwtests/setup_test.go
-// (test files cannot be imported): find edu, bind it to vfio-pci for the
-// test, DMA buffers, and the kernel's pin counters.
+// Guest test helpers shared by the backends' real-kernel tests: find edu,
+// bind it to vfio-pci for the test, DMA buffers, and the kernel's pin
+// counters.
 
 import (
 	"bufio"
@@ -38,18 +38,18 @@ const (
 )
 
 // strict reports whether the test runs in the guest, where a skip is a failure.
-func strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
+func Strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
 
 // need fails the test in the guest and skips it elsewhere when err says a
 // device, a privilege or a kernel feature is missing; other errors fail.
-func need(t *testing.T, what string, err error) {
+func Need(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
 		return
 	}
 	missing := errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) ||
 		errors.Is(err, ioctl.ErrNotSupported) || errors.Is(err, iommu.ErrNotSupported)
-	if missing && !strict() {
+	if missing && !Strict() {
 		t.Skipf("%s: %v", what, err)
 	}
 	t.Fatalf("%s: %v", what, err)
@@ -57,10 +57,10 @@ func need(t *testing.T, what string, err error) {
 
 // findEdu returns every edu function of the machine as an iommu.Device, in
 // BDF order.
-func findEdu(t *testing.T) []iommu.Device {
+func FindEdu(t *testing.T) []iommu.Device {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(sysPCI, "devices"))
-	need(t, "list PCI devices", err)
+	Need(t, "list PCI devices", err)
 	var out []iommu.Device
 	for _, e := range entries {
 		dir := filepath.Join(sysPCI, "devices", e.Name())
@@ -78,7 +78,7 @@ func findEdu(t *testing.T) []iommu.Device {
 		out = append(out, iommu.Device{BDF: e.Name(), Group: g})
 	}
 	if len(out) == 0 {
-		need(t, "find an edu device (QEMU -device edu)", fmt.Errorf("none under %s: %w", sysPCI, os.ErrNotExist))
+		Need(t, "find an edu device (QEMU -device edu)", fmt.Errorf("none under %s: %w", sysPCI, os.ErrNotExist))
 	}
 	return out
 }
@@ -106,9 +106,9 @@ func driverOf(bdf string) string {
 
 // bindVFIO binds dev to vfio-pci with driver_override and drivers_probe,
 // and restores the original driver (or none) when the test ends.
-func bindVFIO(t *testing.T, dev iommu.Device) {
+func BindVFIO(t *testing.T, dev iommu.Device) {
 	t.Helper()
-	if !*destructive && !strict() {
+	if !*destructive && !Strict() {
 		t.Skip("rebinds a device: run with -destructive")
 	}
 	dir := filepath.Join(sysPCI, "devices", dev.BDF)
@@ -147,7 +147,7 @@ func writeSys(t *testing.T, path, value string) {
 
 // dmaBuffer returns size bytes of memfd-backed shared memory, unmapped when
 // the test ends: the only kind of memory the tests let a device reach.
-func dmaBuffer(t *testing.T, size int) []byte {
+func DMABuffer(t *testing.T, size int) []byte {
 	t.Helper()
 	fd, err := unix.MemfdCreate("iommu-dma", unix.MFD_CLOEXEC)
 	if err != nil {
@@ -169,17 +169,18 @@ func dmaBuffer(t *testing.T, size int) []byte {
 	return mem
 }
 
-// pins reads VmPin and VmLck of /proc/self/status in kB: iommufd charges
-// the first per user, type1 the second.
-type pins struct{ pin, lck uint64 }
+// Pins are VmPin and VmLck of /proc/self/status in kB: iommufd charges the
+// first, type1 the second.
+type Pins struct{ Pin, Lck uint64 }
 
-func readPins(t *testing.T) pins {
+// ReadPins reads the process's Pins.
+func ReadPins(t *testing.T) Pins {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p pins
+	var p Pins
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
@@ -191,9 +192,9 @@ func readPins(t *testing.T) pins {
 			t.Fatalf("parse %s %q: %v", name, rest, err)
 		}
 		if name == "VmPin" {
-			p.pin = v
+			p.Pin = v
 		} else {
-			p.lck = v
+			p.Lck = v
 		}
 	}
 	return p
@@ -201,7 +202,7 @@ func readPins(t *testing.T) pins {
 
 // openFDs counts the process's open descriptors, so a fault-injection run
 // can show a failed setup closed everything it opened.
-func openFDs(t *testing.T) int {
+func OpenFDs(t *testing.T) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -211,7 +212,7 @@ func openFDs(t *testing.T) int {
 }
 
 // openEdu finds BAR0 and config space of a VFIO device and checks it is edu.
-func openEdu(t *testing.T, d *vfio.Device) *edu.Device {
+func OpenEdu(t *testing.T, d *vfio.Device) *edu.Device {
 	t.Helper()
 	bar0, err := d.RegionInfo(uapi.VFIO_PCI_BAR0_REGION_INDEX)
 	if err != nil {
@@ -234,7 +235,7 @@ func openEdu(t *testing.T, d *vfio.Device) *edu.Device {
 // roundTrip has edu copy a random page from src into its buffer and from
 // there to dst, and checks every byte arrived in mem (mapped at src with
 // dst right after it).
-func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
+func RoundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
 	t.Helper()
 	want := make([]byte, page)
 	for i := range want {
@@ -255,7 +256,7 @@ func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
 
 // pairOf returns two edu functions that share an iommu_group (same) or do
 // not, when the guest has them (-devices edu,bridge:edu,edu has both).
-func pairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
+func PairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
 	for i := range devs {
 		for j := i + 1; j < len(devs); j++ {
 			if (devs[i].Group == devs[j].Group) == same {
@@ -269,16 +270,16 @@ func pairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
 // needPair returns a pair as pairOf does; without one it skips outside the
 // guest and, in the guest, ends the test with a log line: the default
 // guest has a single edu.
-func needPair(t *testing.T, same bool) ([2]iommu.Device, bool) {
+func NeedPair(t *testing.T, same bool) ([2]iommu.Device, bool) {
 	t.Helper()
-	devs := findEdu(t)
-	p, ok := pairOf(devs, same)
+	devs := FindEdu(t)
+	p, ok := PairOf(devs, same)
 	if !ok {
 		what := "two edu functions in two groups (-devices edu,edu)"
 		if same {
 			what = "two edu functions in one group (-devices bridge:edu,edu)"
 		}
-		if !strict() {
+		if !Strict() {
 			t.Skip("needs " + what)
 		}
 		t.Logf("this guest lacks %s: %v", what, devs)
