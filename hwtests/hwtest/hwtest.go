@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -285,4 +286,34 @@ func NeedPair(t *testing.T, same bool) ([2]iommu.Device, bool) {
 		t.Logf("this guest lacks %s: %v", what, devs)
 	}
 	return p, ok
+}
+
+// SweepSetup proves a multi-step setup unwinds: setup(-1) runs it whole and
+// returns the names of its steps; setup(n) must fail with the injected
+// syscall.EIO at step n. After each failure no fd may stay open and no
+// page pinned, and the next full setup must work.
+func SweepSetup(t *testing.T, setup func(failAt int) (steps []string, err error)) {
+	t.Helper()
+	before, fds := ReadPins(t), OpenFDs(t)
+	steps, err := setup(-1)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	t.Logf("setup steps: %v", steps)
+	for n := range steps {
+		_, err := setup(n)
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
+		}
+		if got := OpenFDs(t); got != fds {
+			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
+		}
+		if got := ReadPins(t); got != before {
+			t.Errorf("after failing at %s: pins %+v, %+v before", steps[n], got, before)
+		}
+		if _, err := setup(-1); err != nil {
+			t.Errorf("setup after failing at %s: %v", steps[n], err)
+		}
+	}
+	t.Logf("failed each of %d steps; every next setup worked", len(steps))
 }

@@ -66,7 +66,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Fatalf("Map = %#x, %v", iova, err)
 	}
 	if got := hwtest.ReadPins(t); got.Pin-before.Pin != 2*page/1024 || got.Lck != before.Lck {
-		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before: want VmPin +8 kB", got, before)
+		t.Errorf("pins %+v after an 8 KiB map, %+v before: want VmPin +8 kB", got, before)
 	}
 	e := hwtest.OpenEdu(t, a.VFIODevice())
 	hwtest.RoundTrip(t, e, mem, srcIOVA, dstIOVA)
@@ -100,7 +100,7 @@ func TestBackendEdu(t *testing.T) {
 	}
 
 	// Copy from a second IOAS. That IOAS has no device, hence no domain,
-	// so its map hwtest.Pins nothing; the copy into the attached IOAS hwtest.Pins the
+	// so its map pins nothing; the copy into the attached IOAS pins the
 	// pages once, for its domain.
 	as2, err := b.NewAddressSpace(ctx)
 	if err != nil {
@@ -112,14 +112,14 @@ func TestBackendEdu(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := hwtest.ReadPins(t); got != pinned {
-		t.Errorf("hwtest.Pins %+v after a map into an IOAS without a device, %+v before: want none", got, pinned)
+		t.Errorf("pins %+v after a map into an IOAS without a device, %+v before: want none", got, pinned)
 	}
 	const copyIOVA = 0x400000
 	if got, err := as.(iommu.Copier).Copy(ctx, as2, srcIOVA, 2*page, iommu.Mapping{IOVA: copyIOVA, Fixed: true, Perm: rw}); err != nil || got != copyIOVA {
 		t.Fatalf("Copy = %#x, %v", got, err)
 	}
 	if got := hwtest.ReadPins(t); got.Pin-pinned.Pin != 2*page/1024 {
-		t.Errorf("hwtest.Pins %+v after Copy into the attached IOAS, %+v before: want VmPin +8 kB", got, pinned)
+		t.Errorf("pins %+v after Copy into the attached IOAS, %+v before: want VmPin +8 kB", got, pinned)
 	}
 	hwtest.RoundTrip(t, e, mem3, copyIOVA, copyIOVA+page)
 
@@ -187,7 +187,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before Open", got, before)
+		t.Errorf("pins %+v after Close, %+v before Open", got, before)
 	}
 	if got := hwtest.OpenFDs(t); got != fds {
 		t.Errorf("%d fds open after Close, %d before Open", got, fds)
@@ -222,14 +222,14 @@ func TestRLimitProcess(t *testing.T) {
 	got := hwtest.ReadPins(t)
 	t.Logf("per-process accounting, 8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(got.Pin-before.Pin), int64(got.Lck-before.Lck))
 	if (got.Pin-before.Pin)+(got.Lck-before.Lck) != 2*page/1024 {
-		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before: want 8 kB charged", got, before)
+		t.Errorf("pins %+v after an 8 KiB map, %+v before: want 8 kB charged", got, before)
 	}
 	hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
+		t.Errorf("pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -275,28 +275,7 @@ func TestFailNth(t *testing.T) {
 		return steps, b.Close()
 	}
 
-	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
-	steps, err := setup(-1)
-	if err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	t.Logf("setup steps: %v", steps)
-	for n := range steps {
-		_, err := setup(n)
-		if !errors.Is(err, syscall.EIO) {
-			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
-		}
-		if got := hwtest.OpenFDs(t); got != fds {
-			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
-		}
-		if got := hwtest.ReadPins(t); got != before {
-			t.Errorf("after failing at %s: hwtest.Pins %+v, %+v before", steps[n], got, before)
-		}
-		if _, err := setup(-1); err != nil {
-			t.Errorf("setup after failing at %s: %v", steps[n], err)
-		}
-	}
-	t.Logf("failed each of %d steps; every next setup worked", len(steps))
+	hwtest.SweepSetup(t, setup)
 }
 
 func inRanges(rs []iommu.Range, start, length uint64) bool {
@@ -349,7 +328,7 @@ func TestSameGroup(t *testing.T) {
 		hwtest.RoundTrip(t, hwtest.OpenEdu(t, a.VFIODevice()), mem, srcIOVA, dstIOVA)
 	}
 	if got := hwtest.ReadPins(t); got.Pin-before.Pin != 2*page/1024 {
-		t.Errorf("hwtest.Pins %+v for an 8 KiB map seen by two devices, %+v before: want VmPin +8 kB", got, before)
+		t.Errorf("pins %+v for an 8 KiB map seen by two devices, %+v before: want VmPin +8 kB", got, before)
 	}
 
 	// Moving one sibling to another IOAS (replace) moves the whole group.
@@ -408,7 +387,7 @@ func TestSameGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
+		t.Errorf("pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -505,7 +484,7 @@ func TestFailTeardown(t *testing.T) {
 			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
 		}
 		if got := hwtest.ReadPins(t); got != before {
-			t.Errorf("after failing at %q: hwtest.Pins %+v, %+v before", step, got, before)
+			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
 		}
 	}
 }

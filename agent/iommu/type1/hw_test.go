@@ -32,7 +32,7 @@ func wantFlavour() iommu.Flavour {
 	return iommu.Type1v2
 }
 
-// charged is how many kB of hwtest.Pins the two counters gained: type1 charges
+// charged is how many kB of pins the two counters gained: type1 charges
 // VmLck, the compat container (iommufd) VmPin.
 func charged(now, before hwtest.Pins) int64 {
 	return int64(now.Pin-before.Pin) + int64(now.Lck-before.Lck)
@@ -102,7 +102,7 @@ func TestBackendEdu(t *testing.T) {
 	now := hwtest.ReadPins(t)
 	t.Logf("8 KiB mapped: VmPin %+d kB, VmLck %+d kB", int64(now.Pin-before.Pin), int64(now.Lck-before.Lck))
 	if charged(now, before) != 2*page/1024 {
-		t.Errorf("hwtest.Pins %+v after an 8 KiB map, %+v before", now, before)
+		t.Errorf("pins %+v after an 8 KiB map, %+v before", now, before)
 	}
 	e := hwtest.OpenEdu(t, a.VFIODevice())
 	hwtest.RoundTrip(t, e, mem, srcIOVA, dstIOVA)
@@ -166,7 +166,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("Unmap all = %d, %v; want %d", n, err, 4*page)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after unmapping all, %+v before", got, before)
+		t.Errorf("pins %+v after unmapping all, %+v before", got, before)
 	}
 
 	// The last device out takes the group out. type1 drops the container's
@@ -183,7 +183,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("second Detach: %v", err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after the last group left, %+v before", got, before)
+		t.Errorf("pins %+v after the last group left, %+v before", got, before)
 	}
 	_, err = as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw})
 	t.Logf("Map after the last group left: %v", err)
@@ -220,7 +220,7 @@ func TestBackendEdu(t *testing.T) {
 		t.Errorf("Map after Close = %v; want ErrClosed", err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before Open", got, before)
+		t.Errorf("pins %+v after Close, %+v before Open", got, before)
 	}
 	if got := hwtest.OpenFDs(t); got != fds {
 		t.Errorf("%d fds open after Close, %d before Open", got, fds)
@@ -228,7 +228,7 @@ func TestBackendEdu(t *testing.T) {
 }
 
 // TestTwoGroups puts two edu functions, each its own group, into one
-// container, then into two: one container hwtest.Pins the shared pages once, two
+// container, then into two: one container pins the shared pages once, two
 // containers pin them twice (the accounting iommufd's shared IOAS fixes).
 func TestTwoGroups(t *testing.T) {
 	ctx := context.Background()
@@ -294,7 +294,7 @@ func TestTwoGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
+		t.Errorf("pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -339,28 +339,7 @@ func TestFailNth(t *testing.T) {
 		return steps, b.Close()
 	}
 
-	before, fds := hwtest.ReadPins(t), hwtest.OpenFDs(t)
-	steps, err := setup(-1)
-	if err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	t.Logf("setup steps: %v", steps)
-	for n := range steps {
-		_, err := setup(n)
-		if !errors.Is(err, syscall.EIO) {
-			t.Errorf("setup failing at step %d (%s) = %v; want the injected error", n, steps[n], err)
-		}
-		if got := hwtest.OpenFDs(t); got != fds {
-			t.Errorf("after failing at %s: %d fds open, %d before", steps[n], got, fds)
-		}
-		if got := hwtest.ReadPins(t); got != before {
-			t.Errorf("after failing at %s: hwtest.Pins %+v, %+v before", steps[n], got, before)
-		}
-		if _, err := setup(-1); err != nil {
-			t.Errorf("setup after failing at %s: %v", steps[n], err)
-		}
-	}
-	t.Logf("failed each of %d steps; every next setup worked", len(steps))
+	hwtest.SweepSetup(t, setup)
 }
 
 func inRanges(rs []iommu.Range, start, length uint64) bool {
@@ -446,7 +425,7 @@ func TestSameGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := hwtest.ReadPins(t); got != before {
-		t.Errorf("hwtest.Pins %+v after Close, %+v before", got, before)
+		t.Errorf("pins %+v after Close, %+v before", got, before)
 	}
 }
 
@@ -539,7 +518,7 @@ func TestFailTeardown(t *testing.T) {
 			t.Errorf("after failing at %q: %d fds open, %d before", step, got, fds)
 		}
 		if got := hwtest.ReadPins(t); got != before {
-			t.Errorf("after failing at %q: hwtest.Pins %+v, %+v before", step, got, before)
+			t.Errorf("after failing at %q: pins %+v, %+v before", step, got, before)
 		}
 	}
 }
