@@ -13,6 +13,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/iommu/iommutest"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/type1"
 	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
@@ -21,7 +22,7 @@ import (
 // cases need `-devices edu,edu`; the default run has one edu and the suite
 // skips them, saying why.
 func TestConformance(t *testing.T) {
-	devs := findEdu(t)
+	devs := hwtest.FindEdu(t)
 	if listed := eduListed(); len(devs) < listed {
 		t.Fatalf("HWTESTS_DEVICES lists %d edu, the guest has %d", listed, len(devs))
 	}
@@ -30,7 +31,7 @@ func TestConformance(t *testing.T) {
 	}
 	var devices []iommu.Device
 	for _, d := range devs {
-		bindVFIO(t, d)
+		hwtest.BindVFIO(t, d)
 		devices = append(devices, iommu.Device{BDF: d.BDF, Group: d.Group, Cdev: cdevPath(t, d)})
 	}
 	// x86's interrupt window, which VT-d reports as reserved.
@@ -40,7 +41,7 @@ func TestConformance(t *testing.T) {
 		return iommutest.Target{
 			Backend: b,
 			Devices: devices,
-			Alloc:   dmaBuffer,
+			Alloc:   hwtest.DMABuffer,
 			DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
 				return openEdu(t, vfioDevice(t, a))
 			},
@@ -52,7 +53,7 @@ func TestConformance(t *testing.T) {
 	t.Run("iommufd", func(t *testing.T) {
 		iommutest.Run(t, func(t *testing.T) iommutest.Target {
 			b, err := cdev.Open(context.Background(), cdev.Options{})
-			need(t, "open the iommufd backend", err)
+			hwtest.Need(t, "open the iommufd backend", err)
 			return target(t, b, "VmPin")
 		})
 	})
@@ -65,7 +66,7 @@ func TestConformance(t *testing.T) {
 	t.Run(legacy, func(t *testing.T) {
 		iommutest.Run(t, func(t *testing.T) iommutest.Target {
 			b, err := type1.Open(context.Background(), type1.Options{})
-			need(t, "open the type1 backend", err)
+			hwtest.Need(t, "open the type1 backend", err)
 			t.Logf("container flavour %s", b.Flavour())
 			// The compat container charges like iommufd.
 			if b.Flavour() == iommu.Compat {

@@ -13,6 +13,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/iommutest"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 )
 
 // Differential run: seeds × opsPerSeed operations, the areas compared every
@@ -32,12 +33,12 @@ const (
 // alike: IOVA, bytes, ranges, errno.
 func TestDifferential(t *testing.T) {
 	ctx := context.Background()
-	pd := findEdu(t)[0]
-	bindVFIO(t, pd)
+	pd := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, pd)
 	dev := iommu.Device{BDF: pd.BDF, Group: pd.Group, Cdev: cdevPath(t, pd)}
 
 	kb, err := cdev.Open(ctx, cdev.Options{})
-	need(t, "open the iommufd backend", err)
+	hwtest.Need(t, "open the iommufd backend", err)
 	t.Cleanup(func() { kb.Close() })
 	kas, err := kb.NewAddressSpace(ctx)
 	if err != nil {
@@ -64,7 +65,7 @@ func TestDifferential(t *testing.T) {
 
 	// A 2 MiB-aligned pool: the kernel aligns a chosen IOVA like the user
 	// address, so offsets into the pool reach every alignment up to that.
-	buf := dmaBuffer(t, 4<<20)
+	buf := hwtest.DMABuffer(t, 4<<20)
 	off := (2<<20 - int(uintptr(unsafe.Pointer(&buf[0]))&(2<<20-1))) & (2<<20 - 1)
 	pool := buf[off : off+diffPoolPages*4096 : off+diffPoolPages*4096]
 	cfg := iommutest.GenConfig{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
@@ -47,8 +48,8 @@ func roundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
 }
 
 func TestDMARoundTrip(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 
 	t.Run("iommufd", func(t *testing.T) {
 		pinned := procStatusKB(t, "VmPin")
@@ -60,7 +61,7 @@ func TestDMARoundTrip(t *testing.T) {
 		if align != page || !inRanges(ranges, srcIOVA, 2*page) {
 			t.Fatalf("IOVA ranges %v, alignment %#x: want %#x+%#x usable at 4 KiB", ranges, align, srcIOVA, 2*page)
 		}
-		mem := dmaBuffer(t, 2*page)
+		mem := hwtest.DMABuffer(t, 2*page)
 		iova, err := s.fd.Map(s.ioas, mem, srcIOVA, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable)
 		if err != nil || iova != srcIOVA {
 			t.Fatalf("Map = %#x, %v; want %#x", iova, err, srcIOVA)
@@ -71,7 +72,7 @@ func TestDMARoundTrip(t *testing.T) {
 		roundTrip(t, openEdu(t, s.dev), mem, srcIOVA, dstIOVA)
 
 		// The same through an IOVA the kernel picks.
-		mem2 := dmaBuffer(t, 2*page)
+		mem2 := hwtest.DMABuffer(t, 2*page)
 		auto, err := s.fd.Map(s.ioas, mem2, 0, iommufd.Readable|iommufd.Writeable)
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +113,7 @@ func TestDMARoundTrip(t *testing.T) {
 		if !inType1Ranges(info.IOVARanges, srcIOVA, 2*page) {
 			t.Fatalf("IOVA ranges %v do not cover %#x", info.IOVARanges, srcIOVA)
 		}
-		mem := dmaBuffer(t, 2*page)
+		mem := hwtest.DMABuffer(t, 2*page)
 		if err := s.c.MapDMA(mem, srcIOVA, vfio.DMARead|vfio.DMAWrite); err != nil {
 			t.Fatal(err)
 		}
@@ -134,19 +135,19 @@ func TestDMARoundTrip(t *testing.T) {
 // at a read-only mapping: the IOMMU blocks both, the kernel logs a DMAR
 // fault, and the memory behind them keeps its contents.
 func TestDMAFault(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
 	e := openEdu(t, s.dev)
 	log := openKmsg(t)
 	requester := dev.BDF[5:] // "00:01.0", as the DMAR fault report names it
 
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	for i := range mem {
 		mem[i] = 0x5a
 	}
 	// Fill edu's buffer with something else than the memory holds.
-	other := dmaBuffer(t, page)
+	other := hwtest.DMABuffer(t, page)
 	if _, err := s.fd.Map(s.ioas, other, 0x300000, iommufd.FixedIOVA|iommufd.Readable); err != nil {
 		t.Fatal(err)
 	}

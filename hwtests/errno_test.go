@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
@@ -30,10 +31,10 @@ func wantErrno(t *testing.T, what string, err error, want unix.Errno) {
 }
 
 func TestErrnoIOMMUFD(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
-	mem := dmaBuffer(t, 4*page)
+	mem := hwtest.DMABuffer(t, 4*page)
 	rw := iommufd.FixedIOVA | iommufd.Readable | iommufd.Writeable
 
 	_, err := s.fd.Unmap(s.ioas, 0x400000, page)
@@ -95,10 +96,10 @@ func TestErrnoIOMMUFD(t *testing.T) {
 }
 
 func TestErrnoType1(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newType1(t, dev)
-	mem := dmaBuffer(t, 4*page)
+	mem := hwtest.DMABuffer(t, 4*page)
 	rw := vfio.DMARead | vfio.DMAWrite
 
 	// type1 reports "nothing unmapped" as success, where iommufd says ENOENT.

@@ -6,8 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,160 +15,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/iommu-agent/iommu-agent/hwtests/edu"
-	"github.com/iommu-agent/iommu-agent/ioctl"
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 )
-
-var destructive = flag.Bool("destructive", false, "allow tests to rebind devices to vfio-pci (implied by HWTESTS_STRICT=1)")
-
-// strict reports whether the test runs in the guest, where a skip is a failure.
-func strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
-
-// need fails the test in the guest and skips it elsewhere when err says a
-// device, a privilege or a kernel feature is missing; other errors fail.
-func need(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	missing := errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || errors.Is(err, ioctl.ErrNotSupported)
-	if missing && !strict() {
-		t.Skipf("%s: %v", what, err)
-	}
-	t.Fatalf("%s: %v", what, err)
-}
 
 const sysPCI = "/sys/bus/pci"
 
-// pciDevice is what a test knows of a PCI function from sysfs.
-type pciDevice struct {
-	BDF   string
-	Group int
-}
-
-// findEdu returns every edu function of the machine, in BDF order.
-func findEdu(t *testing.T) []pciDevice {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(sysPCI, "devices"))
-	need(t, "list PCI devices", err)
-	var out []pciDevice
-	for _, e := range entries {
-		dir := filepath.Join(sysPCI, "devices", e.Name())
-		if readHex(t, dir, "vendor") != edu.VendorID || readHex(t, dir, "device") != edu.DeviceID {
-			continue
-		}
-		link, err := os.Readlink(filepath.Join(dir, "iommu_group"))
-		if err != nil {
-			t.Fatalf("edu %s has no iommu_group (is the IOMMU on?): %v", e.Name(), err)
-		}
-		g, err := strconv.Atoi(filepath.Base(link))
-		if err != nil {
-			t.Fatalf("edu %s: iommu_group link %q: %v", e.Name(), link, err)
-		}
-		out = append(out, pciDevice{BDF: e.Name(), Group: g})
-	}
-	if len(out) == 0 {
-		need(t, "find an edu device (QEMU -device edu)", fmt.Errorf("none under %s: %w", sysPCI, os.ErrNotExist))
-	}
-	return out
-}
-
-func readHex(t *testing.T, dir, name string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatalf("read %s/%s: %v", dir, name, err)
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"), 16, 64)
-	if err != nil {
-		t.Fatalf("parse %s/%s: %v", dir, name, err)
-	}
-	return v
-}
-
-func driverOf(bdf string) string {
-	link, err := os.Readlink(filepath.Join(sysPCI, "devices", bdf, "driver"))
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(link)
-}
-
-// bindVFIO binds dev to vfio-pci with driver_override and drivers_probe,
-// and restores the original driver (or none) when the test ends. The agent's
-// own binding code lives in sysfs/; this is the minimum the ioctl tests need.
-func bindVFIO(t *testing.T, dev pciDevice) {
-	t.Helper()
-	if !*destructive && !strict() {
-		t.Skip("rebinds a device: run with -destructive")
-	}
-	dir := filepath.Join(sysPCI, "devices", dev.BDF)
-	orig := driverOf(dev.BDF)
-	if orig == "vfio-pci" {
-		return
-	}
-	if orig != "" {
-		writeSys(t, filepath.Join(dir, "driver", "unbind"), dev.BDF)
-	}
-	writeSys(t, filepath.Join(dir, "driver_override"), "vfio-pci")
-	writeSys(t, filepath.Join(sysPCI, "drivers_probe"), dev.BDF)
-	t.Cleanup(func() {
-		if driverOf(dev.BDF) != "" {
-			writeSys(t, filepath.Join(dir, "driver", "unbind"), dev.BDF)
-		}
-		writeSys(t, filepath.Join(dir, "driver_override"), "\n")
-		if orig != "" {
-			writeSys(t, filepath.Join(sysPCI, "drivers_probe"), dev.BDF)
-		}
-		if got := driverOf(dev.BDF); got != orig {
-			t.Errorf("%s: driver %q after cleanup, want %q", dev.BDF, got, orig)
-		}
-	})
-	if got := driverOf(dev.BDF); got != "vfio-pci" {
-		t.Fatalf("%s: driver %q after binding, want vfio-pci", dev.BDF, got)
-	}
-}
-
-func writeSys(t *testing.T, path, value string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(value), 0); err != nil {
-		t.Fatalf("write %q to %s: %v", value, path, err)
-	}
-}
-
 // cdevPath returns /dev/vfio/devices/vfioN of a device bound to vfio-pci.
-func cdevPath(t *testing.T, dev pciDevice) string {
+func cdevPath(t *testing.T, dev iommu.Device) string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(sysPCI, "devices", dev.BDF, "vfio-dev"))
-	need(t, "VFIO device cdev of "+dev.BDF, err)
+	hwtest.Need(t, "VFIO device cdev of "+dev.BDF, err)
 	if len(entries) != 1 {
 		t.Fatalf("%s: %d entries in vfio-dev, want 1", dev.BDF, len(entries))
 	}
 	return filepath.Join("/dev/vfio/devices", entries[0].Name())
-}
-
-// dmaBuffer returns size bytes of memfd-backed shared memory, unmapped when
-// the test ends: the only kind of memory the tests let a device reach.
-func dmaBuffer(t *testing.T, size int) []byte {
-	t.Helper()
-	fd, err := unix.MemfdCreate("hwtests-dma", unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatalf("memfd_create: %v", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		t.Fatalf("ftruncate memfd: %v", err)
-	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatalf("mmap memfd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Munmap(mem); err != nil {
-			t.Errorf("munmap: %v", err)
-		}
-	})
-	return mem
 }
 
 // procStatusKB reads a "kB" field of /proc/self/status: VmPin is what
@@ -203,7 +62,7 @@ type kmsg struct{ fd int }
 func openKmsg(t *testing.T) *kmsg {
 	t.Helper()
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	need(t, "open /dev/kmsg", err)
+	hwtest.Need(t, "open /dev/kmsg", err)
 	if _, err := unix.Seek(fd, 0, unix.SEEK_END); err != nil {
 		unix.Close(fd)
 		t.Fatalf("seek /dev/kmsg: %v", err)

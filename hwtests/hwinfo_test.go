@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 )
@@ -16,8 +17,8 @@ import (
 // driver shows in sysfs for the same unit, and against what QEMU's
 // intel-iommu advertises with intremap=on,caching-mode=on.
 func TestHWInfo(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
 	defer s.teardown(t)
 

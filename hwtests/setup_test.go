@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
@@ -24,17 +26,17 @@ type cdevSetup struct {
 
 // newCdev builds a cdevSetup step by step; t.Cleanup undoes whatever the
 // test itself did not, so a failed step leaves nothing bound or attached.
-func newCdev(t *testing.T, dev pciDevice) *cdevSetup {
+func newCdev(t *testing.T, dev iommu.Device) *cdevSetup {
 	t.Helper()
 	fd, err := iommufd.Open(iommufd.DefaultPath)
-	need(t, "open /dev/iommu", err)
+	hwtest.Need(t, "open /dev/iommu", err)
 	t.Cleanup(func() { fd.Close() })
 	ioas, err := fd.IOASAlloc()
 	if err != nil {
 		t.Fatal(err)
 	}
 	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
-	need(t, "open VFIO cdev", err)
+	hwtest.Need(t, "open VFIO cdev", err)
 	t.Cleanup(func() { vdev.Close() })
 	devID, err := vdev.BindIOMMUFD(fd.Int(), nil)
 	if err != nil {
@@ -74,10 +76,10 @@ type type1Setup struct {
 	dev *vfio.Device
 }
 
-func newType1(t *testing.T, dev pciDevice) *type1Setup {
+func newType1(t *testing.T, dev iommu.Device) *type1Setup {
 	t.Helper()
 	c, err := vfio.OpenContainer(vfio.DefaultContainerPath)
-	need(t, "open VFIO container", err)
+	hwtest.Need(t, "open VFIO container", err)
 	t.Cleanup(func() { c.Close() })
 	if v, err := c.APIVersion(); err != nil || v != uapi.VFIO_API_VERSION {
 		t.Fatalf("VFIO_GET_API_VERSION = %d, %v; want %d", v, err, uapi.VFIO_API_VERSION)
@@ -86,7 +88,7 @@ func newType1(t *testing.T, dev pciDevice) *type1Setup {
 		t.Fatalf("VFIO_CHECK_EXTENSION(TYPE1v2) = %d, %v; want 1", ok, err)
 	}
 	g, err := vfio.OpenGroup(fmt.Sprintf("/dev/vfio/%d", dev.Group))
-	need(t, "open VFIO group", err)
+	hwtest.Need(t, "open VFIO group", err)
 	t.Cleanup(func() { g.Close() })
 	st, err := g.Status()
 	if err != nil {

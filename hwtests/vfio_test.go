@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
@@ -192,8 +193,8 @@ func waitSysString(t *testing.T, path, want string) {
 // TestVFIODeviceInfo checks VFIO_DEVICE_GET_INFO and VFIO_DEVICE_GET_IRQ_INFO
 // on both kinds of device fd.
 func TestVFIODeviceInfo(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	t.Run("cdev", func(t *testing.T) {
 		s := newCdev(t, dev)
 		checkEduInfo(t, s.dev)
@@ -265,8 +266,8 @@ func checkEduInfo(t *testing.T, d *vfio.Device) {
 // TestVFIOReset checks that edu, which has no reset at all, is refused
 // every kind: function reset and bus or slot hot reset, on both fds.
 func TestVFIOReset(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	// The PCI core found no reset method either: it hides reset_method
 	// when the list is empty (pci_dev_reset_method_attr_is_visible).
 	if _, err := os.Stat(filepath.Join(sysPCI, "devices", dev.BDF, "reset_method")); !errors.Is(err, os.ErrNotExist) {
@@ -314,8 +315,8 @@ func checkNoReset(t *testing.T, d *vfio.Device) {
 // eventfds, MSI and INTx, and checks the kernel-side loopback triggers and
 // the errnos of indexes edu does not have.
 func TestVFIOIRQs(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
 	d := s.dev
 	openEdu(t, d) // bus master on: an MSI is a memory write by the device
@@ -490,8 +491,8 @@ func TestVFIOIRQs(t *testing.T) {
 // offers edu, the errnos of the rest, and the low power entry and exit
 // that the PCI core's runtime PM makes visible in sysfs.
 func TestVFIOFeature(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
 	d := s.dev
 
@@ -627,8 +628,8 @@ func TestVFIOFeature(t *testing.T) {
 // TestVFIOIOEventFD registers an ioeventfd on edu's liveness register and
 // sees the kernel's write in the register edu answers with.
 func TestVFIOIOEventFD(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newCdev(t, dev)
 	d := s.dev
 	bar0, err := d.RegionInfo(uapi.VFIO_PCI_BAR0_REGION_INDEX)
@@ -721,8 +722,8 @@ func waitRegister(t *testing.T, m eduMMIO, reg int64, want uint32) {
 
 // TestVFIODirtyPages runs type1's dirty page log around a DMA by edu.
 func TestVFIODirtyPages(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newType1(t, dev)
 	info, err := s.c.IOMMUInfo()
 	if err != nil {
@@ -756,7 +757,7 @@ func TestVFIODirtyPages(t *testing.T) {
 	if err := s.c.DirtyPagesStart(); err != nil {
 		t.Errorf("DirtyPagesStart while started: %v", err)
 	}
-	mem := dmaBuffer(t, 4*page)
+	mem := hwtest.DMABuffer(t, 4*page)
 	if err := s.c.MapDMA(mem[:2*page], aIOVA, vfio.DMARead|vfio.DMAWrite); err != nil {
 		t.Fatal(err)
 	}
@@ -825,8 +826,8 @@ func TestVFIODirtyPages(t *testing.T) {
 // TestVFIOEscapeHatch checks Group.Ioctl and Device.Ioctl pass the buffer
 // as given: the kernel's argsz check and NULL are theirs to report.
 func TestVFIOEscapeHatch(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newType1(t, dev)
 
 	// struct vfio_group_status: argsz, flags.
@@ -878,8 +879,8 @@ func store32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
 // TestVFIOMmap maps edu's BAR0 through a group-obtained device fd and
 // talks to edu through plain loads and stores.
 func TestVFIOMmap(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	s := newType1(t, dev)
 	bar0, err := s.dev.RegionInfo(uapi.VFIO_PCI_BAR0_REGION_INDEX)
 	if err != nil {
@@ -931,21 +932,21 @@ func TestVFIOMmap(t *testing.T) {
 // 6.12 rejects any flag with EINVAL (vfio_df_ioctl_bind_iommufd,
 // vfio_df_ioctl_attach_pt, vfio_df_ioctl_detach_pt) and changes nothing.
 func TestVFIOLaterFlags(t *testing.T) {
-	dev := findEdu(t)[0]
-	bindVFIO(t, dev)
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
 	old := kernelBefore(t, 6, 15)
 	if !old {
 		t.Logf("kernel has PASID attach; its flag errnos are asserted on 6.12 only")
 	}
 	fd, err := iommufd.Open(iommufd.DefaultPath)
-	need(t, "open /dev/iommu", err)
+	hwtest.Need(t, "open /dev/iommu", err)
 	t.Cleanup(func() { fd.Close() })
 	ioas, err := fd.IOASAlloc()
 	if err != nil {
 		t.Fatal(err)
 	}
 	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
-	need(t, "open VFIO cdev", err)
+	hwtest.Need(t, "open VFIO cdev", err)
 	t.Cleanup(func() { vdev.Close() })
 
 	// Unbound, a cdev refuses everything but the bind (access_granted).
@@ -988,7 +989,7 @@ func TestVFIOLaterFlags(t *testing.T) {
 		}
 	}
 	// Both left the device attached to the IOAS: edu still reaches memory.
-	mem := dmaBuffer(t, 2*page)
+	mem := hwtest.DMABuffer(t, 2*page)
 	if _, err := fd.Map(ioas, mem, srcIOVA, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable); err != nil {
 		t.Fatal(err)
 	}

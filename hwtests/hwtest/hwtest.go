@@ -38,10 +38,10 @@ const (
 	dstIOVA = 0x101000 // ... and writes back here
 )
 
-// strict reports whether the test runs in the guest, where a skip is a failure.
+// Strict reports whether the test runs in the guest, where a skip is a failure.
 func Strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
 
-// need fails the test in the guest and skips it elsewhere when err says a
+// Need fails the test in the guest and skips it elsewhere when err says a
 // device, a privilege or a kernel feature is missing; other errors fail.
 func Need(t *testing.T, what string, err error) {
 	t.Helper()
@@ -56,7 +56,7 @@ func Need(t *testing.T, what string, err error) {
 	t.Fatalf("%s: %v", what, err)
 }
 
-// findEdu returns every edu function of the machine as an iommu.Device, in
+// FindEdu returns every edu function of the machine as an iommu.Device, in
 // BDF order.
 func FindEdu(t *testing.T) []iommu.Device {
 	t.Helper()
@@ -105,7 +105,7 @@ func driverOf(bdf string) string {
 	return filepath.Base(link)
 }
 
-// bindVFIO binds dev to vfio-pci with driver_override and drivers_probe,
+// BindVFIO binds dev to vfio-pci with driver_override and drivers_probe,
 // and restores the original driver (or none) when the test ends.
 func BindVFIO(t *testing.T, dev iommu.Device) {
 	t.Helper()
@@ -146,7 +146,7 @@ func writeSys(t *testing.T, path, value string) {
 	}
 }
 
-// dmaBuffer returns size bytes of memfd-backed shared memory, unmapped when
+// DMABuffer returns size bytes of memfd-backed shared memory, unmapped when
 // the test ends: the only kind of memory the tests let a device reach.
 func DMABuffer(t *testing.T, size int) []byte {
 	t.Helper()
@@ -201,7 +201,7 @@ func ReadPins(t *testing.T) Pins {
 	return p
 }
 
-// openFDs counts the process's open descriptors, so a fault-injection run
+// OpenFDs counts the process's open descriptors, so a fault-injection run
 // can show a failed setup closed everything it opened.
 func OpenFDs(t *testing.T) int {
 	t.Helper()
@@ -212,7 +212,7 @@ func OpenFDs(t *testing.T) int {
 	return len(entries) - 1 // the directory being read
 }
 
-// openEdu finds BAR0 and config space of a VFIO device and checks it is edu.
+// OpenEdu finds BAR0 and config space of a VFIO device and checks it is edu.
 func OpenEdu(t *testing.T, d *vfio.Device) *edu.Device {
 	t.Helper()
 	bar0, err := d.RegionInfo(uapi.VFIO_PCI_BAR0_REGION_INDEX)
@@ -233,7 +233,7 @@ func OpenEdu(t *testing.T, d *vfio.Device) *edu.Device {
 	return e
 }
 
-// roundTrip has edu copy a random page from src into its buffer and from
+// RoundTrip has edu copy a random page from src into its buffer and from
 // there to dst, and checks every byte arrived in mem (mapped at src with
 // dst right after it).
 func RoundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
@@ -255,7 +255,7 @@ func RoundTrip(t *testing.T, e *edu.Device, mem []byte, src, dst uint64) {
 	}
 }
 
-// pairOf returns two edu functions that share an iommu_group (same) or do
+// PairOf returns two edu functions that share an iommu_group (same) or do
 // not, when the guest has them (-devices edu,bridge:edu,edu has both).
 func PairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
 	for i := range devs {
@@ -268,7 +268,7 @@ func PairOf(devs []iommu.Device, same bool) ([2]iommu.Device, bool) {
 	return [2]iommu.Device{}, false
 }
 
-// needPair returns a pair as pairOf does; without one it skips outside the
+// NeedPair returns a pair as PairOf does; without one it skips outside the
 // guest and, in the guest, ends the test with a log line: the default
 // guest has a single edu.
 func NeedPair(t *testing.T, same bool) ([2]iommu.Device, bool) {
