@@ -30,6 +30,7 @@ commands:
   bind      bind BDF | bind group N: hand devices to vfio-pci [-state FILE]
   unbind    unbind BDF | unbind group N: give them back their original drivers [-state FILE]
   probe     show what this host's IOMMU offers through iommufd and VFIO
+  sriov     list | enable PF N | disable PF | set VF key=value...: SR-IOV VFs and their config [--json]
   version   print the version
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bindCmd(ctx, args[0], args[1:], stdout)
 	case "probe":
 		return probe(ctx, args[1:], stdout)
+	case "sriov":
+		return sriovCmd(ctx, args[1:], stdout, sriovDeps{})
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
