@@ -200,6 +200,20 @@ func TestGuestSRIOV(t *testing.T) {
 	if len(vfs) != 2 {
 		t.FailNow()
 	}
+	// The kernel's own refusals, which sriovtest.Kernel models: another
+	// non-zero count is EBUSY, above sriov_totalvfs ERANGE.
+	numvfs := fs.Path("bus", "pci", "devices", pf.Address.String(), "sriov_numvfs")
+	for _, w := range []struct {
+		value string
+		errno syscall.Errno
+	}{{"3", syscall.EBUSY}, {strconv.Itoa(pf.TotalVFs + 1), syscall.ERANGE}} {
+		if err := os.WriteFile(numvfs, []byte(w.value), 0); !errors.Is(err, w.errno) {
+			t.Errorf("write %s to sriov_numvfs with 2 VFs: %v, want %v", w.value, err, w.errno)
+		}
+	}
+	if s := readHostState(t, fs, pf); s.NumVFs != 2 {
+		t.Fatalf("refused writes changed the count: %+v", s)
+	}
 	vf := vfs[0].Address.String()
 
 	// Bad settings are refused before netlink and change nothing.
