@@ -219,9 +219,10 @@ func (m *Manager) VF(bdf string) (VF, error) {
 
 // EnableOptions tunes Enable.
 type EnableOptions struct {
-	// Autoprobe, when set, is written to sriov_drivers_autoprobe first:
-	// false keeps new VFs off their kernel driver (igbvf), so they go
-	// straight to vfio-pci. nil leaves the PF's setting as it is.
+	// Autoprobe, when set, is written to sriov_drivers_autoprobe before
+	// the VFs are made: false keeps them off their kernel driver (igbvf),
+	// so they go straight to vfio-pci. It only matters to new VFs, so a PF
+	// already at the count is left alone. nil keeps the PF's setting.
 	Autoprobe *bool
 	// InUse is asked about each existing VF before a count change removes
 	// them; see DisableOptions.

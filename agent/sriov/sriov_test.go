@@ -464,3 +464,30 @@ func diffLines(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestSetNeedsLinkAndVF(t *testing.T) {
+	t.Parallel()
+	h, m := newHost(t, "igb-2vfs.txtar")
+	snap, err := m.Save(vf1BDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The PF's driver gone: no netdev to speak through.
+	if err := os.RemoveAll(h.FS.Path("bus", "pci", "devices", pfBDF, "net")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Set(vf0BDF, sriov.Settings{VLAN: ptr(1)}); !errors.Is(err, sriov.ErrNoLink) {
+		t.Errorf("Set without the PF's netdev: %v", err)
+	}
+	// The VF gone: Restore says so.
+	h2, m2 := newHost(t, "igb.txtar")
+	if _, err := m2.Enable(pfBDF, 1, sriov.EnableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Restore(snap); !errors.Is(err, sysfs.ErrNoDevice) {
+		t.Errorf("Restore of a VF that is gone: %v", err)
+	}
+	if calls := append(h.Links.Calls(), h2.Links.Calls()...); len(calls) != 0 {
+		t.Errorf("sent %q", calls)
+	}
+}

@@ -131,3 +131,16 @@ func TestSRIOVBadRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestSRIOVListWithoutPFs(t *testing.T) {
+	t.Parallel()
+	h := sriovtest.NewHost(t, "../../sysfs/testdata/vtd-guest-captured.txtar")
+	out, err := sriovRun(t, h, filepath.Join(t.TempDir(), "b.json"), "list")
+	if err != nil || out != "no SR-IOV physical functions\n" {
+		t.Errorf("list: %v\n%s", err, out)
+	}
+	out, err = sriovRun(t, h, filepath.Join(t.TempDir(), "b.json"), "list", "--json")
+	if err != nil || out != "{\n  \"pfs\": []\n}\n" {
+		t.Errorf("list --json: %v\n%s", err, out)
+	}
+}
