@@ -49,7 +49,7 @@ func TestQEMUArgsVTD(t *testing.T) {
 	got := bootArgs(t, "x86_64-vtd", "tcg", "edu")
 	want := "-accel tcg -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on " +
 		"-m 2G -smp 2 -nodefaults -display none -no-reboot -kernel /k/vmlinuz -initrd /r/initrd.gz " +
-		"-append console=ttyS0 quiet panic=-1 " +
+		"-append console=ttyS0 quiet panic=-1 no_timer_check " +
 		"-device edu,id=edu0,bus=pcie.0,addr=0x1 " +
 		"-fsdev local,id=fs-hostroot,path=/,security_model=none,readonly=on,multidevs=remap " +
 		"-device virtio-9p-pci,fsdev=fs-hostroot,mount_tag=hostroot " +
