@@ -30,6 +30,8 @@ commands:
   bind      bind BDF | bind group N: hand devices to vfio-pci [-state FILE]
   unbind    unbind BDF | unbind group N: give them back their original drivers [-state FILE]
   probe     show what this host's IOMMU offers through iommufd and VFIO
+  serve     the daemon: lease devices to VMMs on a unix socket [-config FILE] [-socket PATH] [-state DIR] [-metrics ADDR] [-backend auto|iommufd|emulated]
+  demo      the agent's job on an emulated IOMMU, in seconds, no root needed [-cycles N] [-v]
   version   print the version
 `
 
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bindCmd(ctx, args[0], args[1:], stdout)
 	case "probe":
 		return probe(ctx, args[1:], stdout)
+	case "serve":
+		return serve(ctx, args[1:], stderr, nil)
+	case "demo":
+		return demo(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
