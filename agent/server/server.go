@@ -38,6 +38,7 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
+	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/sysfs"
@@ -67,6 +68,9 @@ type Options struct {
 	// EmulatedOptions are passed to emulated.New for broker leases (the
 	// Machine is the server's); for the latency recorder, memlock limits.
 	EmulatedOptions emulated.Options
+	// Latency, when set, times the map and unmap of every emulated broker
+	// lease and is exported with the metrics (label source="emulated").
+	Latency *latency.Recorder
 	// IOMMUPath is /dev/iommu, DevDir /dev/vfio/devices (fds leases).
 	IOMMUPath, DevDir string
 	// RLimitProcess sets IOMMU_OPTION_RLIMIT_MODE to per-process on the
@@ -163,6 +167,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		leases: map[string]*lease{},
 		groups: map[int]string{},
 		conns:  map[*session]struct{}{},
+	}
+	if o.Latency != nil {
+		if err := s.m.reg.Register(latency.NewCollector(o.Latency)); err != nil {
+			return nil, err
+		}
 	}
 	st, err := openStore(o.StateDir, o.Effect)
 	if err != nil {
@@ -537,6 +546,9 @@ func (s *Server) openBroker(ctx context.Context, l *lease) error {
 	} else {
 		eo := s.o.EmulatedOptions
 		eo.Machine = s.machine
+		if s.o.Latency != nil {
+			eo.Latency = s.o.Latency
+		}
 		be, err = emulated.New(eo)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
@@ -71,6 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 		o.Backend, o.Sysfs, o.RLimitProcess = server.BackendIOMMUFD, fs, true
 	case server.BackendEmulated:
 		o.Backend = server.BackendEmulated
+		o.Latency = latency.NewRecorder("emulated", 0, 0)
 		for i := range c.emulated {
 			a := sysfs.Address{Bus: uint8(i / 32), Device: uint8(i % 32)}
 			o.Devices = append(o.Devices, iommu.Device{BDF: a.String(), Group: i + 1})

@@ -64,8 +64,16 @@ func TestServe(t *testing.T) {
 	if _, err := c.AcquireGroup(2, client.AcquireOptions{}); !errors.Is(err, proto.ErrDenied) {
 		t.Errorf("group 2 under a group-1 policy: %v", err)
 	}
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `iommu_agent_leases{mode="broker"} 1`} {
-		resp, err := http.Get("http://" + a.metrics + path)
+	f, _, err := client.NewMemfd("t", 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := c.Map(l.Lease.ID, f, 0, 1<<16, 0, false, "rw"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `iommu_agent_leases{mode="broker"} 1`, "/metrics ": "iommu_agent_dma_op_duration_seconds_count"} {
+		resp, err := http.Get("http://" + a.metrics + strings.TrimSpace(path))
 		if err != nil {
 			t.Fatal(err)
 		}
