@@ -436,7 +436,11 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 	}
 	rec := &record{ID: id, State: stateBinding, Mode: mode, Group: group, Devices: members,
 		Restore: restore, Owner: sess.peer, Created: time.Now().UTC()}
-	if err := s.st.save(rec); err != nil {
+	// A lease that changes nothing on the host and hands nothing out (a
+	// broker lease of devices already on vfio-pci, or emulated ones) has
+	// nothing to undo or re-adopt after a crash, so it costs no fsync.
+	rec.persist = len(restore) > 0 || mode == proto.ModeFDs
+	if err := s.save(rec); err != nil {
 		return nil, nil, nil, err
 	}
 	undo := func() { // back to where we started; the record goes last
@@ -444,7 +448,7 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 			s.log.Error("restore after failed acquire", "lease", id, "group", group, "err", err)
 			return // keep the record: reconcile retries
 		}
-		if err := s.st.remove(id); err != nil {
+		if err := s.remove(rec); err != nil {
 			s.log.Error("remove lease record", "lease", id, "err", err)
 		}
 	}
@@ -471,7 +475,7 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 	}
 	if err == nil {
 		rec.State = stateActive
-		err = s.st.save(rec)
+		err = s.save(rec)
 	}
 	if err != nil {
 		closeFDs()
@@ -643,13 +647,13 @@ func (s *Server) release(ctx context.Context, l *lease, explicit bool) error {
 	s.m.leases.WithLabelValues(rec.Mode).Dec()
 
 	rec.State = stateReleasing
-	err := s.st.save(rec)
+	err := s.save(rec)
 	l.close()
 	if err == nil {
 		err = s.restore(rec)
 	}
 	if err == nil {
-		err = s.st.remove(rec.ID)
+		err = s.remove(rec)
 	}
 	if err != nil {
 		// The record stays and keeps the group: the next reconcile
@@ -662,6 +666,20 @@ func (s *Server) release(ctx context.Context, l *lease, explicit bool) error {
 	s.mu.Unlock()
 	s.log.Info("lease released", "lease", rec.ID, "group", rec.Group)
 	return nil
+}
+
+func (s *Server) save(rec *record) error {
+	if !rec.persist {
+		return nil
+	}
+	return s.st.save(rec)
+}
+
+func (s *Server) remove(rec *record) error {
+	if !rec.persist {
+		return nil
+	}
+	return s.st.remove(rec.ID)
 }
 
 func (s *Server) restore(rec *record) error {

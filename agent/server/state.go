@@ -35,6 +35,8 @@ type record struct {
 	Cdevs   []string         `json:"cdevs,omitempty"`
 	Owner   Peer             `json:"owner"`
 	Created time.Time        `json:"created"`
+
+	persist bool // false: nothing to undo or re-adopt, never written
 }
 
 // store keeps one file per lease in dir, each replaced atomically: written to
@@ -127,6 +129,7 @@ func (s *store) load() ([]*record, error) {
 				errs = append(errs, fmt.Errorf("lease file %s: unreadable (%v), left in place", name, err))
 				continue
 			}
+			r.persist = true
 			recs = append(recs, &r)
 		}
 	}
