@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,11 +39,19 @@ const (
 	guestClientEnv = "IOMMU_AGENT_GUEST_CLIENT" // set: this process is the client
 	guestSockEnv   = "IOMMU_AGENT_GUEST_SOCK"
 	guestBDFEnv    = "IOMMU_AGENT_GUEST_BDF"
+	guestAgentEnv  = "IOMMU_AGENT_GUEST_AGENT" // set: this process is the agent, serving GUEST_SOCK with state in its value
 	nobody         = 65534
 	qemuMemlock    = 256 << 20 // 64 MiB guest RAM + firmware, with room
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(guestAgentEnv) != "" {
+		if err := guestAgent(); err != nil {
+			fmt.Fprintln(os.Stderr, "guest agent:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(guestClientEnv) != "" {
 		if err := guestClient(); err != nil {
 			fmt.Fprintln(os.Stderr, "guest client:", err)
@@ -270,4 +279,169 @@ func TestGuestQEMUClient(t *testing.T) {
 		t.Errorf("edu after release: %s, before the lease: %s", after, before)
 	}
 	t.Logf("released: edu back to %s", before)
+}
+
+// guestAgent is the agent as a process of its own, on the guest's /sys and
+// /dev, for the crash test to kill -9.
+func guestAgent() error {
+	fs, err := sysfs.Default()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	srv, err := server.New(ctx, server.Options{Backend: server.BackendIOMMUFD, Sysfs: fs, RLimitProcess: true,
+		StateDir: os.Getenv(guestAgentEnv), Policy: server.DefaultPolicy()})
+	if err != nil {
+		return err
+	}
+	ln, err := server.Listen(os.Getenv(guestSockEnv))
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// startAgent runs guestAgent in a child and waits for its socket.
+func startAgent(t *testing.T, sock, state string) *exec.Cmd {
+	t.Helper()
+	os.Remove(sock)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{guestAgentEnv + "=" + state, guestSockEnv + "=" + sock}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {
+		c, err := client.Dial(sock)
+		if err == nil {
+			c.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("agent did not come up: %v\n%s", err, stderr.String())
+		}
+	}
+}
+
+// TestGuestCrash kills the agent with SIGKILL at 100 random moments of a
+// client's acquire/release loop on the edu (fds mode: real vfio-pci binds
+// and cdevs), restarts it on the same state dir each time and checks the
+// host: either the edu is back as it was, or the new agent re-adopted the
+// lease whose fds the client still holds and the edu is on vfio-pci. Then
+// the client lets go and the edu must be as it was.
+func TestGuestCrash(t *testing.T) {
+	edu := hwtest.FindEdu(t)[0]
+	before := eduState(t, edu.BDF)
+	state := t.TempDir()
+	sock := "/run/iommu-agent-crash.sock"
+	defer os.Remove(sock)
+
+	// One cycle's length, to spread the kills over it.
+	agent := startAgent(t, sock, state)
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 5 {
+		a, err := c.AcquireDevice(edu.BDF, client.AcquireOptions{Mode: proto.ModeFDs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		if err := c.Release(a.Lease.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle := time.Since(start) / 5
+	c.Close()
+	agent.Process.Kill()
+	agent.Wait()
+	t.Logf("one acquire+release of the edu: %v", cycle)
+
+	r := rand.New(rand.NewPCG(3, 4))
+	adopted, midway := 0, 0
+	for round := range 100 {
+		agent := startAgent(t, sock, state)
+		c, err := client.Dial(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold := r.IntN(2) == 0
+		var held *client.Acquired
+		stop := make(chan struct{})
+		loopDone := make(chan struct{})
+		go func() {
+			defer close(loopDone)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a, err := c.AcquireDevice(edu.BDF, client.AcquireOptions{Mode: proto.ModeFDs})
+				if err != nil {
+					return // the agent is gone
+				}
+				if hold {
+					held = a // the VMM keeps the fds through the crash
+					return
+				}
+				a.Close()
+				if c.Release(a.Lease.ID) != nil {
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Duration(r.Int64N(int64(2 * cycle))))
+		agent.Process.Kill() // SIGKILL: no cleanup at all
+		agent.Wait()
+		close(stop)
+		<-loopDone
+		c.Close()
+		if got := eduState(t, edu.BDF); got != before && got != "driver=vfio-pci override=vfio-pci" {
+			midway++ // killed between two sysfs writes
+		}
+
+		agent = startAgent(t, sock, state)
+		c2, err := client.Dial(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases, err := c2.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := eduState(t, edu.BDF)
+		switch {
+		case len(leases) == 0 && got != before:
+			t.Fatalf("round %d: no lease, edu %s, want %s", round, got, before)
+		case len(leases) == 1 && (held == nil || leases[0].ID != held.Lease.ID || got != "driver=vfio-pci override=vfio-pci"):
+			t.Fatalf("round %d: re-adopted %+v with edu %s; client holds %v", round, leases[0], got, held)
+		case len(leases) > 1:
+			t.Fatalf("round %d: leases %+v", round, leases)
+		}
+		if held != nil {
+			held.Close()
+		}
+		if len(leases) == 1 {
+			adopted++
+			if err := c2.Release(leases[0].ID); err != nil {
+				t.Fatalf("round %d: release re-adopted lease: %v", round, err)
+			}
+		}
+		if got := eduState(t, edu.BDF); got != before {
+			t.Fatalf("round %d: edu %s after the last release, want %s", round, got, before)
+		}
+		if recs, _ := filepath.Glob(filepath.Join(state, "*.lease")); len(recs) != 0 {
+			t.Fatalf("round %d: records left %v", round, recs)
+		}
+		c2.Close()
+		agent.Process.Signal(syscall.SIGTERM)
+		agent.Wait()
+	}
+	t.Logf("100 kill -9: %d leases re-adopted with the client holding the fds, %d kills left the edu between two sysfs writes", adopted, midway)
 }
