@@ -445,3 +445,62 @@ func TestGuestCrash(t *testing.T) {
 	}
 	t.Logf("100 kill -9: %d leases re-adopted with the client holding the fds, %d kills left the edu between two sysfs writes", adopted, midway)
 }
+
+// TestGuestBroker runs a broker lease on the real iommufd: the agent opens
+// the IOAS and attaches the edu itself, the client's memfd is mapped through
+// IOMMU_IOAS_MAP, and release gives the edu back.
+func TestGuestBroker(t *testing.T) {
+	edu := hwtest.FindEdu(t)[0]
+	before := eduState(t, edu.BDF)
+	fs, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := server.New(ctx, server.Options{Backend: server.BackendIOMMUFD, Sysfs: fs, StateDir: t.TempDir(), Policy: server.DefaultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := "/run/iommu-agent-broker.sock"
+	ln, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, err := c.AcquireDevice(edu.BDF, client.AcquireOptions{Mode: proto.ModeBroker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := client.NewMemfd("guest", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	iova, err := c.Map(a.Lease.ID, f, 0, 1<<20, 0x100000, true, "rw")
+	if err != nil || iova != 0x100000 {
+		t.Fatalf("map on the real IOAS: %#x, %v", iova, err)
+	}
+	if _, err := c.Map(a.Lease.ID, f, 0, 1<<20, 0x100000, true, "rw"); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("overlapping map: %v, want exists", err)
+	}
+	if err := c.DMAWrite(a.Lease.ID, "", iova, []byte("x")); err == nil || !strings.Contains(err.Error(), "unsupported") {
+		t.Errorf("dma on a real device: %v, want unsupported", err)
+	}
+	if n, err := c.Unmap(a.Lease.ID, iova, 1<<20); err != nil || n != 1<<20 {
+		t.Errorf("unmap: %d, %v", n, err)
+	}
+	if err := c.Release(a.Lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after := eduState(t, edu.BDF); after != before {
+		t.Errorf("edu after release: %s, want %s", after, before)
+	}
+}

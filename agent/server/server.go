@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
 	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
@@ -62,8 +63,9 @@ type Options struct {
 	Sysfs *sysfs.FS
 	// Devices are the emulated machine's functions when Sysfs is nil.
 	Devices []iommu.Device
-	// NewBroker opens the IOMMU behind one broker lease. Nil on the
-	// emulated backend: an emulated instance on the server's machine.
+	// NewBroker opens the IOMMU behind one broker lease. Nil: on the
+	// emulated backend an emulated instance on the server's machine, on
+	// iommufd a fresh /dev/iommu through agent/iommu/cdev.
 	NewBroker func(ctx context.Context) (iommu.Backend, error)
 	// EmulatedOptions are passed to emulated.New for broker leases (the
 	// Machine is the server's); for the latency recorder, memlock limits.
@@ -178,6 +180,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.st = st
+	if o.Backend == BackendIOMMUFD && o.NewBroker == nil {
+		o.NewBroker = func(ctx context.Context) (iommu.Backend, error) {
+			return cdev.Open(ctx, cdev.Options{Path: o.IOMMUPath, SysfsRoot: o.Sysfs.Path(), DevDir: o.DevDir})
+		}
+		s.o.NewBroker = o.NewBroker
+	}
 	if o.Backend == BackendEmulated && o.NewBroker == nil {
 		devs := o.Devices
 		if o.Sysfs != nil {

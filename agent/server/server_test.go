@@ -314,3 +314,35 @@ func TestFDsLease(t *testing.T) {
 		t.Errorf("drivers after release %v, want %v", after, before)
 	}
 }
+
+// TestOrphan: a client that disconnects while its VMM still holds the cdev
+// leaves an orphan the agent does not unbind under it; once nobody holds the
+// cdev, the orphan check releases it.
+func TestOrphan(t *testing.T) {
+	t.Parallel()
+	h := newFakeHost(t, "vtd-guest.txtar")
+	before := h.drivers(t)
+	sock, srv := start(t, server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.fs, IOMMUPath: h.iommu, DevDir: h.devDir})
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.AcquireGroup(4, client.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitFor(t, func() bool { l := srv.Leases(); return len(l) == 1 && l[0].Orphan })
+	srv.ReleaseOrphans(context.Background())
+	if l := srv.Leases(); len(l) != 1 {
+		t.Fatalf("orphan released while its cdev is open: %v", l)
+	}
+	a.Close()
+	srv.ReleaseOrphans(context.Background())
+	if l := srv.Leases(); len(l) != 0 {
+		t.Fatalf("orphan kept after its cdev closed: %v", l)
+	}
+	if after := h.drivers(t); !mapsEqual(before, after) {
+		t.Errorf("drivers after the orphan's release %v, want %v", after, before)
+	}
+}
