@@ -479,7 +479,7 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 		err = s.openBroker(ctx, l)
 	}
 	if err == nil && req.Memlock > 0 {
-		err = setMemlock(sess.peer.PID, req.Memlock)
+		err = s.setMemlock(sess.peer, req.Memlock)
 	}
 	if err == nil {
 		rec.State = stateActive
@@ -589,7 +589,11 @@ func (s *Server) openBroker(ctx context.Context, l *lease) error {
 
 // setMemlock raises the peer's RLIMIT_MEMLOCK, which only a process with
 // CAP_SYS_RESOURCE may do: what a VMM needs to pin guest RAM.
-func setMemlock(pid int32, bytes uint64) error {
+func (s *Server) setMemlock(peer Peer, bytes uint64) error {
+	pid := peer.PID
+	if st, err := startTime(s.o.ProcRoot, pid); err != nil || st != peer.Start {
+		return &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("pid %d is no longer the process that connected", pid)}
+	}
 	var old unix.Rlimit
 	if err := unix.Prlimit(int(pid), unix.RLIMIT_MEMLOCK, nil, &old); err != nil {
 		return fmt.Errorf("read memlock of pid %d: %w", pid, err)
@@ -735,7 +739,29 @@ func (s *Server) reconcile(ctx context.Context) error {
 		s.m.reconciled.WithLabelValues("released").Inc()
 		s.log.Info("stale lease released", "lease", rec.ID, "state", rec.State, "group", rec.Group)
 	}
+	s.warnStrays()
 	return errors.Join(errs...)
+}
+
+// warnStrays logs devices on vfio-pci that no lease owns: bound by an admin
+// or another tool, they are not the agent's to give back, but an operator
+// looking for a leak should see them.
+func (s *Server) warnStrays() {
+	if s.o.Sysfs == nil {
+		return
+	}
+	owned := map[string]bool{}
+	for _, l := range s.leases {
+		for _, d := range l.rec.Devices {
+			owned[d] = true
+		}
+	}
+	ds, _ := s.o.Sysfs.Devices()
+	for _, d := range ds {
+		if d.Driver == sysfs.VFIOPCI && !owned[d.Address.String()] {
+			s.log.Warn("device on vfio-pci without a lease; left alone", "device", d.Address.String(), "driver_override", d.DriverOverride)
+		}
+	}
 }
 
 // Leases returns every lease, for status and tests.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
@@ -18,6 +19,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
+	"golang.org/x/sys/unix"
 )
 
 // me is a policy letting this test process lease anything.
@@ -344,5 +346,26 @@ func TestOrphan(t *testing.T) {
 	}
 	if after := h.drivers(t); !mapsEqual(before, after) {
 		t.Errorf("drivers after the orphan's release %v, want %v", after, before)
+	}
+}
+
+// TestMemlock: the agent sets the peer's RLIMIT_MEMLOCK on request (here to
+// its current value, so the test process keeps what it had).
+func TestMemlock(t *testing.T) {
+	t.Parallel()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Fatal(err)
+	}
+	p := &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true, Memlock: lim.Cur}}}
+	sock, _ := start(t, server.Options{Devices: edus(1), Policy: p})
+	c := dial(t, sock)
+	if _, err := c.AcquireGroup(1, client.AcquireOptions{Memlock: lim.Cur}); err != nil {
+		t.Fatalf("memlock %d: %v", lim.Cur, err)
+	}
+	var now syscall.Rlimit
+	syscall.Getrlimit(unix.RLIMIT_MEMLOCK, &now)
+	if now != lim {
+		t.Errorf("memlock %+v, want %+v", now, lim)
 	}
 }

@@ -297,7 +297,7 @@ func (s *Server) unmap(ctx context.Context, sess *session, req *proto.Request) (
 	end := req.IOVA + req.Length
 	l.maps = slices.DeleteFunc(l.maps, func(m memMap) bool {
 		in := uint64(m.iova) >= req.IOVA && (end < req.IOVA || uint64(m.iova)+uint64(len(m.mem)) <= end)
-		if in && !mapped(l.as, m.iova) {
+		if in && !mapped(l.as, m.iova, err == nil) {
 			unix.Munmap(m.mem)
 			return true
 		}
@@ -306,14 +306,15 @@ func (s *Server) unmap(ctx context.Context, sess *session, req *proto.Request) (
 	return n, err
 }
 
-// mapped reports whether the emulated address space still maps iova; kernel
-// address spaces cannot be asked, so a successful unmap there is trusted.
-func mapped(as iommu.AddressSpace, iova iommu.IOVA) bool {
+// mapped reports whether the address space still maps iova. The emulated one
+// is asked (its device reads our mapping of the memfd, which must stay);
+// kernel ones cannot be, so only a successful unmap counts as done there.
+func mapped(as iommu.AddressSpace, iova iommu.IOVA, unmapped bool) bool {
 	if e, ok := as.(*emulated.AddressSpace); ok {
 		_, _, ok := e.Translate(iova)
 		return ok
 	}
-	return false
+	return !unmapped
 }
 
 // dma runs the device's engine: only emulated devices have one the agent can
