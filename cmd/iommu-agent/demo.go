@@ -182,5 +182,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(left) != 0 {
 		return fmt.Errorf("leases left after release: %v", left)
 	}
+	p("\nOn a host with an IOMMU, `iommu-agent serve` does the same with real devices, and in mode fds hands")
+	p("/dev/iommu and the VFIO cdev to an unprivileged QEMU: -object iommufd,id=i0,fd=N -device vfio-pci,iommufd=i0,fd=M.")
 	return nil
 }
