@@ -31,6 +31,8 @@ commands:
   unbind    unbind BDF | unbind group N: give them back their original drivers [-state FILE]
   probe     show what this host's IOMMU offers through iommufd and VFIO
   sriov     list | enable PF N | disable PF | set VF key=value...: SR-IOV VFs and their config [--json]
+  serve     the daemon: lease devices to VMMs on a unix socket [-config FILE] [-socket PATH] [-state DIR] [-metrics ADDR] [-backend auto|iommufd|emulated]
+  demo      the agent's job on an emulated IOMMU, in seconds, no root needed [-cycles N] [-v]
   version   print the version
 `
 
@@ -50,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return probe(ctx, args[1:], stdout)
 	case "sriov":
 		return sriovCmd(ctx, args[1:], stdout, sriovDeps{})
+	case "serve":
+		return serve(ctx, args[1:], stderr, nil)
+	case "demo":
+		return demo(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

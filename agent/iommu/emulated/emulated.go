@@ -16,11 +16,15 @@ package emulated
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/latency"
 )
 
 // RLimitMode selects which counter pinned pages are charged to, as
@@ -57,6 +61,12 @@ type Options struct {
 	// automatic HWPT, and QEMU's VT-d: no dirty ops, so dirty tracking
 	// is EOPNOTSUPP. The differential test against the guest sets it.
 	NoDirtyTracking bool
+	// Latency, when set, observes every Map and Unmap: their duration
+	// and the bytes they mapped or unmapped (0 on failure), as
+	// latency.IOASMap/IOASUnmap on iommufd and Type1Map/Type1Unmap on
+	// type1v2 and compat, under this process's pid and comm. This is how
+	// `iommu-agent trace --emulated` and the metrics work without a kernel.
+	Latency *latency.Recorder
 }
 
 // Backend is one open /dev/iommu (or VFIO container fd) of the emulated
@@ -85,6 +95,13 @@ type Backend struct {
 
 	failArmed bool
 	failLeft  int
+
+	// Options.Latency and what it records under; lat nil costs Map and
+	// Unmap one comparison.
+	lat              *latency.Recorder
+	latMap, latUnmap latency.Op
+	pid              uint32
+	comm             string
 }
 
 // New opens an emulated IOMMU.
@@ -116,7 +133,7 @@ func New(opts Options) (*Backend, error) {
 	if opts.RLimitMode == PerProcess || f == iommu.Type1v2 {
 		acct = proc
 	}
-	return &Backend{
+	b := &Backend{
 		flavour: f,
 		machine: m,
 		limit:   opts.MemlockLimit,
@@ -126,7 +143,29 @@ func New(opts Options) (*Backend, error) {
 		noDirty: opts.NoDirtyTracking,
 		objects: make(map[uint32]string),
 		bound:   make(map[string]*Attachment),
-	}, nil
+	}
+	if opts.Latency != nil {
+		b.lat = opts.Latency
+		b.latMap, b.latUnmap = latency.IOASMap, latency.IOASUnmap
+		if f != iommu.IOMMUFD {
+			b.latMap, b.latUnmap = latency.Type1Map, latency.Type1Unmap
+		}
+		b.pid, b.comm = uint32(os.Getpid()), comm()
+	}
+	return b, nil
+}
+
+// comm is the process name as the kernel reports it, so emulated keys
+// look like the tracer's.
+func comm() string {
+	if c, err := os.ReadFile("/proc/self/comm"); err == nil {
+		return strings.TrimSuffix(string(c), "\n")
+	}
+	name := filepath.Base(os.Args[0])
+	if len(name) > 15 { // TASK_COMM_LEN - 1
+		name = name[:15]
+	}
+	return name
 }
 
 // Flavour implements iommu.Backend.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 )
@@ -463,6 +464,20 @@ func (as *AddressSpace) remove(i int) uint64 {
 
 // Map implements iommu.AddressSpace (IOMMU_IOAS_MAP, VFIO_IOMMU_MAP_DMA).
 func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, error) {
+	if r := as.b.lat; r != nil {
+		start := time.Now()
+		iova, err := as.doMap(ctx, m)
+		var n uint64
+		if err == nil {
+			n = uint64(len(m.Mem))
+		}
+		r.Observe(as.b.latMap, as.b.pid, as.b.comm, time.Since(start), n)
+		return iova, err
+	}
+	return as.doMap(ctx, m)
+}
+
+func (as *AddressSpace) doMap(ctx context.Context, m iommu.Mapping) (iommu.IOVA, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -577,6 +592,16 @@ func (as *AddressSpace) finishMap(m iommu.Mapping, iova uint64) (iommu.IOVA, err
 // cut up front (EINVAL). Unmapping nothing is ENOENT on iommufd, 0 bytes
 // on type1v2 and compat.
 func (as *AddressSpace) Unmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
+	if r := as.b.lat; r != nil {
+		start := time.Now()
+		n, err := as.doUnmap(ctx, iova, length)
+		r.Observe(as.b.latUnmap, as.b.pid, as.b.comm, time.Since(start), n)
+		return n, err
+	}
+	return as.doUnmap(ctx, iova, length)
+}
+
+func (as *AddressSpace) doUnmap(ctx context.Context, iova iommu.IOVA, length uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

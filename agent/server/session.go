@@ -1,0 +1,408 @@
+//go:build linux
+
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
+	"github.com/iommu-agent/iommu-agent/agent/proto"
+	"github.com/iommu-agent/iommu-agent/sysfs"
+	"golang.org/x/sys/unix"
+)
+
+// maxBadFrames is how many bad frames in a row a connection may send before
+// the agent hangs up on it.
+const maxBadFrames = 8
+
+// session is one client connection, served by one goroutine.
+type session struct {
+	c      *proto.Conn
+	peer   Peer
+	hello  bool
+	leases map[string]*lease // guarded by Server.mu
+}
+
+func (s *Server) serveConn(ctx context.Context, uc *net.UnixConn) {
+	defer s.wg.Done()
+	sess := &session{c: proto.NewConn(uc), leases: map[string]*lease{}}
+	defer uc.Close()
+	peer, err := peerOf(uc, s.o.ProcRoot)
+	if err != nil {
+		s.log.Error("peer credentials", "err", err)
+		return
+	}
+	sess.peer = peer
+	s.mu.Lock()
+	s.conns[sess] = struct{}{}
+	s.mu.Unlock()
+	s.m.conns.Inc()
+	defer func() {
+		s.m.conns.Dec()
+		s.mu.Lock()
+		delete(s.conns, sess)
+		var ls []*lease
+		for _, l := range sess.leases {
+			ls = append(ls, l)
+		}
+		s.mu.Unlock()
+		s.disconnect(context.WithoutCancel(ctx), sess, ls)
+	}()
+	log := s.log.With("uid", peer.UID, "pid", peer.PID)
+	bad := 0
+	for {
+		var req proto.Request
+		fds, err := sess.c.Recv(&req)
+		if err != nil {
+			if errors.Is(err, proto.ErrTooLarge) || errors.Is(err, proto.ErrTruncated) || errors.Is(err, proto.ErrMalformed) {
+				bad++
+				log.Warn("bad frame", "err", err, "in_a_row", bad)
+				s.m.errors.WithLabelValues("frame", string(proto.CodeFrame)).Inc()
+				if bad >= maxBadFrames || sess.c.Send(proto.Response{Error: &proto.Error{Code: proto.CodeFrame, Message: err.Error()}}) != nil {
+					return
+				}
+				continue
+			}
+			return // EOF, or the server is closing the connection
+		}
+		bad = 0
+		start := time.Now()
+		resp, out := s.handle(ctx, sess, &req, fds)
+		resp.ID = req.ID
+		op := string(req.Op)
+		if !slices.Contains([]proto.Op{proto.OpHello, proto.OpList, proto.OpAcquire, proto.OpRelease, proto.OpStatus, proto.OpMap, proto.OpUnmap, proto.OpDMA}, req.Op) {
+			op = "unknown" // no label per garbage op name
+		}
+		s.m.ops.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		if resp.Error != nil {
+			s.m.errors.WithLabelValues(op, string(resp.Error.Code)).Inc()
+			lvl := log.Info
+			if resp.Error.Code == proto.CodeDenied {
+				lvl = log.Warn
+			}
+			lvl("request failed", "op", op, "code", resp.Error.Code, "err", resp.Error.Message)
+		}
+		err = sess.c.Send(resp, out...)
+		proto.CloseFDs(out) // the client has its own copies now; ours would keep the binding alive
+		if err != nil {
+			log.Warn("send", "op", op, "err", err)
+			return
+		}
+	}
+}
+
+// disconnect ends a closed connection's leases: broker leases always, fds
+// leases unless the rule keeps them (they become orphans, as do those whose
+// cdevs are still open).
+func (s *Server) disconnect(ctx context.Context, sess *session, ls []*lease) {
+	for _, l := range ls {
+		if l.rec.Mode == proto.ModeFDs && l.rule != nil && l.rule.KeepOnDisconnect {
+			s.mu.Lock()
+			l.sess = nil
+			s.mu.Unlock()
+			s.log.Info("lease kept after disconnect", "lease", l.rec.ID)
+			continue
+		}
+		if err := s.release(ctx, l, false); err != nil {
+			s.log.Info("lease not released at disconnect", "lease", l.rec.ID, "err", err)
+		}
+	}
+}
+
+// handle answers one request; fds are the ones that came with it, all of
+// which handle closes or keeps. out are fds to send back.
+func (s *Server) handle(ctx context.Context, sess *session, req *proto.Request, fds []int) (resp proto.Response, out []int) {
+	want := 0
+	if req.Op == proto.OpMap {
+		want = 1
+	}
+	defer func() { proto.CloseFDs(fds) }() // map dups what it keeps
+	if len(fds) != want {
+		return errResp(&proto.Error{Code: proto.CodeTooMany, Message: fmt.Sprintf("op %q takes %d fds, got %d", req.Op, want, len(fds))}), nil
+	}
+	if req.Op != proto.OpHello && !sess.hello {
+		return errResp(&proto.Error{Code: proto.CodeVersion, Message: "send hello first"}), nil
+	}
+	var err error
+	switch req.Op {
+	case proto.OpHello:
+		if req.Version != proto.Version {
+			return errResp(&proto.Error{Code: proto.CodeVersion, Message: fmt.Sprintf("agent speaks version %d, client %d", proto.Version, req.Version)}), nil
+		}
+		sess.hello = true
+		resp = proto.Response{Version: proto.Version, Backend: s.o.Backend, UID: sess.peer.UID, GID: sess.peer.GID, PID: sess.peer.PID}
+	case proto.OpList:
+		resp.Devices, resp.Groups, err = s.list()
+	case proto.OpAcquire:
+		var l *proto.Lease
+		var names []string
+		l, names, out, err = s.acquire(ctx, sess, req)
+		resp = proto.Response{Lease: l, FDs: names}
+	case proto.OpRelease:
+		var l *lease
+		if l, err = s.owned(sess, req.Lease); err == nil {
+			err = s.release(ctx, l, true)
+		}
+	case proto.OpStatus:
+		for _, l := range s.Leases() {
+			if sess.peer.UID == 0 || l.UID == sess.peer.UID {
+				resp.Leases = append(resp.Leases, l)
+			}
+		}
+	case proto.OpMap:
+		resp.IOVA, err = s.mapMem(ctx, sess, req, fds[0])
+	case proto.OpUnmap:
+		resp.Length, err = s.unmap(ctx, sess, req)
+	case proto.OpDMA:
+		resp.Data, err = s.dma(sess, req)
+	default:
+		err = &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("unknown op %q", req.Op)}
+	}
+	if err != nil {
+		return errResp(err), nil
+	}
+	return resp, out
+}
+
+func errResp(err error) proto.Response { return proto.Response{Error: wireError(err)} }
+
+// wireError classifies err for the client by the sentinels it matches.
+func wireError(err error) *proto.Error {
+	var pe *proto.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var f *emulated.Fault
+	code := proto.CodeInternal
+	switch {
+	case errors.As(err, &f) || errors.Is(err, unix.EFAULT):
+		code = proto.CodeFault
+	case errors.Is(err, iommu.ErrNotFound), errors.Is(err, sysfs.ErrNoDevice), errors.Is(err, sysfs.ErrNoGroup):
+		code = proto.CodeNotFound
+	case errors.Is(err, iommu.ErrExists):
+		code = proto.CodeExists
+	case errors.Is(err, iommu.ErrBusy):
+		code = proto.CodeBusy
+	case errors.Is(err, iommu.ErrInvalid):
+		code = proto.CodeInvalid
+	case errors.Is(err, iommu.ErrNotSupported):
+		code = proto.CodeUnsupported
+	case errors.Is(err, iommu.ErrNoSpace):
+		code = proto.CodeNoSpace
+	case errors.Is(err, iommu.ErrPermission):
+		code = proto.CodeDenied
+	}
+	return &proto.Error{Code: code, Message: err.Error()}
+}
+
+// owned finds a lease the peer may act on: its own connection's, or any of
+// its uid's (an orphan re-adopted after a restart), or any for root.
+func (s *Server) owned(sess *session, id string) (*lease, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.leases[id]
+	if !ok {
+		return nil, &proto.Error{Code: proto.CodeNotFound, Message: fmt.Sprintf("no lease %q", id)}
+	}
+	if l.sess != sess && sess.peer.UID != 0 && !(l.sess == nil && l.rec.Owner.UID == sess.peer.UID) {
+		return nil, &proto.Error{Code: proto.CodeDenied, Message: fmt.Sprintf("lease %s belongs to uid %d", id, l.rec.Owner.UID)}
+	}
+	if l.sess == nil && sess != nil { // adopted by the connection that names it
+		l.sess = sess
+		sess.leases[id] = l
+	}
+	return l, nil
+}
+
+// broker returns a live broker lease of sess, locked.
+func (s *Server) broker(sess *session, id string) (*lease, error) {
+	l, err := s.owned(sess, id)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.as == nil {
+		l.mu.Unlock()
+		return nil, &proto.Error{Code: proto.CodeUnsupported, Message: fmt.Sprintf("lease %s is mode %s: map, unmap and dma need a broker lease", id, l.rec.Mode)}
+	}
+	return l, nil
+}
+
+func parsePerm(s string) (iommu.Perm, error) {
+	switch s {
+	case "r":
+		return iommu.Read, nil
+	case "w":
+		return iommu.Write, nil
+	case "", "rw":
+		return iommu.Read | iommu.Write, nil
+	}
+	return 0, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("perm %q: want r, w or rw", s)}
+}
+
+// mapMem maps [Offset, Offset+Length) of the client's memfd. The memfd must be
+// sealed against shrinking: the agent (and the emulated device) touch the
+// pages, and a client that truncated them would crash the agent with SIGBUS.
+func (s *Server) mapMem(ctx context.Context, sess *session, req *proto.Request, memfd int) (uint64, error) {
+	perm, err := parsePerm(req.Perm)
+	if err != nil {
+		return 0, err
+	}
+	seals, err := unix.FcntlInt(uintptr(memfd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
+		return 0, &proto.Error{Code: proto.CodeInvalid, Message: "map wants a memfd sealed with F_SEAL_SHRINK"}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(memfd, &st); err != nil {
+		return 0, err
+	}
+	page := uint64(unix.Getpagesize())
+	if req.Length == 0 || req.Length%page != 0 || req.Offset%page != 0 || req.Offset+req.Length < req.Offset || req.Offset+req.Length > uint64(st.Size) {
+		return 0, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("map [%#x, +%#x) of a %d-byte memfd: page-aligned and inside it", req.Offset, req.Length, st.Size)}
+	}
+	l, err := s.broker(sess, req.Lease)
+	if err != nil {
+		return 0, err
+	}
+	defer l.mu.Unlock()
+	mem, err := unix.Mmap(memfd, int64(req.Offset), int(req.Length), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return 0, fmt.Errorf("mmap memfd: %w", err)
+	}
+	iova, err := l.as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: iommu.IOVA(req.IOVA), Fixed: req.Fixed, Perm: perm})
+	if err != nil {
+		unix.Munmap(mem)
+		return 0, err
+	}
+	l.maps = append(l.maps, memMap{iova: iova, mem: mem})
+	return uint64(iova), nil
+}
+
+func (s *Server) unmap(ctx context.Context, sess *session, req *proto.Request) (uint64, error) {
+	l, err := s.broker(sess, req.Lease)
+	if err != nil {
+		return 0, err
+	}
+	defer l.mu.Unlock()
+	n, err := l.as.Unmap(ctx, iommu.IOVA(req.IOVA), req.Length)
+	// Whole areas below a refused cut are gone too (iommufd's rule), so
+	// drop every memfd mapping the address space no longer has, even on
+	// error.
+	end := req.IOVA + req.Length
+	l.maps = slices.DeleteFunc(l.maps, func(m memMap) bool {
+		in := uint64(m.iova) >= req.IOVA && (end < req.IOVA || uint64(m.iova)+uint64(len(m.mem)) <= end)
+		if in && !mapped(l.as, m.iova, err == nil) {
+			unix.Munmap(m.mem)
+			return true
+		}
+		return false
+	})
+	return n, err
+}
+
+// mapped reports whether the address space still maps iova. The emulated one
+// is asked (its device reads our mapping of the memfd, which must stay);
+// kernel ones cannot be, so only a successful unmap counts as done there.
+func mapped(as iommu.AddressSpace, iova iommu.IOVA, unmapped bool) bool {
+	if e, ok := as.(*emulated.AddressSpace); ok {
+		_, _, ok := e.Translate(iova)
+		return ok
+	}
+	return !unmapped
+}
+
+// dma runs the device's engine: only emulated devices have one the agent can
+// drive in general (a real device's DMA is its driver's business).
+func (s *Server) dma(sess *session, req *proto.Request) ([]byte, error) {
+	l, err := s.broker(sess, req.Lease)
+	if err != nil {
+		return nil, err
+	}
+	defer l.mu.Unlock()
+	bdf := req.Device
+	if bdf == "" && len(l.rec.Devices) == 1 {
+		bdf = l.rec.Devices[0]
+	}
+	at, ok := l.atts[bdf]
+	if !ok {
+		return nil, &proto.Error{Code: proto.CodeNotFound, Message: fmt.Sprintf("lease %s has no device %q", req.Lease, bdf)}
+	}
+	ea, ok := at.(*emulated.Attachment)
+	if !ok {
+		return nil, &proto.Error{Code: proto.CodeUnsupported, Message: "dma needs an emulated device"}
+	}
+	eng := ea.DMA()
+	n := req.Length
+	if req.Write {
+		n = uint64(len(req.Data))
+	}
+	if n == 0 || n > emulated.EduBufferSize {
+		return nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("dma of %d bytes: 1 to %d", n, emulated.EduBufferSize)}
+	}
+	if req.Write {
+		copy(eng.Buffer(), req.Data)
+		return nil, eng.WriteToRAM(req.IOVA, 0, int(n))
+	}
+	if err := eng.ReadFromRAM(req.IOVA, 0, int(n)); err != nil {
+		return nil, err
+	}
+	return slices.Clone(eng.Buffer()[:n]), nil
+}
+
+// list reports devices and groups with viability and leases.
+func (s *Server) list() ([]proto.Device, []proto.Group, error) {
+	s.mu.Lock()
+	byGroup := map[int]string{}
+	for g, id := range s.groups {
+		if _, ok := s.leases[id]; ok {
+			byGroup[g] = id
+		}
+	}
+	s.mu.Unlock()
+	var devs []proto.Device
+	groups := map[int]*proto.Group{}
+	add := func(d proto.Device) {
+		d.Lease = byGroup[d.Group]
+		devs = append(devs, d)
+		g := groups[d.Group]
+		if g == nil {
+			g = &proto.Group{Number: d.Group, Viable: true, Lease: byGroup[d.Group]}
+			groups[d.Group] = g
+		}
+		g.Devices = append(g.Devices, d.BDF)
+	}
+	var err error
+	if s.o.Sysfs != nil {
+		var ds []sysfs.Device
+		ds, err = s.o.Sysfs.Devices()
+		for _, d := range ds {
+			if d.IOMMUGroup != nil && !d.IsBridge() {
+				add(proto.Device{BDF: d.Address.String(), Group: *d.IOMMUGroup, Vendor: d.Vendor, Device: d.Device, Driver: d.Driver})
+			}
+		}
+		for n, g := range groups {
+			v, verr := s.o.Sysfs.Viability(n)
+			if verr != nil {
+				g.Viable, g.Reason = false, verr.Error()
+				continue
+			}
+			g.Viable, g.Reason = v.Viable, v.String()
+		}
+	} else {
+		for _, d := range s.o.Devices {
+			add(proto.Device{BDF: d.BDF, Group: d.Group, Vendor: 0x1234, Device: 0x11e8})
+		}
+	}
+	var gs []proto.Group
+	for _, g := range groups {
+		gs = append(gs, *g)
+	}
+	slices.SortFunc(gs, func(a, b proto.Group) int { return a.Number - b.Number })
+	return devs, gs, err
+}

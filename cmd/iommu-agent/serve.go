@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/latency"
+	"github.com/iommu-agent/iommu-agent/agent/server"
+	"github.com/iommu-agent/iommu-agent/sysfs"
+)
+
+// serveConfig is serve's flags after defaults.
+type serveConfig struct {
+	config, socket, state, metrics, backend, sysfsRoot string
+	emulated                                           int
+	orphanCheck                                        time.Duration
+}
+
+// serve runs the agent's daemon until ctx ends. ready, when not nil, is
+// called once the socket listens (tests wait on it).
+func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock, metrics string)) error {
+	var c serveConfig
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl.StringVar(&c.config, "config", "", "policy file (JSON, see agent/server.Policy); default: only root may lease")
+	fl.StringVar(&c.socket, "socket", "/run/iommu-agent/agent.sock", "unix socket to serve")
+	fl.StringVar(&c.state, "state", "/var/lib/iommu-agent", "directory of lease records")
+	fl.StringVar(&c.metrics, "metrics", "", "HTTP address for /metrics and /healthz, e.g. 127.0.0.1:9477; off when empty")
+	fl.StringVar(&c.backend, "backend", "auto", "auto (iommufd when /dev/iommu and iommu_groups exist, else emulated), iommufd or emulated")
+	fl.StringVar(&c.sysfsRoot, "sysfs", "/sys", "sysfs root")
+	fl.IntVar(&c.emulated, "emulated-devices", 4, "edu-like devices, one per group, of the emulated backend")
+	fl.DurationVar(&c.orphanCheck, "orphan-check", 10*time.Second, "how often orphaned leases are checked")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected %q", fl.Args())
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	policy := server.DefaultPolicy()
+	if c.config != "" {
+		var err error
+		if policy, err = server.LoadPolicy(c.config); err != nil {
+			return err
+		}
+	}
+	o := server.Options{Policy: policy, StateDir: c.state, Log: log, OrphanCheck: c.orphanCheck}
+	backend := c.backend
+	if backend == "auto" {
+		backend = server.BackendEmulated
+		if _, err := os.Stat("/dev/iommu"); err == nil {
+			if ents, _ := os.ReadDir(filepath.Join(c.sysfsRoot, "kernel", "iommu_groups")); len(ents) > 0 {
+				backend = server.BackendIOMMUFD
+			}
+		}
+	}
+	switch backend {
+	case server.BackendIOMMUFD:
+		fs, err := sysfs.New(c.sysfsRoot)
+		if err != nil {
+			return err
+		}
+		o.Backend, o.Sysfs, o.RLimitProcess = server.BackendIOMMUFD, fs, true
+	case server.BackendEmulated:
+		o.Backend = server.BackendEmulated
+		o.Latency = latency.NewRecorder("emulated", 0, 0)
+		for i := range c.emulated {
+			a := sysfs.Address{Bus: uint8(i / 32), Device: uint8(i % 32)}
+			o.Devices = append(o.Devices, iommu.Device{BDF: a.String(), Group: i + 1})
+		}
+	default:
+		return fmt.Errorf("serve: backend %q: want auto, iommufd or emulated", backend)
+	}
+	log.Info("starting", "backend", o.Backend, "socket", c.socket, "state", c.state, "policy_rules", len(policy.Rules), "config", c.config)
+	srv, err := server.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.socket), 0o755); err != nil {
+		return err
+	}
+	ln, err := server.Listen(c.socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(c.socket)
+	metricsAddr := ""
+	if c.metrics != "" {
+		ml, err := net.Listen("tcp", c.metrics)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		metricsAddr = ml.Addr().String()
+		hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ml)
+		defer hs.Close()
+		log.Info("metrics", "addr", metricsAddr)
+	}
+	if ready != nil {
+		ready(c.socket, metricsAddr)
+	}
+	err = srv.Serve(ctx, ln)
+	log.Info("stopped", "err", err)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
