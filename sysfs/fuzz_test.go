@@ -1,6 +1,7 @@
 package sysfs
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -111,6 +112,41 @@ func FuzzParseCmdline(f *testing.F) {
 			if p == "" || p == "--" {
 				t.Fatalf("parseCmdline(%q): empty parameter", s)
 			}
+		}
+	})
+}
+
+// A parsed uevent's header and environment agree, and formatting it again
+// (header, then the environment) parses back to the same event.
+func FuzzParseUevent(f *testing.F) {
+	for _, s := range []string{
+		"bind@/devices/pci0000:00/0000:00:03.0\x00ACTION=bind\x00DEVPATH=/devices/pci0000:00/0000:00:03.0\x00SUBSYSTEM=pci\x00DRIVER=vfio-pci\x00SEQNUM=12\x00",
+		"remove@/devices/pci0000:00/0000:00:03.0/0000:02:01.0\x00SUBSYSTEM=pci\x00",
+		"libudev\x00\xfe\xed\xca\xfe", "add@/x\x00=", "add@/x\x00SEQNUM=99999999999999999999", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := ParseUevent(b)
+		if err != nil {
+			if u.Action != "" || u.DevPath != "" || u.Env != nil {
+				t.Fatalf("ParseUevent(%q) = %+v with error %v", b, u, err)
+			}
+			return
+		}
+		if u.Action == "" || !strings.HasPrefix(u.DevPath, "/") || u.Env == nil || u.Subsystem != u.Env["SUBSYSTEM"] {
+			t.Fatalf("ParseUevent(%q) = %+v", b, u)
+		}
+		out := []string{u.Action + "@" + u.DevPath}
+		for k, v := range u.Env {
+			out = append(out, k+"="+v)
+		}
+		v, err := ParseUevent([]byte(strings.Join(out, "\x00")))
+		if err != nil || !reflect.DeepEqual(u, v) {
+			t.Fatalf("round trip %q: %+v -> %+v, %v", b, u, v, err)
+		}
+		if a, ok := u.PCIAddress(); ok && a.String() == "" {
+			t.Fatalf("PCIAddress of %+v empty", u)
 		}
 	})
 }
