@@ -150,3 +150,18 @@ func FuzzParseUevent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePCIUevent(f *testing.F) {
+	for _, s := range []string{
+		"DRIVER=e1000e\nPCI_CLASS=20000\nPCI_ID=8086:10D3\nPCI_SUBSYS_ID=8086:0000\nPCI_SLOT_NAME=0000:00:01.0\n",
+		"PCI_CLASS=zz\nPCI_ID=1:2\nPCI_SUBSYS_ID=3:4\n", "PCI_ID=8086\n", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, found, err := parsePCIUevent(s)
+		if (err != nil || !found) && ids != (pciIDs{}) || err != nil && found || ids.class > 0xffffff {
+			t.Fatalf("parsePCIUevent(%q) = %+v, %v, %v", s, ids, found, err)
+		}
+	})
+}

@@ -22,7 +22,7 @@ import (
 // attribute does not lose the capture.
 func Snapshot(sysRoot, procRoot, comment string) (*txtar.Archive, error) {
 	// The files a fixture keeps: what package sysfs reads, nothing else.
-	deviceFiles := []string{"vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
+	deviceFiles := []string{"uevent", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
 		"driver_override", "resource", "sriov_totalvfs", "sriov_numvfs", "sriov_drivers_autoprobe"}
 	deviceLinks := []string{"driver", "iommu_group", "physfn"}
 	groupFiles := []string{"type", "reserved_regions"}
