@@ -370,3 +370,45 @@ func TestIOMMUKinds(t *testing.T) {
 		t.Errorf("smmu3 devices %v", units[i].Devices)
 	}
 }
+
+// The igb guest capture (cmd/sysfs-snapshot, -devices igb, 2 VFs enabled):
+// the PF's SR-IOV attributes and its VFs, each VF in a group of its own
+// with a physfn link back.
+func TestCapturedIGB(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-igb-captured.txtar")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAddr := map[string]sysfs.Device{}
+	for _, d := range devs {
+		byAddr[d.Address.String()] = d
+	}
+	pf := byAddr["0000:01:00.0"]
+	if pf.Vendor != 0x8086 || pf.Device != 0x10c9 || pf.Driver != "igb" || pf.SRIOV == nil {
+		t.Fatalf("PF %+v", pf)
+	}
+	if s := pf.SRIOV; s.TotalVFs != 7 || s.NumVFs != 2 || s.DriversAutoprobe == nil || !*s.DriversAutoprobe ||
+		len(s.VFs) != 2 || s.VFs[0].String() != "0000:01:10.0" || s.VFs[1].String() != "0000:01:10.2" {
+		t.Errorf("PF SR-IOV %+v", s)
+	}
+	if pf.Upstream == nil || pf.Upstream.String() != "0000:00:01.0" {
+		t.Errorf("PF upstream %v, want the root port 0000:00:01.0", pf.Upstream)
+	}
+	groups := map[int]bool{*pf.IOMMUGroup: true}
+	for _, a := range pf.SRIOV.VFs {
+		vf := byAddr[a.String()]
+		if vf.Device != 0x10ca || vf.PhysFn == nil || *vf.PhysFn != pf.Address || vf.SRIOV != nil || vf.IOMMUGroup == nil {
+			t.Errorf("VF %+v", vf)
+			continue
+		}
+		if groups[*vf.IOMMUGroup] {
+			t.Errorf("VF %v shares group %d", a, *vf.IOMMUGroup)
+		}
+		groups[*vf.IOMMUGroup] = true
+		if v, err := f.Viability(*vf.IOMMUGroup); err != nil || !v.Viable {
+			t.Errorf("VF %v (no driver): %v, %v", a, v, err)
+		}
+	}
+}
