@@ -412,3 +412,39 @@ func TestCapturedIGB(t *testing.T) {
 		}
 	}
 }
+
+// The bridge capture with config space: QEMU's root port has ACS and
+// isolates; the pcie-pci-bridge is what puts edu and e1000 in one group.
+func TestCapturedBridgeACS(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-bridge-config-captured.txtar")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(devs, func(d sysfs.Device) bool { return d.Address.String() == "0000:00:01.0" })
+	rp := devs[i].Config
+	if rp == nil || rp.PCIe == nil || *rp.PCIe != sysfs.PCIeRootPort || rp.ACS == nil || !rp.ACS.Isolates() || rp.ACS.Ctrl.String() != "SV RR CR UF" {
+		t.Fatalf("root port config %+v", rp)
+	}
+	ports := sysfs.UpstreamPorts(devs, addr(t, "0000:02:01.0"))
+	if len(ports) != 2 || ports[0].Address.String() != "0000:01:00.0" || ports[1].Address.String() != "0000:00:01.0" {
+		t.Fatalf("ports above e1000: %v", ports)
+	}
+	if c := ports[0].Config; c == nil || c.PCIe == nil || *c.PCIe != sysfs.PCIeToPCIBridge || c.ACS != nil {
+		t.Errorf("pcie-pci-bridge config %+v", c)
+	}
+	g, err := f.Group(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sysfs.SharingReasons(devs, g.Devices)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "0000:01:00.0 is a PCIe-to-PCI bridge") {
+		t.Errorf("group 5 shared because %q", got)
+	}
+	for _, d := range devs {
+		if d.Config != nil && !d.IsBridge() {
+			t.Errorf("%v: config read for an endpoint", d.Address)
+		}
+	}
+}

@@ -165,3 +165,26 @@ func FuzzParsePCIUevent(f *testing.F) {
 		}
 	})
 }
+
+// ParseConfig never hangs or panics on any bytes, and what it finds is
+// consistent: ACS only with the extended space, extended only for PCIe.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(make([]byte, 64))
+	f.Add(make([]byte, 4096))
+	seed := make([]byte, 4096)
+	seed[6], seed[0x34], seed[0x40], seed[0x42] = 0x10, 0x40, 0x10, 0x42
+	seed[0x100], seed[0x101], seed[0x102], seed[0x103] = 0x0d, 0x00, 0x01, 0x00
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ci, err := ParseConfig(b)
+		if err != nil {
+			if ci != (ConfigInfo{}) {
+				t.Fatalf("ParseConfig = %+v with error %v", ci, err)
+			}
+			return
+		}
+		if ci.ACS != nil && !ci.Extended || ci.Extended && (ci.PCIe == nil || len(b) < configSize) {
+			t.Fatalf("ParseConfig(%d bytes) = %+v", len(b), ci)
+		}
+	})
+}

@@ -30,6 +30,11 @@ type Device struct {
 	SRIOV           *SRIOV     // sriov_*; nil unless an SR-IOV physical function
 	PhysFn          *Address   // physfn link: this is a VF of that PF
 	Upstream        *Address   // the bridge above, from where bus/pci/devices/BDF points; nil on a root bus
+	// Config is read from config for bridges only: their port type and ACS
+	// decide how far groups reach. Endpoints are left alone, since a config
+	// read reaches the hardware. nil for endpoints, or a bridge without a
+	// readable config file.
+	Config *ConfigInfo
 }
 
 // IsBridge reports a PCI-to-PCI bridge (class 0x0604), the bridges the
@@ -233,6 +238,18 @@ func (f *FS) readDevice(a Address) (Device, error) {
 			d.Upstream = &up
 		}
 	} // a root-bus device's parent is pciDDDD:BB; no link is no topology
+	if d.IsBridge() {
+		var cfg [configSize]byte
+		if b, ok, err := dir.read("config", cfg[:], false); err != nil {
+			fail("config", err)
+		} else if ok {
+			if ci, err := ParseConfig(b); err != nil {
+				fail("config", err)
+			} else {
+				d.Config = &ci
+			}
+		}
+	}
 	if s, err := readSRIOV(dir, attr); err != nil {
 		fail("sriov", err)
 	} else {
