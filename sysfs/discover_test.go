@@ -2,7 +2,10 @@ package sysfs_test
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -446,5 +449,36 @@ func TestCapturedBridgeACS(t *testing.T) {
 		if d.Config != nil && !d.IsBridge() {
 			t.Errorf("%v: config read for an endpoint", d.Address)
 		}
+	}
+}
+
+// The ids read from uevent are those the five id files give: on the guest
+// captures, a copy without its uevent files reads the same.
+func TestUeventIDsMatchFiles(t *testing.T) {
+	t.Parallel()
+	for _, fixture := range []string{"vtd-guest-igb-captured.txtar", "vtd-guest-bridge-config-captured.txtar"} {
+		t.Run(fixture, func(t *testing.T) {
+			t.Parallel()
+			f, _ := open(t, fixture)
+			want, err := f.Devices()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			err = filepath.WalkDir(f.Path("devices"), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Name() == "uevent" {
+					n++
+					return os.Remove(p)
+				}
+				return err
+			})
+			if err != nil || n != len(want) {
+				t.Fatalf("removed %d uevent files for %d devices: %v", n, len(want), err)
+			}
+			got, err := f.Devices()
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("without uevent: %v\n%+v\nwith:\n%+v", err, got, want)
+			}
+		})
 	}
 }
