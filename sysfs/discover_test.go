@@ -482,3 +482,32 @@ func TestUeventIDsMatchFiles(t *testing.T) {
 		})
 	}
 }
+
+// ViabilityOf, from devices already read, gives Viability's verdicts.
+func TestViabilityOf(t *testing.T) {
+	t.Parallel()
+	for _, fixture := range []string{"bridge-group.txtar", "vtd-guest-bridge-config-captured.txtar", "vtd-guest-igb-captured.txtar"} {
+		f, _ := open(t, fixture)
+		devs, err := f.Devices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := f.Groups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range groups {
+			want, err := f.Viability(g.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := sysfs.ViabilityOf(g, devs)
+			if !ok || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s group %d: ViabilityOf %+v %v, Viability %+v", fixture, g.Number, got, ok, want)
+			}
+		}
+	}
+	if _, ok := sysfs.ViabilityOf(sysfs.Group{Number: 1, Devices: []string{"platform-dev"}}, nil); ok {
+		t.Error("ViabilityOf with a member not among the devices: ok")
+	}
+}

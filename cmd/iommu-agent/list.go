@@ -163,6 +163,7 @@ func inventory(f *sysfs.FS) Inventory {
 	note(err)
 	devs, err := f.Devices()
 	note(err)
+	devsClean := err == nil // else judge groups from their own files
 	groups, err := f.Groups()
 	note(err)
 
@@ -195,9 +196,14 @@ func inventory(f *sysfs.FS) Inventory {
 
 	for _, g := range groups {
 		ig := InvGroup{Number: g.Number, Type: g.Type, Blockers: []InvMember{}, ReservedRegions: []InvRegion{}, Devices: []InvDevice{}}
-		v, err := f.Viability(g.Number)
-		note(err)
-		ig.Viable = err == nil && v.Viable
+		v, ok := sysfs.ViabilityOf(g, devs)
+		if !ok || !devsClean {
+			var err error
+			v, err = f.Viability(g.Number)
+			note(err)
+			v.Viable = v.Viable && err == nil
+		}
+		ig.Viable = v.Viable
 		for _, b := range v.Blockers {
 			ig.Blockers = append(ig.Blockers, InvMember{Address: b.Name, Driver: b.Driver})
 		}
