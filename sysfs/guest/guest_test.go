@@ -334,6 +334,24 @@ func TestGuestHotplug(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// current fails unless the watcher holds what sysfs says now.
+	current := func(when string) {
+		t.Helper()
+		devs, err := f.Devices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := f.Groups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Devices(); !reflect.DeepEqual(got, devs) {
+			t.Errorf("%s: watcher devices\n%+v\nsysfs\n%+v", when, got, devs)
+		}
+		if got := w.Groups(); !reflect.DeepEqual(got, groups) {
+			t.Errorf("%s: watcher groups\n%+v\nsysfs\n%+v", when, got, groups)
+		}
+	}
 	before, err := f.Devices()
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +364,7 @@ func TestGuestHotplug(t *testing.T) {
 		if ev := await(sysfs.EventBind, e.Address); ev.Driver != sysfs.VFIOPCI || ev.Device.Driver != sysfs.VFIOPCI {
 			t.Errorf("bind event: driver %q, device's driver %q", ev.Driver, ev.Device.Driver)
 		}
+		current("after bind")
 		if err := f.Release(b); err != nil {
 			t.Fatalf("Release: %v", err)
 		}
@@ -358,24 +377,16 @@ func TestGuestHotplug(t *testing.T) {
 		if slices.ContainsFunc(w.Devices(), func(d sysfs.Device) bool { return d.Address == e.Address }) {
 			t.Errorf("%v still in the inventory after its removal", e.Address)
 		}
+		current("after remove")
 		write(f.Path("bus", "pci", "rescan"), "1")
 		if ev := await(sysfs.EventAdd, e.Address); ev.Device.Vendor != 0x1234 || ev.Device.IOMMUGroup == nil {
 			t.Errorf("add event: device %+v", ev.Device)
 		}
 	}
+	current("after rescan")
 	devs, err := f.Devices()
 	if err != nil {
 		t.Fatal(err)
-	}
-	groups, err := f.Groups()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := w.Devices(); !reflect.DeepEqual(got, devs) {
-		t.Errorf("watcher devices\n%+v\nsysfs\n%+v", got, devs)
-	}
-	if got := w.Groups(); !reflect.DeepEqual(got, groups) {
-		t.Errorf("watcher groups\n%+v\nsysfs\n%+v", got, groups)
 	}
 	// The same devices with the same drivers and groups as before.
 	key := func(ds []sysfs.Device) []string {
