@@ -399,6 +399,9 @@ func TestCapturedIGB(t *testing.T) {
 	if pf.Upstream == nil || pf.Upstream.String() != "0000:00:01.0" {
 		t.Errorf("PF upstream %v, want the root port 0000:00:01.0", pf.Upstream)
 	}
+	if rp := byAddr["0000:00:01.0"].Config; rp == nil || rp.PCIe == nil || *rp.PCIe != sysfs.PCIeRootPort || rp.ACS == nil || !rp.ACS.Isolates() {
+		t.Errorf("root port config %+v, want a root port with ACS isolating", rp)
+	}
 	groups := map[int]bool{*pf.IOMMUGroup: true}
 	for _, a := range pf.SRIOV.VFs {
 		vf := byAddr[a.String()]
