@@ -25,6 +25,13 @@ import (
 //	 "other_groups": [<Group>...],       groups no unit lists a device of
 //	 "ungrouped_devices": [<Device>...], PCI devices without an iommu_group
 //	 "errors": ["..."]}                  what could not be read; the rest is listed
+//
+//	Group:  {"number", "type", "viable", "blockers", "reserved_regions",
+//	         "devices": [<Device>...], "shared_because": ["..."]}
+//	Device: {"address", "vendor", "device", "class", "driver", "bridge",
+//	         "port": <Port> (bridges only), "upstream": [<Port>...]}
+//	Port:   {"address", "type", "acs_known",
+//	         "acs": {"cap": "SV RR CR UF", "ctrl": "...", "isolates": true} or null}
 type Inventory struct {
 	IOMMUPresent     bool            `json:"iommu_present"`
 	IOMMUs           []InventoryUnit `json:"iommus"`
