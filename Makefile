@@ -43,7 +43,7 @@ fuzz:
 # PCIe-to-PCI bridge, one iommu_group: discovery, viability and the group
 # bind with rollback against the real kernel.
 guest:
-	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent
+	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
 	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 	$(GO) run ./hwtests/vm/cmd/hwtests -devices edu,edu

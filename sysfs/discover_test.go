@@ -2,7 +2,10 @@ package sysfs_test
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -368,5 +371,146 @@ func TestIOMMUKinds(t *testing.T) {
 	}
 	if i := slices.IndexFunc(units, func(u sysfs.IOMMU) bool { return u.Kind == sysfs.KindSMMUv3 }); len(units[i].Devices) != 1 {
 		t.Errorf("smmu3 devices %v", units[i].Devices)
+	}
+}
+
+// The igb guest capture (cmd/sysfs-snapshot, -devices igb, 2 VFs enabled):
+// the PF's SR-IOV attributes and its VFs, each VF in a group of its own
+// with a physfn link back.
+func TestCapturedIGB(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-igb-captured.txtar")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAddr := map[string]sysfs.Device{}
+	for _, d := range devs {
+		byAddr[d.Address.String()] = d
+	}
+	pf := byAddr["0000:01:00.0"]
+	if pf.Vendor != 0x8086 || pf.Device != 0x10c9 || pf.Driver != "igb" || pf.SRIOV == nil {
+		t.Fatalf("PF %+v", pf)
+	}
+	if s := pf.SRIOV; s.TotalVFs != 7 || s.NumVFs != 2 || s.DriversAutoprobe == nil || !*s.DriversAutoprobe ||
+		len(s.VFs) != 2 || s.VFs[0].String() != "0000:01:10.0" || s.VFs[1].String() != "0000:01:10.2" {
+		t.Errorf("PF SR-IOV %+v", s)
+	}
+	if pf.Upstream == nil || pf.Upstream.String() != "0000:00:01.0" {
+		t.Errorf("PF upstream %v, want the root port 0000:00:01.0", pf.Upstream)
+	}
+	if rp := byAddr["0000:00:01.0"].Config; rp == nil || rp.PCIe == nil || *rp.PCIe != sysfs.PCIeRootPort || rp.ACS == nil || !rp.ACS.Isolates() {
+		t.Errorf("root port config %+v, want a root port with ACS isolating", rp)
+	}
+	groups := map[int]bool{*pf.IOMMUGroup: true}
+	for _, a := range pf.SRIOV.VFs {
+		vf := byAddr[a.String()]
+		if vf.Device != 0x10ca || vf.PhysFn == nil || *vf.PhysFn != pf.Address || vf.SRIOV != nil || vf.IOMMUGroup == nil {
+			t.Errorf("VF %+v", vf)
+			continue
+		}
+		if groups[*vf.IOMMUGroup] {
+			t.Errorf("VF %v shares group %d", a, *vf.IOMMUGroup)
+		}
+		groups[*vf.IOMMUGroup] = true
+		if v, err := f.Viability(*vf.IOMMUGroup); err != nil || !v.Viable {
+			t.Errorf("VF %v (no driver): %v, %v", a, v, err)
+		}
+	}
+}
+
+// The bridge capture with config space: QEMU's root port has ACS and
+// isolates; the pcie-pci-bridge is what puts edu and e1000 in one group.
+func TestCapturedBridgeACS(t *testing.T) {
+	t.Parallel()
+	f, _ := open(t, "vtd-guest-bridge-config-captured.txtar")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(devs, func(d sysfs.Device) bool { return d.Address.String() == "0000:00:01.0" })
+	rp := devs[i].Config
+	if rp == nil || rp.PCIe == nil || *rp.PCIe != sysfs.PCIeRootPort || rp.ACS == nil || !rp.ACS.Isolates() || rp.ACS.Ctrl.String() != "SV RR CR UF" {
+		t.Fatalf("root port config %+v", rp)
+	}
+	ports := sysfs.UpstreamPorts(devs, addr(t, "0000:02:01.0"))
+	if len(ports) != 2 || ports[0].Address.String() != "0000:01:00.0" || ports[1].Address.String() != "0000:00:01.0" {
+		t.Fatalf("ports above e1000: %v", ports)
+	}
+	if c := ports[0].Config; c == nil || c.PCIe == nil || *c.PCIe != sysfs.PCIeToPCIBridge || c.ACS != nil {
+		t.Errorf("pcie-pci-bridge config %+v", c)
+	}
+	g, err := f.Group(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sysfs.SharingReasons(devs, g.Devices)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "0000:01:00.0 is a PCIe-to-PCI bridge") {
+		t.Errorf("group 5 shared because %q", got)
+	}
+	for _, d := range devs {
+		if d.Config != nil && !d.IsBridge() {
+			t.Errorf("%v: config read for an endpoint", d.Address)
+		}
+	}
+}
+
+// The ids read from uevent are those the five id files give: on the guest
+// captures, a copy without its uevent files reads the same.
+func TestUeventIDsMatchFiles(t *testing.T) {
+	t.Parallel()
+	for _, fixture := range []string{"vtd-guest-igb-captured.txtar", "vtd-guest-bridge-config-captured.txtar"} {
+		t.Run(fixture, func(t *testing.T) {
+			t.Parallel()
+			f, _ := open(t, fixture)
+			want, err := f.Devices()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			err = filepath.WalkDir(f.Path("devices"), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Name() == "uevent" {
+					n++
+					return os.Remove(p)
+				}
+				return err
+			})
+			if err != nil || n != len(want) {
+				t.Fatalf("removed %d uevent files for %d devices: %v", n, len(want), err)
+			}
+			got, err := f.Devices()
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("without uevent: %v\n%+v\nwith:\n%+v", err, got, want)
+			}
+		})
+	}
+}
+
+// ViabilityOf, from devices already read, gives Viability's verdicts.
+func TestViabilityOf(t *testing.T) {
+	t.Parallel()
+	for _, fixture := range []string{"bridge-group.txtar", "vtd-guest-bridge-config-captured.txtar", "vtd-guest-igb-captured.txtar"} {
+		f, _ := open(t, fixture)
+		devs, err := f.Devices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := f.Groups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range groups {
+			want, err := f.Viability(g.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := sysfs.ViabilityOf(g, devs)
+			if !ok || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s group %d: ViabilityOf %+v %v, Viability %+v", fixture, g.Number, got, ok, want)
+			}
+		}
+	}
+	if _, ok := sysfs.ViabilityOf(sysfs.Group{Number: 1, Devices: []string{"platform-dev"}}, nil); ok {
+		t.Error("ViabilityOf with a member not among the devices: ok")
 	}
 }

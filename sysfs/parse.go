@@ -150,8 +150,12 @@ func (r Resource) IsMem() bool { return r.Flags&resourceMem != 0 }
 // "0x%016llx 0x%016llx 0x%016llx" (start, end, flags). Unused resources
 // (all zero) are left out.
 func parseResource(text string) ([]Resource, error) {
+	const unused = "0x0000000000000000 0x0000000000000000 0x0000000000000000"
 	var out []Resource
 	for i, line := range lines(text) {
+		if line == unused {
+			continue // most lines of most devices: skip the parse
+		}
 		f := strings.Fields(line)
 		if len(f) != 3 {
 			return nil, fmt.Errorf("resource line %d %q: want 3 fields", i, line)
@@ -258,4 +262,54 @@ func parseCmdline(text string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// pciIDs are the ids a PCI device's uevent file carries.
+type pciIDs struct {
+	vendor, device, subVendor, subDevice uint16
+	class                                uint32
+}
+
+// parsePCIUevent takes the ids from a device's uevent file, which the
+// kernel's pci_uevent writes from its cached config header as
+// PCI_CLASS=%04X, PCI_ID=%04X:%04X and PCI_SUBSYS_ID=%04X:%04X: one read
+// instead of five. found is false unless all three keys are there.
+func parsePCIUevent(text string) (ids pciIDs, found bool, err error) {
+	var class, id, subsys string
+	var have int
+	for _, line := range lines(text) {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "PCI_CLASS":
+			class, have = v, have|1
+		case "PCI_ID":
+			id, have = v, have|2
+		case "PCI_SUBSYS_ID":
+			subsys, have = v, have|4
+		}
+	}
+	if have != 7 {
+		return pciIDs{}, false, nil
+	}
+	c, err := parseHexDigits(class, 24)
+	if err != nil {
+		return pciIDs{}, false, fmt.Errorf("PCI_CLASS=%q: %w", class, err)
+	}
+	pair := func(key, s string) (uint16, uint16, error) {
+		x, y, ok := strings.Cut(s, ":")
+		a, err1 := parseHexDigits(x, 16)
+		b, err2 := parseHexDigits(y, 16)
+		if !ok || err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("%s=%q: want VVVV:DDDD", key, s)
+		}
+		return uint16(a), uint16(b), nil
+	}
+	ids.class = uint32(c)
+	if ids.vendor, ids.device, err = pair("PCI_ID", id); err != nil {
+		return pciIDs{}, false, err
+	}
+	if ids.subVendor, ids.subDevice, err = pair("PCI_SUBSYS_ID", subsys); err != nil {
+		return pciIDs{}, false, err
+	}
+	return ids, true, nil
 }

@@ -137,3 +137,19 @@ func TestParseCmdline(t *testing.T) {
 		t.Errorf("Lookup(iommu) = %q, %v: the last one wins", v, ok)
 	}
 }
+
+func TestParsePCIUevent(t *testing.T) {
+	t.Parallel()
+	ids, found, err := parsePCIUevent("DRIVER=vfio-pci\nPCI_CLASS=FF00\nPCI_ID=1234:11E8\nPCI_SUBSYS_ID=1AF4:1100\nPCI_SLOT_NAME=0000:00:03.0\nMODALIAS=pci:v00001234d000011E8sv00001AF4sd00001100bcFFsc00i00\n")
+	if want := (pciIDs{vendor: 0x1234, device: 0x11e8, subVendor: 0x1af4, subDevice: 0x1100, class: 0xff00}); err != nil || !found || ids != want {
+		t.Errorf("parsePCIUevent = %+v, %v, %v; want %+v", ids, found, err, want)
+	}
+	if _, found, err := parsePCIUevent("PCI_CLASS=FF00\nPCI_ID=1234:11E8\n"); found || err != nil {
+		t.Errorf("without PCI_SUBSYS_ID: found %v, %v; want the files read instead", found, err)
+	}
+	for _, bad := range []string{"PCI_CLASS=x\nPCI_ID=1:2\nPCI_SUBSYS_ID=3:4", "PCI_CLASS=1\nPCI_ID=12\nPCI_SUBSYS_ID=3:4", "PCI_CLASS=1\nPCI_ID=1:2\nPCI_SUBSYS_ID=3:10000"} {
+		if _, _, err := parsePCIUevent(bad); err == nil {
+			t.Errorf("parsePCIUevent(%q): no error", bad)
+		}
+	}
+}

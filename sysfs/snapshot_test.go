@@ -52,7 +52,7 @@ func discover(t *testing.T, root string) discovery {
 // a snapshot of the snapshot is the same archive.
 func TestSnapshotRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, fixture := range []string{"vtd-guest.txtar", "vtd-guest-sriov.txtar", "bridge-group.txtar", "vtd-guest-captured.txtar", "vtd-guest-bridge-captured.txtar"} {
+	for _, fixture := range []string{"vtd-guest.txtar", "vtd-guest-sriov.txtar", "bridge-group.txtar", "vtd-guest-captured.txtar", "vtd-guest-bridge-captured.txtar", "vtd-guest-igb-captured.txtar", "vtd-guest-bridge-config-captured.txtar"} {
 		t.Run(fixture, func(t *testing.T) {
 			t.Parallel()
 			root := sysfstest.Build(t, filepath.Join("testdata", fixture))

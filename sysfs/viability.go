@@ -45,6 +45,45 @@ func userDriver(name string) bool {
 		strings.HasPrefix(name, "vfio")
 }
 
+// judge applies the group rule to members already read.
+func judge(v *Verdict) {
+	v.Blockers = nil
+	for _, m := range v.Members {
+		switch {
+		case m.Driver == "" || userDriver(m.Driver):
+		case m.Bridge && m.Driver == "pcieport":
+		default:
+			v.Blockers = append(v.Blockers, m)
+		}
+	}
+	v.Viable = len(v.Blockers) == 0
+}
+
+// ViabilityOf applies the group rule to group g from devices as Devices
+// read them, sparing Viability's re-reading of every member: a listing of
+// a host reads each device once. ok is false when a member is not among
+// devs (not a PCI device, or not read): then use Viability.
+func ViabilityOf(g Group, devs []Device) (v Verdict, ok bool) {
+	byAddr := make(map[string]*Device, len(devs))
+	for i := range devs {
+		byAddr[devs[i].Address.String()] = &devs[i]
+	}
+	return viabilityOf(g, byAddr)
+}
+
+func viabilityOf(g Group, byAddr map[string]*Device) (Verdict, bool) {
+	v := Verdict{Group: g.Number}
+	for _, name := range g.Devices {
+		d, ok := byAddr[name]
+		if !ok {
+			return Verdict{Group: g.Number}, false
+		}
+		v.Members = append(v.Members, Member{Name: name, Driver: d.Driver, Bridge: d.IsBridge()})
+	}
+	judge(&v)
+	return v, true
+}
+
 // Viability applies the group rule of the design origin (reference uapi.md
 // section 6): a group may be handed out only when every endpoint in it is
 // bound to a VFIO driver or pci-stub, or to none. Bridges bound to pcieport
@@ -79,14 +118,9 @@ func (f *FS) Viability(n int) (Verdict, error) {
 			m.Bridge = err == nil && cls>>8 == 0x0604
 		}
 		v.Members = append(v.Members, m)
-		switch {
-		case drv == "" || userDriver(drv):
-		case m.Bridge && drv == "pcieport":
-		default:
-			v.Blockers = append(v.Blockers, m)
-		}
 	}
+	judge(&v)
 	err = errors.Join(errs...)
-	v.Viable = len(v.Blockers) == 0 && err == nil
+	v.Viable = v.Viable && err == nil
 	return v, err
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
@@ -82,6 +83,11 @@ func bindCmd(_ context.Context, cmd string, args []string, w io.Writer, opts ...
 	if err != nil {
 		return err
 	}
+	unlock, err := lockState(*statePath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := loadState(*statePath)
 	if err != nil {
 		return err
@@ -174,6 +180,31 @@ func driverText(d string) string {
 		return "no driver"
 	}
 	return d
+}
+
+// lockState takes an exclusive flock on path's lock file, which it creates,
+// and returns its release. bind and unbind hold it from reading the state
+// to writing it back, so two at once cannot lose each other's record. The
+// lock is on a file of its own: saveState renames a new inode over path.
+func lockState(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	fd, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(fd.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("lock state %s: %w", fd.Name(), err)
+	}
+	return func() { fd.Close() }, nil // closing drops the lock
 }
 
 // loadState reads the state file; a missing one is empty.

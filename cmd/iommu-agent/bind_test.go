@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
@@ -85,8 +87,8 @@ func TestBindGroupAndUnbind(t *testing.T) {
 			t.Errorf("state lacks %s:\n%s", w, st)
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(e.state)); len(ents) != 1 {
-		t.Errorf("state dir holds %d files, want the state alone (temp file left?)", len(ents))
+	if ents, _ := os.ReadDir(filepath.Dir(e.state)); len(ents) != 2 || ents[0].Name() != "bindings.json" || ents[1].Name() != "bindings.json.lock" {
+		t.Errorf("state dir holds %v, want the state and its lock alone (temp file left?)", ents)
 	}
 
 	if _, err := e.run("bind", "group", "5"); err == nil || !strings.Contains(err.Error(), "already bound by iommu-agent") {
@@ -189,9 +191,10 @@ func TestBindUndoneWhenStateUnwritable(t *testing.T) {
 	writeFile(t, blocker, "")
 	unwritable := filepath.Join(blocker, "bindings.json") // its directory is a file
 
-	// Through the command, the unreadable state stops it before any write.
+	// Through the command, the state's unusable directory stops it before
+	// any write, at the lock.
 	e.state = unwritable
-	if _, err := e.run("bind", "group", "5"); err == nil || !strings.Contains(err.Error(), "read state") {
+	if _, err := e.run("bind", "group", "5"); err == nil || !strings.Contains(err.Error(), "lock state") {
 		t.Errorf("bind with an unreadable state: %v", err)
 	}
 	if w := e.k.Writes(); len(w) > 0 {
@@ -242,5 +245,61 @@ func TestStateCorrupt(t *testing.T) {
 	writeFile(t, e.state, "{not json")
 	if _, err := e.run("unbind", "group", "5"); err == nil || !strings.Contains(err.Error(), "read state") {
 		t.Errorf("unbind with a corrupt state: %v", err)
+	}
+}
+
+// Concurrent read-modify-writes of the state under its lock lose nothing.
+func TestStateLock(t *testing.T) {
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "run", "bindings.json")
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			unlock, err := lockState(state)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer unlock()
+			st, err := loadState(state)
+			if err != nil {
+				errs <- err
+				return
+			}
+			st.Bindings = append(st.Bindings, bindRecord{Target: fmt.Sprint("group ", i), Devices: []bindOriginal{}})
+			errs <- saveState(state, st)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := loadState(state)
+	if err != nil || len(st.Bindings) != n {
+		t.Fatalf("%d records after %d concurrent binds, %v", len(st.Bindings), n, err)
+	}
+}
+
+// Two bind commands at once both land in the state file.
+func TestBindConcurrent(t *testing.T) {
+	t.Parallel()
+	e := newBindEnv(t)
+	var wg sync.WaitGroup
+	for _, bdf := range []string{"0000:02:01.0", "0000:03:00.0"} {
+		wg.Go(func() {
+			if _, err := e.run("bind", bdf); err != nil {
+				t.Errorf("bind %s: %v", bdf, err)
+			}
+		})
+	}
+	wg.Wait()
+	st, err := loadState(e.state)
+	if err != nil || len(st.Bindings) != 2 {
+		t.Fatalf("state after two concurrent binds: %+v, %v", st, err)
 	}
 }

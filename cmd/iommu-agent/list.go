@@ -25,6 +25,13 @@ import (
 //	 "other_groups": [<Group>...],       groups no unit lists a device of
 //	 "ungrouped_devices": [<Device>...], PCI devices without an iommu_group
 //	 "errors": ["..."]}                  what could not be read; the rest is listed
+//
+//	Group:  {"number", "type", "viable", "blockers", "reserved_regions",
+//	         "devices": [<Device>...], "shared_because": ["..."]}
+//	Device: {"address", "vendor", "device", "class", "driver", "bridge",
+//	         "port": <Port> (bridges only), "upstream": [<Port>...]}
+//	Port:   {"address", "type", "acs_known",
+//	         "acs": {"cap": "SV RR CR UF", "ctrl": "...", "isolates": true} or null}
 type Inventory struct {
 	IOMMUPresent     bool            `json:"iommu_present"`
 	IOMMUs           []InventoryUnit `json:"iommus"`
@@ -59,6 +66,10 @@ type InvGroup struct {
 	Blockers        []InvMember `json:"blockers"`
 	ReservedRegions []InvRegion `json:"reserved_regions"`
 	Devices         []InvDevice `json:"devices"`
+	// SharedBecause explains a group of several devices from the bridges
+	// above them: a PCIe-to-PCI bridge, or a port whose ACS does not
+	// isolate (see sysfs.SharingReasons). Absent for a group of one.
+	SharedBecause []string `json:"shared_because,omitempty"`
 }
 
 // InvMember names a device that keeps a group from being viable.
@@ -83,6 +94,31 @@ type InvDevice struct {
 	Class   string `json:"class"`
 	Driver  string `json:"driver"`
 	Bridge  bool   `json:"bridge"`
+	// Port is a bridge's own port type and ACS; absent for endpoints.
+	Port *InvPort `json:"port,omitempty"`
+	// Upstream lists the bridges above, nearest first, to the root bus.
+	Upstream []InvPort `json:"upstream"`
+}
+
+// InvPort is a bridge as isolation sees it. Type is the PCI Express port
+// type ("root port", "PCIe-to-PCI bridge", ...), "conventional PCI", or ""
+// when its config space could not be read. ACS is null when the port has
+// no ACS capability or when ACSKnown is false (config space past 256 bytes
+// unreadable: not root).
+type InvPort struct {
+	Address  string  `json:"address"`
+	Type     string  `json:"type"`
+	ACSKnown bool    `json:"acs_known"`
+	ACS      *InvACS `json:"acs"`
+}
+
+// InvACS is a port's ACS capability: the bits implemented and enabled
+// (SV TB RR CR UF EC DT), and whether they isolate the devices below as the
+// kernel requires (SV, RR, CR and UF).
+type InvACS struct {
+	Cap      string `json:"cap"`
+	Ctrl     string `json:"ctrl"`
+	Isolates bool   `json:"isolates"`
 }
 
 // noIOMMU is list's whole answer on a host without one.
@@ -134,12 +170,13 @@ func inventory(f *sysfs.FS) Inventory {
 	note(err)
 	devs, err := f.Devices()
 	note(err)
+	devsClean := err == nil // else judge groups from their own files
 	groups, err := f.Groups()
 	note(err)
 
-	byAddr := map[string]sysfs.Device{}
+	byAddr := map[string]InvDevice{}
 	for _, d := range devs {
-		byAddr[d.Address.String()] = d
+		byAddr[d.Address.String()] = invDevice(d, devs)
 	}
 	unitOf := map[string]int{} // device address → index in units
 	for i, u := range units {
@@ -166,9 +203,14 @@ func inventory(f *sysfs.FS) Inventory {
 
 	for _, g := range groups {
 		ig := InvGroup{Number: g.Number, Type: g.Type, Blockers: []InvMember{}, ReservedRegions: []InvRegion{}, Devices: []InvDevice{}}
-		v, err := f.Viability(g.Number)
-		note(err)
-		ig.Viable = err == nil && v.Viable
+		v, ok := sysfs.ViabilityOf(g, devs)
+		if !ok || !devsClean {
+			var err error
+			v, err = f.Viability(g.Number)
+			note(err)
+			v.Viable = v.Viable && err == nil
+		}
+		ig.Viable = v.Viable
 		for _, b := range v.Blockers {
 			ig.Blockers = append(ig.Blockers, InvMember{Address: b.Name, Driver: b.Driver})
 		}
@@ -182,11 +224,12 @@ func inventory(f *sysfs.FS) Inventory {
 				unit = i
 			}
 			if d, ok := byAddr[name]; ok {
-				ig.Devices = append(ig.Devices, invDevice(d))
+				ig.Devices = append(ig.Devices, d)
 			} else {
-				ig.Devices = append(ig.Devices, InvDevice{Address: name})
+				ig.Devices = append(ig.Devices, InvDevice{Address: name, Upstream: []InvPort{}})
 			}
 		}
+		ig.SharedBecause = sysfs.SharingReasons(devs, g.Devices)
 		if unit >= 0 {
 			inv.IOMMUs[unit].Groups = append(inv.IOMMUs[unit].Groups, ig)
 		} else {
@@ -195,21 +238,48 @@ func inventory(f *sysfs.FS) Inventory {
 	}
 	for _, d := range devs {
 		if d.IOMMUGroup == nil {
-			inv.UngroupedDevices = append(inv.UngroupedDevices, invDevice(d))
+			inv.UngroupedDevices = append(inv.UngroupedDevices, byAddr[d.Address.String()])
 		}
 	}
 	return inv
 }
 
-func invDevice(d sysfs.Device) InvDevice {
-	return InvDevice{
-		Address: d.Address.String(),
-		Vendor:  fmt.Sprintf("%04x", d.Vendor),
-		Device:  fmt.Sprintf("%04x", d.Device),
-		Class:   fmt.Sprintf("%06x", d.Class),
-		Driver:  d.Driver,
-		Bridge:  d.IsBridge(),
+func invDevice(d sysfs.Device, devs []sysfs.Device) InvDevice {
+	id := InvDevice{
+		Address:  d.Address.String(),
+		Vendor:   fmt.Sprintf("%04x", d.Vendor),
+		Device:   fmt.Sprintf("%04x", d.Device),
+		Class:    fmt.Sprintf("%06x", d.Class),
+		Driver:   d.Driver,
+		Bridge:   d.IsBridge(),
+		Upstream: []InvPort{},
 	}
+	if d.IsBridge() {
+		p := invPort(d)
+		id.Port = &p
+	}
+	for _, p := range sysfs.UpstreamPorts(devs, d.Address) {
+		id.Upstream = append(id.Upstream, invPort(p))
+	}
+	return id
+}
+
+func invPort(d sysfs.Device) InvPort {
+	p := InvPort{Address: d.Address.String()}
+	c := d.Config
+	switch {
+	case c == nil:
+		return p
+	case c.PCIe == nil:
+		p.Type = "conventional PCI"
+	default:
+		p.Type = c.PCIe.String()
+	}
+	p.ACSKnown = c.Extended
+	if c.ACS != nil {
+		p.ACS = &InvACS{Cap: c.ACS.Cap.String(), Ctrl: c.ACS.Ctrl.String(), Isolates: c.ACS.Isolates()}
+	}
+	return p
 }
 
 func nonNil(s []string) []string {
@@ -280,6 +350,9 @@ func printGroup(w io.Writer, g InvGroup, indent string) {
 	for _, d := range g.Devices {
 		fmt.Fprintf(w, "%s  %s\n", indent, deviceLine(d))
 	}
+	for _, r := range g.SharedBecause {
+		fmt.Fprintf(w, "%s  shared: %s\n", indent, r)
+	}
 }
 
 func deviceLine(d InvDevice) string {
@@ -291,7 +364,19 @@ func deviceLine(d InvDevice) string {
 		drv = "no driver"
 	}
 	s := fmt.Sprintf("%s %s:%s class %s %s", d.Address, d.Vendor, d.Device, d.Class, drv)
-	if d.Bridge {
+	switch {
+	case d.Port != nil && d.Port.Type != "":
+		acs := "ACS unknown"
+		switch a := d.Port.ACS; {
+		case a != nil && a.Isolates:
+			acs = "ACS " + a.Ctrl + ", isolates"
+		case a != nil:
+			acs = "ACS " + a.Ctrl + ", does not isolate"
+		case d.Port.ACSKnown:
+			acs = "no ACS"
+		}
+		s += fmt.Sprintf(" (bridge: %s, %s)", d.Port.Type, acs)
+	case d.Bridge:
 		s += " (bridge)"
 	}
 	return s

@@ -101,8 +101,11 @@ func TestListJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	msi := []InvRegion{{Start: "0xfee00000", End: "0xfeefffff", Type: "msi"}}
-	edu := func(a, drv string) InvDevice {
-		return InvDevice{Address: a, Vendor: "1234", Device: "11e8", Class: "00ff00", Driver: drv}
+	none := []InvPort{}
+	ppb := InvPort{Address: "0000:00:03.0", Type: "PCIe-to-PCI bridge", ACSKnown: true}
+	rp := InvPort{Address: "0000:00:04.0", Type: "root port", ACSKnown: true} // without ACS
+	edu := func(a, drv string, up ...InvPort) InvDevice {
+		return InvDevice{Address: a, Vendor: "1234", Device: "11e8", Class: "00ff00", Driver: drv, Upstream: append([]InvPort{}, up...)}
 	}
 	want := Inventory{
 		IOMMUPresent: true,
@@ -114,18 +117,20 @@ func TestListJSON(t *testing.T) {
 			},
 			Groups: []InvGroup{
 				{Number: 0, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
-					Devices: []InvDevice{{Address: "0000:00:00.0", Vendor: "8086", Device: "29c0", Class: "060000"}}},
+					Devices: []InvDevice{{Address: "0000:00:00.0", Vendor: "8086", Device: "29c0", Class: "060000", Upstream: none}}},
 				{Number: 5, Type: "DMA", Blockers: []InvMember{{Address: "0000:02:02.0", Driver: "e1000"}}, ReservedRegions: msi,
 					Devices: []InvDevice{
-						{Address: "0000:00:03.0", Vendor: "1b36", Device: "000e", Class: "060400", Bridge: true},
-						edu("0000:02:01.0", ""),
-						{Address: "0000:02:02.0", Vendor: "8086", Device: "100e", Class: "020000", Driver: "e1000"},
-					}},
+						{Address: "0000:00:03.0", Vendor: "1b36", Device: "000e", Class: "060400", Bridge: true, Port: &ppb, Upstream: none},
+						edu("0000:02:01.0", "", ppb),
+						{Address: "0000:02:02.0", Vendor: "8086", Device: "100e", Class: "020000", Driver: "e1000", Upstream: []InvPort{ppb}},
+					},
+					SharedBecause: []string{"0000:00:03.0 is a PCIe-to-PCI bridge: the conventional PCI devices behind it reach the IOMMU with its requester id, so it and all below it share one group"}},
 				{Number: 6, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
 					Devices: []InvDevice{
-						{Address: "0000:00:04.0", Vendor: "1b36", Device: "000c", Class: "060400", Driver: "pcieport", Bridge: true},
-						edu("0000:03:00.0", ""),
-					}},
+						{Address: "0000:00:04.0", Vendor: "1b36", Device: "000c", Class: "060400", Driver: "pcieport", Bridge: true, Port: &rp, Upstream: none},
+						edu("0000:03:00.0", "", rp),
+					},
+					SharedBecause: []string{"0000:00:04.0 (root port) has no ACS capability: devices below it can reach each other peer to peer unseen by the IOMMU"}},
 				{Number: 7, Type: "DMA", Viable: true, Blockers: []InvMember{}, ReservedRegions: msi,
 					Devices: []InvDevice{edu("0000:00:05.0", "vfio-pci")}},
 			},
@@ -138,7 +143,8 @@ func TestListJSON(t *testing.T) {
 		t.Errorf("list --json:\n%s", got)
 	}
 	// The key names are the contract: pin a few literally.
-	for _, k := range []string{`"iommu_present": true`, `"interrupt_remapping": true`, `"reserved_regions": [`, `"ungrouped_devices": [`, `"blockers": []`} {
+	for _, k := range []string{`"iommu_present": true`, `"interrupt_remapping": true`, `"reserved_regions": [`, `"ungrouped_devices": [`, `"blockers": []`,
+		`"shared_because": [`, `"upstream": [`, `"acs_known": true`, `"acs": null`} {
 		if !strings.Contains(out, k) {
 			t.Errorf("list --json lacks %s", k)
 		}

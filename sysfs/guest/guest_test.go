@@ -3,12 +3,16 @@
 package guest_test
 
 import (
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
@@ -275,5 +279,128 @@ func TestGuestBindGroup(t *testing.T) {
 			}
 		}
 		t.Logf("group %d: rollback checked at each of %d writes", n, count.n)
+	}
+}
+
+// TestGuestHotplug watches the real kernel's uevents while each edu is bound
+// to vfio-pci and released, then removed and found again by a bus rescan:
+// each step brings its event, and afterwards the watcher's inventory is
+// what a fresh read of sysfs gives. The host ends as it began.
+func TestGuestHotplug(t *testing.T) {
+	if !*destructive && !strict() {
+		t.Skip("rebinds and removes devices: run with -destructive")
+	}
+	f, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sysfs.OpenUevents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sysfs.NewWatcher(f, src)
+	if err != nil {
+		t.Fatalf("NewWatcher: %v", err)
+	}
+	events := make(chan sysfs.Event, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, func(e sysfs.Event) { events <- e }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	// await returns at the event of kind k for device a, logging the rest.
+	await := func(k sysfs.EventKind, a sysfs.Address) sysfs.Event {
+		t.Helper()
+		timeout := time.After(60 * time.Second) // TCG is slow
+		for {
+			select {
+			case e := <-events:
+				t.Logf("event %v %v driver %q groups %v seqnum %d err %v", e.Kind, e.Address, e.Driver, e.Groups, e.Seqnum, e.Err)
+				if e.Kind == k && e.Address == a {
+					return e
+				}
+			case <-timeout:
+				t.Fatalf("no %v event for %v", k, a)
+			}
+		}
+	}
+	write := func(path, v string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(v), 0o200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// current fails unless the watcher holds what sysfs says now.
+	current := func(when string) {
+		t.Helper()
+		devs, err := f.Devices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups, err := f.Groups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Devices(); !reflect.DeepEqual(got, devs) {
+			t.Errorf("%s: watcher devices\n%+v\nsysfs\n%+v", when, got, devs)
+		}
+		if got := w.Groups(); !reflect.DeepEqual(got, groups) {
+			t.Errorf("%s: watcher groups\n%+v\nsysfs\n%+v", when, got, groups)
+		}
+	}
+	before, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range guestEdu(t, f) {
+		b, err := f.Bind(e.Address.String())
+		if err != nil {
+			t.Fatalf("Bind(%v): %v", e.Address, err)
+		}
+		if ev := await(sysfs.EventBind, e.Address); ev.Driver != sysfs.VFIOPCI || ev.Device.Driver != sysfs.VFIOPCI {
+			t.Errorf("bind event: driver %q, device's driver %q", ev.Driver, ev.Device.Driver)
+		}
+		current("after bind")
+		if err := f.Release(b); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if ev := await(sysfs.EventUnbind, e.Address); ev.Device.Driver != e.Driver {
+			t.Errorf("unbind event: device's driver %q, want %q", ev.Device.Driver, e.Driver)
+		}
+
+		write(f.Path("bus", "pci", "devices", e.Address.String(), "remove"), "1")
+		await(sysfs.EventRemove, e.Address)
+		if slices.ContainsFunc(w.Devices(), func(d sysfs.Device) bool { return d.Address == e.Address }) {
+			t.Errorf("%v still in the inventory after its removal", e.Address)
+		}
+		current("after remove")
+		write(f.Path("bus", "pci", "rescan"), "1")
+		if ev := await(sysfs.EventAdd, e.Address); ev.Device.Vendor != 0x1234 || ev.Device.IOMMUGroup == nil {
+			t.Errorf("add event: device %+v", ev.Device)
+		}
+	}
+	current("after rescan")
+	devs, err := f.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same devices with the same drivers and groups as before.
+	key := func(ds []sysfs.Device) []string {
+		var out []string
+		for _, d := range ds {
+			g := -1
+			if d.IOMMUGroup != nil {
+				g = *d.IOMMUGroup
+			}
+			out = append(out, fmt.Sprintf("%v %04x:%04x %q %d", d.Address, d.Vendor, d.Device, d.Driver, g))
+		}
+		return out
+	}
+	if got, want := key(devs), key(before); !slices.Equal(got, want) {
+		t.Errorf("host after the test\n%q\nbefore\n%q", got, want)
 	}
 }

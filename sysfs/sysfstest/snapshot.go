@@ -1,6 +1,7 @@
 package sysfstest
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,13 +17,14 @@ import (
 // reads: PCI devices, their drivers' directories, iommu_groups, IOMMU
 // units, the passthrough modules and, when procRoot is not "", cmdline.
 // Paths are relative to the archive root: sys/... and proc/cmdline, links
-// as "name@" entries with their relative targets, as Build expects. comment
+// as "name@" entries with their relative targets, as Build expects, and
+// bridges' binary config as "config#hex". comment
 // goes first; say there which kernel and machine the tree is from. A file
 // that cannot be read is left out and its error joined, so one bad
 // attribute does not lose the capture.
 func Snapshot(sysRoot, procRoot, comment string) (*txtar.Archive, error) {
 	// The files a fixture keeps: what package sysfs reads, nothing else.
-	deviceFiles := []string{"vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
+	deviceFiles := []string{"uevent", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
 		"driver_override", "resource", "sriov_totalvfs", "sriov_numvfs", "sriov_drivers_autoprobe"}
 	deviceLinks := []string{"driver", "iommu_group", "physfn"}
 	groupFiles := []string{"type", "reserved_regions"}
@@ -44,6 +46,10 @@ func Snapshot(sysRoot, procRoot, comment string) (*txtar.Archive, error) {
 		}
 		for _, l := range deviceLinks {
 			s.link(filepath.Join(dev, l))
+		}
+		// A bridge's config space (port type, ACS), as hex: it is binary.
+		if c, err := os.ReadFile(filepath.Join(sysRoot, dev, "class")); err == nil && strings.HasPrefix(string(c), "0x0604") {
+			s.hexFile(filepath.Join(dev, "config"))
 		}
 		vfs, _ := filepath.Glob(filepath.Join(sysRoot, dev, "virtfn*"))
 		for _, v := range vfs {
@@ -131,6 +137,26 @@ func (s *snap) file(rel string) {
 		b = append(b, '\n') // txtar ends every file with a newline
 	}
 	s.add(rel, b)
+}
+
+// hexFile records a binary file as a "name#hex" entry, which Unpack
+// decodes.
+func (s *snap) hexFile(rel string) {
+	b, err := os.ReadFile(filepath.Join(s.root, rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		s.errs = append(s.errs, err)
+		return
+	}
+	var out strings.Builder
+	for len(b) > 0 {
+		n := min(len(b), 32)
+		out.WriteString(hex.EncodeToString(b[:n]) + "\n")
+		b = b[n:]
+	}
+	s.add(rel+"#hex", []byte(out.String()))
 }
 
 func (s *snap) dir(rel string) { s.add(rel+"/", nil) }

@@ -11,8 +11,8 @@ import (
 // Synthetic builds a large regular tree under t.TempDir() for benchmarks:
 // devices PCI functions (8 per slot, 32 slots per bus, domain 0) spread
 // evenly over groups iommu_groups, every fourth bound to e1000e, each with
-// the files a real endpoint has that sysfs reads. It returns the sysfs
-// root.
+// the files a real endpoint has that sysfs reads, plus modalias and
+// revision for other tools' discovery. It returns the sysfs root.
 func Synthetic(t testing.TB, devices, groups int) string {
 	t.Helper()
 	if devices <= 0 || groups <= 0 || groups > devices || devices > 256*256 {
@@ -54,9 +54,16 @@ func synthetic(root string, devices, groups int) error {
 		bdf := fmt.Sprintf("0000:%02x:%02x.%x", i/256, i/8%32, i%8)
 		g := i / per
 		dev := filepath.Join(root, "devices", "pci0000:00", bdf)
+		drv := "" // uevent's DRIVER line, as the kernel writes it for a bound device
+		if i%4 == 0 {
+			drv = "DRIVER=e1000e\n"
+		}
 		for name, v := range map[string]string{
 			"vendor": "0x8086\n", "device": "0x10d3\n", "subsystem_vendor": "0x8086\n", "subsystem_device": "0x0000\n",
 			"class": "0x020000\n", "numa_node": "-1\n", "driver_override": "(null)\n", "resource": resource,
+			"uevent": drv + "PCI_CLASS=20000\nPCI_ID=8086:10D3\nPCI_SUBSYS_ID=8086:0000\nPCI_SLOT_NAME=" + bdf + "\nMODALIAS=pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n",
+			// Not read by sysfs, but other tools (ghw) read the ids from here.
+			"modalias": "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n", "revision": "0x00\n",
 		} {
 			if err := mk(filepath.Join(dev, name), v); err != nil {
 				return err

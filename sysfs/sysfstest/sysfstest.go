@@ -3,6 +3,7 @@
 package sysfstest
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -18,7 +19,8 @@ import (
 // directory. An entry "name@" becomes a symlink "name" whose target is the
 // entry's body without its newline, relative like the kernel's links.
 // Directories are created as needed; an entry ending in "/" is an empty
-// directory.
+// directory; an entry "name#hex" is a binary file "name" (config space)
+// written as hex digits, whitespace ignored.
 func Build(t testing.TB, file string) string {
 	t.Helper()
 	a, err := txtar.ParseFile(file)
@@ -54,10 +56,19 @@ func Unpack(root string, a *txtar.Archive) error {
 				return err
 			}
 		default:
+			data := f.Data
+			if strings.HasSuffix(name, "#hex") {
+				p = strings.TrimSuffix(p, "#hex")
+				b, err := hex.DecodeString(strings.Join(strings.Fields(string(data)), ""))
+				if err != nil {
+					return fmt.Errorf("entry %q: %w", f.Name, err)
+				}
+				data = b
+			}
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err
 			}
-			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			if err := os.WriteFile(p, data, 0o644); err != nil {
 				return err
 			}
 		}
