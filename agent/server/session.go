@@ -132,8 +132,8 @@ func (s *Server) handle(ctx context.Context, sess *session, req *proto.Request, 
 	var err error
 	switch req.Op {
 	case proto.OpHello:
-		if req.Version != proto.Version {
-			return errResp(&proto.Error{Code: proto.CodeVersion, Message: fmt.Sprintf("agent speaks version %d, client %d", proto.Version, req.Version)}), nil
+		if req.Version < proto.MinVersion || req.Version > proto.Version {
+			return errResp(&proto.Error{Code: proto.CodeVersion, Message: fmt.Sprintf("agent speaks versions %d to %d, client %d", proto.MinVersion, proto.Version, req.Version)}), nil
 		}
 		sess.hello = true
 		resp = proto.Response{Version: proto.Version, Backend: s.o.Backend, UID: sess.peer.UID, GID: sess.peer.GID, PID: sess.peer.PID}
@@ -142,8 +142,14 @@ func (s *Server) handle(ctx context.Context, sess *session, req *proto.Request, 
 	case proto.OpAcquire:
 		var l *proto.Lease
 		var names []string
-		l, names, out, err = s.acquire(ctx, sess, req)
-		resp = proto.Response{Lease: l, FDs: names}
+		var vf []proto.VFResult
+		l, names, out, vf, err = s.acquire(ctx, sess, req)
+		if err != nil {
+			r := errResp(err)
+			r.VF = vf
+			return r, nil
+		}
+		resp = proto.Response{Lease: l, FDs: names, VF: vf}
 	case proto.OpRelease:
 		var l *lease
 		if l, err = s.owned(sess, req.Lease); err == nil {
