@@ -63,13 +63,10 @@ import (
 )
 
 // Version is the protocol version this package speaks. A change that an old
-// peer would misread bumps it. Version 2 added acquire's vf: an agent of
-// version 1 would ignore it and lease an unconfigured VF.
-const Version = 2
-
-// MinVersion is the oldest version the agent still serves: a version 1
-// client never sends what version 2 added.
-const MinVersion = 1
+// peer would misread bumps it. Fields added since (acquire's vf, code
+// refused) are not misread: a peer that does not know a field refuses the
+// frame (code frame), and the agent sends them only to a client that asked.
+const Version = 1
 
 // Limits of one frame.
 const (

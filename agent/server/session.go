@@ -132,8 +132,8 @@ func (s *Server) handle(ctx context.Context, sess *session, req *proto.Request, 
 	var err error
 	switch req.Op {
 	case proto.OpHello:
-		if req.Version < proto.MinVersion || req.Version > proto.Version {
-			return errResp(&proto.Error{Code: proto.CodeVersion, Message: fmt.Sprintf("agent speaks versions %d to %d, client %d", proto.MinVersion, proto.Version, req.Version)}), nil
+		if req.Version != proto.Version {
+			return errResp(&proto.Error{Code: proto.CodeVersion, Message: fmt.Sprintf("agent speaks version %d, client %d", proto.Version, req.Version)}), nil
 		}
 		sess.hello = true
 		resp = proto.Response{Version: proto.Version, Backend: s.o.Backend, UID: sess.peer.UID, GID: sess.peer.GID, PID: sess.peer.PID}
