@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -367,6 +368,7 @@ func TestVFCrash(t *testing.T) {
 	want := vfState(t, h.FS, m)
 	state := filepath.Join(t.TempDir(), "state")
 	cfg := &proto.VFConfig{MAC: "52:54:00:12:34:56", VLAN: ptr(10), Trust: ptr(true), Required: []string{"mac", "vlan", "trust"}}
+	var order []string // the effects of a cycle without a kill
 	cycle := func(at int) (effects int, acquired bool) {
 		k := &killSwitch{w: h.Kernel, at: at}
 		fs, err := sysfs.New(h.Root, sysfs.WithWriter(k))
@@ -408,6 +410,9 @@ func TestVFCrash(t *testing.T) {
 		k.mu.Lock()
 		k.killed = true
 		effects = k.n
+		if at == 0 {
+			order = k.seen
+		}
 		k.mu.Unlock()
 		c.Close()
 		cancel()
@@ -419,7 +424,17 @@ func TestVFCrash(t *testing.T) {
 		t.Fatal("a cycle without a kill failed")
 	}
 	diffState(t, "after a cycle", vfState(t, h.FS, m), want)
-	t.Logf("durable effects per VF acquire+release: %d", full)
+	// The sweep below passes the moment between the VF's config and its
+	// bind: the last netlink change of the acquire, then a sysfs write.
+	var short []string
+	for _, e := range order {
+		short = append(short, strings.TrimPrefix(e, h.Root+"/"))
+	}
+	t.Logf("durable effects per VF acquire+release: %d: %v", full, short)
+	i := slices.Index(order, "trust")
+	if i < 0 || i+1 >= len(order) || !strings.HasPrefix(order[i+1], h.Root) {
+		t.Fatalf("no kill point between the VF's config and its bind in %v", short)
+	}
 	for at := 1; at < full; at++ {
 		cycle(at)
 		// A fresh agent on the same state dir and host reconciles.
