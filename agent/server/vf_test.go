@@ -451,3 +451,75 @@ func TestVFCrash(t *testing.T) {
 		diffState(t, "kill at effect "+strconv.Itoa(at), vfState(t, h.FS, m), want)
 	}
 }
+
+// TestVFReadopt: a VMM holds a VF's fds through an agent restart; the new
+// agent re-adopts the lease with its saved config, and once the VMM lets
+// go the orphan check restores the config and the driver.
+func TestVFReadopt(t *testing.T) {
+	t.Parallel()
+	h, m := vfHost(t)
+	dev := t.TempDir()
+	iommuPath, devDir := filepath.Join(dev, "iommu"), filepath.Join(dev, "vfio")
+	os.MkdirAll(devDir, 0o755)
+	os.WriteFile(iommuPath, nil, 0o600)
+	os.WriteFile(filepath.Join(devDir, "vfio0"), nil, 0o600)
+	if err := os.MkdirAll(filepath.Join(h.Root, "bus", "pci", "devices", vf0BDF, "vfio-dev", "vfio0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := vfState(t, h.FS, m)
+	state := filepath.Join(t.TempDir(), "state")
+	o := server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.FS, SRIOV: m, StateDir: state, Policy: me(),
+		IOMMUPath: iommuPath, DevDir: devDir}
+
+	srv, err := server.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.AcquireDevice(vf0BDF, client.AcquireOptions{Mode: proto.ModeFDs, VF: &proto.VFConfig{MAC: "52:54:00:12:34:56", VLAN: ptr(7)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	leased := vfState(t, h.FS, m)
+	if leased[vf0BDF+" config"] == want[vf0BDF+" config"] || leased[vf0BDF] != "vfio-pci/vfio-pci" {
+		t.Fatalf("leased vf: %q on %q", leased[vf0BDF+" config"], leased[vf0BDF])
+	}
+	// The agent goes away; the VMM keeps the fds.
+	c.Close()
+	cancel()
+	<-served
+
+	srv2, err := server.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := srv2.Leases(); len(ls) != 1 || ls[0].ID != a.Lease.ID || !ls[0].Orphan {
+		t.Fatalf("after restart: leases %+v, want %s re-adopted", ls, a.Lease.ID)
+	}
+	diffState(t, "re-adopted", vfState(t, h.FS, m), leased)
+	srv2.ReleaseOrphans(context.Background())
+	if len(srv2.Leases()) != 1 {
+		t.Fatal("orphan released while its VMM holds the fds")
+	}
+	a.Close() // the VMM exits
+	srv2.ReleaseOrphans(context.Background())
+	if ls := srv2.Leases(); len(ls) != 0 {
+		t.Fatalf("leases after the orphan check: %+v", ls)
+	}
+	diffState(t, "after the orphan check", vfState(t, h.FS, m), want)
+	if recs := records(t, state); len(recs) != 0 {
+		t.Errorf("records left: %v", recs)
+	}
+}
