@@ -47,4 +47,4 @@ guest:
 	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 	$(GO) run ./hwtests/vm/cmd/hwtests -devices edu,edu
-	$(GO) run ./hwtests/vm/cmd/hwtests -devices igb -pkgs ./agent/sriov,./cmd/iommu-agent -run TestGuestSRIOV -ioctl-coverage off
+	$(GO) run ./hwtests/vm/cmd/hwtests -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off

@@ -93,6 +93,7 @@ type Acquired struct {
 	Lease proto.Lease
 	Names []string
 	Files []*os.File
+	VF    []proto.VFResult // each attribute of AcquireOptions.VF
 }
 
 // Close closes the received files (not the lease).
@@ -107,28 +108,47 @@ func (a *Acquired) Close() {
 type AcquireOptions struct {
 	Mode    string // proto.ModeFDs or proto.ModeBroker; the backend's default when empty
 	Memlock uint64 // RLIMIT_MEMLOCK the agent should give this process
+	// VF configures the SR-IOV VF being acquired (a lease of one VF),
+	// before it is bound; see proto.VFConfig.
+	VF *proto.VFConfig
 }
+
+// VFError is a failed acquire of a VF with the attribute results the agent
+// sent along (which attribute was refused, and with what errno). It
+// unwraps to the *proto.Error, so errors.Is(err, proto.ErrRefused) works.
+type VFError struct {
+	Err     error
+	Results []proto.VFResult
+}
+
+func (e *VFError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the agent's error.
+func (e *VFError) Unwrap() error { return e.Err }
 
 // AcquireDevice leases the group of one device (which must be alone in it).
 func (c *Client) AcquireDevice(bdf string, o AcquireOptions) (*Acquired, error) {
-	return c.acquire(proto.Request{Op: proto.OpAcquire, Device: bdf, Mode: o.Mode, Memlock: o.Memlock})
+	return c.acquire(proto.Request{Op: proto.OpAcquire, Device: bdf, Mode: o.Mode, Memlock: o.Memlock, VF: o.VF})
 }
 
 // AcquireGroup leases a whole iommu_group.
 func (c *Client) AcquireGroup(group int, o AcquireOptions) (*Acquired, error) {
-	return c.acquire(proto.Request{Op: proto.OpAcquire, Group: &group, Mode: o.Mode, Memlock: o.Memlock})
+	return c.acquire(proto.Request{Op: proto.OpAcquire, Group: &group, Mode: o.Mode, Memlock: o.Memlock, VF: o.VF})
 }
 
 func (c *Client) acquire(req proto.Request) (*Acquired, error) {
 	r, fds, err := c.do(req)
 	if err != nil {
+		if len(r.VF) > 0 {
+			return nil, &VFError{Err: err, Results: r.VF}
+		}
 		return nil, err
 	}
 	if r.Lease == nil || len(fds) != len(r.FDs) {
 		proto.CloseFDs(fds)
 		return nil, fmt.Errorf("acquire: %d fds for names %v", len(fds), r.FDs)
 	}
-	a := &Acquired{Lease: *r.Lease, Names: r.FDs}
+	a := &Acquired{Lease: *r.Lease, Names: r.FDs, VF: r.VF}
 	for i, fd := range fds {
 		a.Files = append(a.Files, os.NewFile(uintptr(fd), r.FDs[i]))
 	}

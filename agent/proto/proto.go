@@ -27,7 +27,7 @@
 //
 //	hello    {version}                          → {version, backend, uid, gid, pid}
 //	list                                        → {devices, groups}
-//	acquire  {device | group, mode, memlock}    → {lease} + fds (mode "fds")
+//	acquire  {device | group, mode, memlock, vf?} → {lease, vf?} + fds (mode "fds")
 //	release  {lease}                            → {}
 //	status                                      → {leases}: this peer's, all for root
 //	map      {lease, iova?, length, offset, perm} + 1 memfd → {iova}
@@ -43,6 +43,18 @@
 // it into the lease's address space (an emulated IOAS, or a real IOAS of
 // agent/iommu/cdev) and runs dma through the device's engine where the backend
 // has one (the emulated edu). The emulated backend has only broker leases.
+//
+// # SR-IOV virtual functions
+//
+// A VF is leased like any device (each sits in an iommu_group of its own
+// behind an ACS port). An acquire of one VF may carry a VFConfig: the agent
+// saves the VF's config, applies the requested attributes through the PF's
+// netdev, then binds the VF to vfio-pci; the Response's VF lists each
+// attribute's outcome, on success and on failure alike. An attribute the
+// driver refuses fails the acquire only when it is in VFConfig.Required
+// (code "refused"); then nothing the acquire did stays. Release, in every
+// form (explicit, at disconnect, orphan, after a crash), puts the saved
+// config back before the VF's driver.
 package proto
 
 import (
@@ -51,7 +63,9 @@ import (
 )
 
 // Version is the protocol version this package speaks. A change that an old
-// peer would misread bumps it.
+// peer would misread bumps it. Fields added since (acquire's vf, code
+// refused) are not misread: a peer that does not know a field refuses the
+// frame (code frame), and the agent sends them only to a client that asked.
 const Version = 1
 
 // Limits of one frame.
@@ -95,6 +109,8 @@ type Request struct {
 	// Memlock asks the agent to raise the peer's RLIMIT_MEMLOCK to this many
 	// bytes (guest RAM plus ROMs for a VMM), up to the policy's limit.
 	Memlock uint64 `json:"memlock,omitempty"`
+	// VF configures the SR-IOV VF being acquired (Device must be one).
+	VF *VFConfig `json:"vf,omitempty"`
 
 	Lease string `json:"lease,omitempty"` // release, map, unmap, dma
 
@@ -130,6 +146,9 @@ type Response struct {
 	// FDs names the fds that came with this frame, in order: "iommufd",
 	// then "vfio:BDF" per device.
 	FDs []string `json:"fds,omitempty"`
+	// VF is what became of each attribute of an acquire's VFConfig, in
+	// the order the agent applied them; also sent when the acquire failed.
+	VF []VFResult `json:"vf,omitempty"`
 
 	IOVA   uint64 `json:"iova,omitempty"`
 	Length uint64 `json:"length,omitempty"`
@@ -186,6 +205,7 @@ const (
 	CodeNoSpace     Code = "no-space"     // memlock or IOVA space exhausted
 	CodeExists      Code = "exists"       // the IOVA is taken
 	CodeTooMany     Code = "too-many-fds" // wrong number of fds for the op
+	CodeRefused     Code = "refused"      // the driver refused a required VF attribute
 )
 
 // Error is a failed request, as sent on the wire.
@@ -212,6 +232,7 @@ var (
 	ErrNotViable = &Error{Code: CodeNotViable}
 	ErrFault     = &Error{Code: CodeFault}
 	ErrVersion   = &Error{Code: CodeVersion}
+	ErrRefused   = &Error{Code: CodeRefused}
 )
 
 // Frame errors of Conn.
@@ -220,3 +241,35 @@ var (
 	ErrTruncated = errors.New("control message truncated: too many fds")
 	ErrMalformed = errors.New("malformed frame")
 )
+
+// VFConfig is the configuration an acquire gives an SR-IOV VF, set through
+// its PF's netdev before the VF is bound: nil or empty fields stay as they
+// are. Values are as `iommu-agent sriov set` takes them (MAC "52:54:00:..",
+// State "auto", "enable" or "disable", rates in Mbit/s).
+type VFConfig struct {
+	MAC      string `json:"mac,omitempty"`
+	VLAN     *int   `json:"vlan,omitempty"`
+	QoS      *int   `json:"qos,omitempty"`
+	SpoofChk *bool  `json:"spoofchk,omitempty"`
+	Trust    *bool  `json:"trust,omitempty"`
+	State    string `json:"state,omitempty"`
+	MinRate  *int   `json:"min_rate,omitempty"`
+	MaxRate  *int   `json:"max_rate,omitempty"`
+	// Required names the attributes ("mac", "vlan", "qos", "spoofchk",
+	// "trust", "state", "min_rate", "max_rate") without which the lease
+	// is useless: if the driver refuses one, the acquire fails with
+	// CodeRefused and the VF is put back as it was. Others are best
+	// effort, reported in Response.VF.
+	Required []string `json:"required,omitempty"`
+}
+
+// VFResult is one attribute of a VFConfig: what was asked, what the driver
+// reads back, and its refusal (Errno is the driver's, when it gave one).
+type VFResult struct {
+	Attr  string `json:"attr"`
+	Want  string `json:"want"`
+	Got   string `json:"got"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Errno int    `json:"errno,omitempty"`
+}

@@ -30,12 +30,14 @@ type killSwitch struct {
 	mu     sync.Mutex
 	n, at  int
 	killed bool
+	seen   []string // what each effect was, killed ones included
 }
 
-func (k *killSwitch) effect(string) error {
+func (k *killSwitch) effect(what string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.n++
+	k.seen = append(k.seen, what)
 	if k.killed || (k.at > 0 && k.n >= k.at) {
 		k.killed = true
 		return errKilled

@@ -151,6 +151,7 @@ func (q *qmp) cmd(t *testing.T, execute string, args any) json.RawMessage {
 }
 
 func TestGuestQEMUClient(t *testing.T) {
+	needDevice(t, "edu")
 	_, err := os.Stat("/host/usr/bin/qemu-system-x86_64")
 	hwtest.Need(t, "the host's QEMU under /host (9p host root)", err)
 	edu := hwtest.FindEdu(t)[0]
@@ -333,6 +334,7 @@ func startAgent(t *testing.T, sock, state string) *exec.Cmd {
 // lease whose fds the client still holds and the edu is on vfio-pci. Then
 // the client lets go and the edu must be as it was.
 func TestGuestCrash(t *testing.T) {
+	needDevice(t, "edu")
 	edu := hwtest.FindEdu(t)[0]
 	before := eduState(t, edu.BDF)
 	state := t.TempDir()
@@ -450,6 +452,7 @@ func TestGuestCrash(t *testing.T) {
 // the IOAS and attaches the edu itself, the client's memfd is mapped through
 // IOMMU_IOAS_MAP, and release gives the edu back.
 func TestGuestBroker(t *testing.T) {
+	needDevice(t, "edu")
 	edu := hwtest.FindEdu(t)[0]
 	before := eduState(t, edu.BDF)
 	fs, err := sysfs.Default()

@@ -41,6 +41,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
 	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
+	"github.com/iommu-agent/iommu-agent/agent/sriov"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"golang.org/x/sys/unix"
@@ -61,6 +62,10 @@ type Options struct {
 	// Sysfs is the tree the agent binds groups in. Nil on the emulated
 	// backend means no drivers change: the devices are Devices.
 	Sysfs *sysfs.FS
+	// SRIOV configures the SR-IOV VFs acquires ask to (proto.VFConfig) and
+	// restores them, over the same tree as Sysfs. Nil: a VF is leased
+	// like any device and a VFConfig is refused as unsupported.
+	SRIOV *sriov.Manager
 	// Devices are the emulated machine's functions when Sysfs is nil.
 	Devices []iommu.Device
 	// NewBroker opens the IOMMU behind one broker lease. Nil: on the
@@ -394,15 +399,16 @@ func (s *Server) cdevOf(bdf string) (string, error) {
 }
 
 // acquire leases req's group to sess. fds, when returned, are the caller's
-// to send and close.
-func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request) (*proto.Lease, []string, []int, error) {
+// to send and close. vf is what became of req.VF's attributes, also when
+// the acquire failed on one.
+func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request) (*proto.Lease, []string, []int, []proto.VFResult, error) {
 	group, members, err := s.groupOf(req)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	rule, err := s.o.Policy.allow(sess.peer, group, members)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	mode := req.Mode
 	if mode == "" {
@@ -413,19 +419,36 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 	}
 	switch {
 	case mode != proto.ModeFDs && mode != proto.ModeBroker:
-		return nil, nil, nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("mode %q", mode)}
+		return nil, nil, nil, nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("mode %q", mode)}
 	case mode == proto.ModeFDs && s.o.Backend != BackendIOMMUFD:
-		return nil, nil, nil, &proto.Error{Code: proto.CodeUnsupported, Message: "the emulated IOMMU has no kernel fds to hand over: use mode broker"}
+		return nil, nil, nil, nil, &proto.Error{Code: proto.CodeUnsupported, Message: "the emulated IOMMU has no kernel fds to hand over: use mode broker"}
 	}
 	if req.Memlock > rule.Memlock {
-		return nil, nil, nil, &proto.Error{Code: proto.CodeDenied, Message: fmt.Sprintf("memlock %d bytes: policy allows at most %d", req.Memlock, rule.Memlock)}
+		return nil, nil, nil, nil, &proto.Error{Code: proto.CodeDenied, Message: fmt.Sprintf("memlock %d bytes: policy allows at most %d", req.Memlock, rule.Memlock)}
+	}
+	vfs, err := s.vfsOf(members)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var vfSet sriov.Settings
+	var vfRequired []sriov.Attr
+	if req.VF != nil {
+		switch {
+		case s.o.SRIOV == nil:
+			return nil, nil, nil, nil, &proto.Error{Code: proto.CodeUnsupported, Message: "this agent configures no SR-IOV VFs (no netlink)"}
+		case len(members) != 1 || len(vfs) != 1:
+			return nil, nil, nil, nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("vf config is for a lease of one SR-IOV VF, not of %v", members)}
+		}
+		if vfSet, vfRequired, err = vfSettings(req.VF); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
 
 	id := newID()
 	s.mu.Lock()
 	if holder, ok := s.groups[group]; ok {
 		s.mu.Unlock()
-		return nil, nil, nil, &proto.Error{Code: proto.CodeBusy, Message: fmt.Sprintf("iommu_group %d is leased (%s)", group, holder)}
+		return nil, nil, nil, nil, &proto.Error{Code: proto.CodeBusy, Message: fmt.Sprintf("iommu_group %d is leased (%s)", group, holder)}
 	}
 	s.groups[group] = id
 	s.mu.Unlock()
@@ -440,16 +463,25 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 
 	restore, err := s.originals(members)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	rec := &record{ID: id, State: stateBinding, Mode: mode, Group: group, Devices: members,
 		Restore: restore, Owner: sess.peer, Created: time.Now().UTC()}
+	if req.VF != nil {
+		snap, err := s.o.SRIOV.Save(vfs[0])
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("save vf config: %w", err)
+		}
+		rec.VFs = []sriov.Snapshot{snap}
+	}
 	// A lease that changes nothing on the host and hands nothing out (a
 	// broker lease of devices already on vfio-pci, or emulated ones) has
-	// nothing to undo or re-adopt after a crash, so it costs no fsync.
-	rec.persist = len(restore) > 0 || mode == proto.ModeFDs
+	// nothing to undo or re-adopt after a crash, so it costs no fsync. A
+	// VF's lease is always written: its record is what keeps sriov
+	// disable from removing the VF under the lease (VFInUse).
+	rec.persist = len(restore) > 0 || mode == proto.ModeFDs || len(vfs) > 0
 	if err := s.save(rec); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	undo := func() { // back to where we started; the record goes last
 		if err := s.restore(rec); err != nil {
@@ -460,11 +492,18 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 			s.log.Error("remove lease record", "lease", id, "err", err)
 		}
 	}
+	var vfResults []proto.VFResult
+	if req.VF != nil {
+		if vfResults, err = s.configureVF(vfs[0], vfSet, vfRequired); err != nil {
+			undo()
+			return nil, nil, nil, vfResults, err
+		}
+	}
 	if s.o.Sysfs != nil && len(restore) > 0 {
 		if _, err := s.o.Sysfs.BindGroup(group); err != nil {
 			s.m.binds.WithLabelValues("bind", "error").Inc()
 			undo() // BindGroup rolled back; this removes the record
-			return nil, nil, nil, &proto.Error{Code: proto.CodeNotViable, Message: err.Error()}
+			return nil, nil, nil, vfResults, &proto.Error{Code: proto.CodeNotViable, Message: err.Error()}
 		}
 		s.m.binds.WithLabelValues("bind", "ok").Inc()
 	}
@@ -489,7 +528,7 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 		closeFDs()
 		l.close()
 		undo()
-		return nil, nil, nil, err
+		return nil, nil, nil, vfResults, err
 	}
 	s.mu.Lock()
 	s.leases[id] = l
@@ -497,9 +536,9 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 	committed = true
 	s.mu.Unlock()
 	s.m.leases.WithLabelValues(mode).Inc()
-	s.log.Info("lease acquired", "lease", id, "mode", mode, "group", group, "devices", members, "uid", sess.peer.UID, "pid", sess.peer.PID)
+	s.log.Info("lease acquired", "lease", id, "mode", mode, "group", group, "devices", members, "vfs", vfs, "uid", sess.peer.UID, "pid", sess.peer.PID)
 	pl := l.proto()
-	return &pl, names, fds, nil
+	return &pl, names, fds, vfResults, nil
 }
 
 // openFDs opens what QEMU's -object iommufd,fd= and -device vfio-pci,fd=
@@ -694,7 +733,12 @@ func (s *Server) remove(rec *record) error {
 	return s.st.remove(rec.ID)
 }
 
+// restore undoes what rec changed: VF configs first, so the VF's own
+// driver, bound back after, starts from them (igbvf reads its MAC at probe).
 func (s *Server) restore(rec *record) error {
+	if err := s.restoreVFs(rec); err != nil {
+		return err
+	}
 	if s.o.Sysfs == nil || len(rec.Restore) == 0 {
 		return nil
 	}

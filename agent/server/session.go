@@ -142,8 +142,14 @@ func (s *Server) handle(ctx context.Context, sess *session, req *proto.Request, 
 	case proto.OpAcquire:
 		var l *proto.Lease
 		var names []string
-		l, names, out, err = s.acquire(ctx, sess, req)
-		resp = proto.Response{Lease: l, FDs: names}
+		var vf []proto.VFResult
+		l, names, out, vf, err = s.acquire(ctx, sess, req)
+		if err != nil {
+			r := errResp(err)
+			r.VF = vf
+			return r, nil
+		}
+		resp = proto.Response{Lease: l, FDs: names, VF: vf}
 	case proto.OpRelease:
 		var l *lease
 		if l, err = s.owned(sess, req.Lease); err == nil {

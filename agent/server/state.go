@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iommu-agent/iommu-agent/agent/sriov"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
@@ -33,6 +34,10 @@ type record struct {
 	Devices []string         `json:"devices"`
 	Restore []sysfs.Original `json:"restore"` // what binding changed, to put back
 	Cdevs   []string         `json:"cdevs,omitempty"`
+	// VFs are the SR-IOV VF configs the lease changed, as they were
+	// before: saved before the first netlink request, restored before the
+	// drivers.
+	VFs     []sriov.Snapshot `json:"vfs,omitempty"`
 	Owner   Peer             `json:"owner"`
 	Created time.Time        `json:"created"`
 

@@ -16,8 +16,13 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/server"
+	"github.com/iommu-agent/iommu-agent/agent/sriov"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
+
+// defaultLeaseDir is where serve keeps its lease records, which sriov
+// enable and disable read to refuse removing a leased VF.
+const defaultLeaseDir = "/var/lib/iommu-agent"
 
 // serveConfig is serve's flags after defaults.
 type serveConfig struct {
@@ -33,7 +38,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.StringVar(&c.config, "config", "", "policy file (JSON, see agent/server.Policy); default: only root may lease")
 	fl.StringVar(&c.socket, "socket", "/run/iommu-agent/agent.sock", "unix socket to serve")
-	fl.StringVar(&c.state, "state", "/var/lib/iommu-agent", "directory of lease records")
+	fl.StringVar(&c.state, "state", defaultLeaseDir, "directory of lease records")
 	fl.StringVar(&c.metrics, "metrics", "", "HTTP address for /metrics and /healthz, e.g. 127.0.0.1:9477; off when empty")
 	fl.StringVar(&c.backend, "backend", "auto", "auto (iommufd when /dev/iommu and iommu_groups exist, else emulated), iommufd or emulated")
 	fl.StringVar(&c.sysfsRoot, "sysfs", "/sys", "sysfs root")
@@ -70,6 +75,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 			return err
 		}
 		o.Backend, o.Sysfs, o.RLimitProcess = server.BackendIOMMUFD, fs, true
+		// VFs are configured through their PF's netdev; without netlink
+		// they are still leased, unconfigured.
+		if nl, err := sriov.NewNetlink(); err != nil {
+			log.Warn("no netlink: acquires of SR-IOV VFs cannot configure them", "err", err)
+		} else {
+			defer nl.Close()
+			if o.SRIOV, err = sriov.New(sriov.Options{FS: fs, Links: nl}); err != nil {
+				return err
+			}
+		}
 	case server.BackendEmulated:
 		o.Backend = server.BackendEmulated
 		o.Latency = latency.NewRecorder("emulated", 0, 0)

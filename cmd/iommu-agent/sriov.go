@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/agent/sriov"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
@@ -18,10 +19,11 @@ import (
 const sriovUsage = `usage: iommu-agent sriov <command> [flags]
   list                    PFs, their VFs (address, iommu_group, driver) and VF configs [--json]
   enable PF N             give PF N VFs (a different non-zero count goes through 0) [--autoprobe 0|1]
-  disable PF              remove every VF of PF; refused while one is bound by iommu-agent bind
+  disable PF              remove every VF of PF; refused while one is leased by the agent
+                          (serve's lease records) or bound by iommu-agent bind; enable too
   set VF key=value...     configure a VF through its PF; keys: mac, vlan, qos, trust, spoofchk,
                           state (auto|enable|disable), min_rate, max_rate (Mbit/s) [--json]
-flags: -sysfs DIR, -state FILE (bind's record, for disable), --json
+flags: -sysfs DIR, -state FILE (bind's record), -leases DIR (serve's -state), --json
 `
 
 // sriovDeps is what tests substitute: the fake kernel's writer and a fake
@@ -102,6 +104,7 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	asJSON := fs.Bool("json", false, "print JSON")
 	statePath := fs.String("state", defaultState, "bind's record; VFs it holds count as in use")
+	leaseDir := fs.String("leases", defaultLeaseDir, "the agent's lease records (serve -state); VFs they name count as in use")
 	autoprobe := fs.String("autoprobe", "", "enable: write sriov_drivers_autoprobe first (0: new VFs get no driver)")
 	fs.Usage = func() { fmt.Fprint(w, sriovUsage) }
 	var words []string
@@ -186,7 +189,7 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 	case "list":
 		return sriovList(m, linkErr, *asJSON, w)
 	case "enable":
-		inUse, err := sriovBoundByAgent(*statePath)
+		inUse, err := sriovInUse(*statePath, *leaseDir)
 		if err != nil {
 			return err
 		}
@@ -196,7 +199,7 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 		}
 		return sriovPrintVFs(words[0], vfs, *asJSON, w)
 	case "disable":
-		inUse, err := sriovBoundByAgent(*statePath)
+		inUse, err := sriovInUse(*statePath, *leaseDir)
 		if err != nil {
 			return err
 		}
@@ -219,6 +222,22 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 		}
 		return nil
 	}
+}
+
+// sriovInUse says a VF is in use while bind's record or one of the agent's
+// lease records holds it: removing it is refused until unbind or release.
+// A lease the agent grants between this check and the sriov_numvfs write
+// is not seen; the kernel then blocks the write until the VMM lets go.
+func sriovInUse(statePath, leaseDir string) (func(sriov.VF) bool, error) {
+	bound, err := sriovBoundByAgent(statePath)
+	if err != nil {
+		return nil, err
+	}
+	leased, err := server.VFInUse(leaseDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (-leases %s)", err, leaseDir)
+	}
+	return func(vf sriov.VF) bool { return bound(vf) || leased(vf) }, nil
 }
 
 // sriovBoundByAgent says a VF is in use while bind's record holds it: the

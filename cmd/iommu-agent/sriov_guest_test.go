@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,6 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/client"
+	"github.com/iommu-agent/iommu-agent/agent/proto"
+	"github.com/iommu-agent/iommu-agent/agent/sriov"
 )
 
 // TestGuestSRIOVList runs the sriov command in the guest of
@@ -91,6 +97,90 @@ func TestGuestSRIOVList(t *testing.T) {
 	inv = sriovGuestList(t)
 	if inv.PFs[0].NumVFs != 0 || len(inv.PFs[0].VFs) != 0 || inv.PFs[0].Driver != "igb" {
 		t.Errorf("PF after disable: %+v", inv.PFs[0])
+	}
+}
+
+// TestGuestSRIOVServe is the VF lease from the command line's side: serve
+// leases a VF with a config, sriov disable and enable (reading serve's lease
+// records) refuse while it is leased, and after release the VF is back as
+// it was and disable goes through.
+func TestGuestSRIOVServe(t *testing.T) {
+	if os.Getenv("HWTESTS_STRICT") != "1" {
+		t.Skip("enables VFs and serves: runs in the guest only")
+	}
+	if devs := os.Getenv("HWTESTS_DEVICES"); !strings.Contains(","+devs, ",igb@") {
+		t.Skipf("this guest has no igb (HWTESTS_DEVICES=%s); run with -devices igb", devs)
+	}
+	dir := t.TempDir()
+	state, leases, sock := filepath.Join(dir, "bindings.json"), filepath.Join(dir, "leases"), filepath.Join(dir, "agent.sock")
+	inv := sriovGuestList(t)
+	if len(inv.PFs) != 1 || inv.PFs[0].NumVFs != 0 {
+		t.Fatalf("want the igb PF without VFs: %+v", inv.PFs)
+	}
+	pf := inv.PFs[0].Address
+	t.Cleanup(func() { guestRun(t, "sriov", "disable", pf, "-state", state, "-leases", leases) })
+	if out, err := guestRun(t, "sriov", "enable", pf, "2", "-state", state, "-leases", leases); err != nil {
+		t.Fatalf("enable 2: %v\n%s", err, out)
+	}
+	vfs := sriovGuestList(t).PFs[0].VFs
+	if len(vfs) != 2 {
+		t.Fatalf("VFs %+v", vfs)
+	}
+	vf, fresh := vfs[0], vfs[0].Config
+
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan struct{})
+	served := make(chan error, 1)
+	var log bytes.Buffer
+	go func() {
+		served <- serve(ctx, []string{"-socket", sock, "-state", leases, "-backend", "iommufd"}, &log, func(string, string) { close(up) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		t.Logf("serve's log:\n%s", log.String())
+	})
+	select {
+	case <-up:
+	case err := <-served:
+		t.Fatalf("serve: %v\n%s", err, log.String())
+	}
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	vlan, trust := 30, true
+	a, err := c.AcquireDevice(vf.Address, client.AcquireOptions{Mode: proto.ModeFDs, VF: &proto.VFConfig{
+		MAC: "52:54:00:aa:bb:03", VLAN: &vlan, Trust: &trust, Required: []string{"mac", "vlan", "trust"}}})
+	if err != nil {
+		t.Fatalf("acquire %s: %v", vf.Address, err)
+	}
+	out, err := guestRun(t, "sriov", "list")
+	if err != nil || !strings.Contains(out, " "+vf.Address+" 8086:10ca group ") ||
+		!strings.Contains(out, "vfio-pci: mac 52:54:00:aa:bb:03 vlan 30 qos 0 spoofchk on trust on state auto") {
+		t.Errorf("sriov list while leased: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"disable", pf}, {"enable", pf, "3"}} {
+		args = append(append([]string{"sriov"}, args...), "-state", state, "-leases", leases)
+		if _, err := guestRun(t, args...); !errors.Is(err, sriov.ErrInUse) {
+			t.Errorf("%v while leased: %v, want in use", args, err)
+		}
+	}
+	if got := sriovGuestList(t).PFs[0]; got.NumVFs != 2 {
+		t.Errorf("after the refusals: %+v", got)
+	}
+	a.Close()
+	if err := c.Release(a.Lease.ID); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if now := sriovGuestList(t).PFs[0].VFs[0]; now.Driver != vf.Driver || now.Config == nil || fresh == nil || *now.Config != *fresh {
+		t.Errorf("after release %+v, want %+v", now, vf)
+	}
+	if out, err := guestRun(t, "sriov", "disable", pf, "-state", state, "-leases", leases); err != nil || out != pf+": no VFs\n" {
+		t.Errorf("disable after release: %v\n%s", err, out)
 	}
 }
 

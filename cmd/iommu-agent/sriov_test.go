@@ -18,11 +18,12 @@ import (
 )
 
 // sriovRun runs the sriov command on a fake host, with an empty bind
-// record unless the test writes one.
+// record and no lease records (in "leases" beside state) unless the test
+// writes them.
 func sriovRun(t *testing.T, h *sriovtest.Host, state string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	all := append([]string{"-sysfs", h.Root, "-state", state}, args...)
+	all := append([]string{"-sysfs", h.Root, "-state", state, "-leases", filepath.Join(filepath.Dir(state), "leases")}, args...)
 	err := sriovCmd(context.Background(), all, &out, sriovDeps{writer: h.Kernel, links: h.Links})
 	return out.String(), err
 }
@@ -93,6 +94,34 @@ func TestSRIOVCommands(t *testing.T) {
 		t.Errorf("refused disable wrote %q", h.Kernel.Writes()[n:])
 	}
 	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	// So does a lease of the agent (serve's record of it), and enable,
+	// which would change the count under it.
+	leases := filepath.Join(filepath.Dir(state), "leases")
+	if err := os.MkdirAll(leases, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(leases, "L1.lease")
+	if err := os.WriteFile(rec, []byte(`{"id":"L1","state":"active","mode":"fds","group":6,"devices":["0000:01:10.2"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sriovRun(t, h, state, "disable", "0000:01:00.0"); !errors.Is(err, sriov.ErrInUse) {
+		t.Errorf("disable with a leased VF: %v", err)
+	}
+	if _, err := sriovRun(t, h, state, "enable", "0000:01:00.0", "3"); !errors.Is(err, sriov.ErrInUse) {
+		t.Errorf("enable 3 with a leased VF: %v", err)
+	}
+	if len(h.Kernel.Writes()) != n {
+		t.Errorf("refused disable wrote %q", h.Kernel.Writes()[n:])
+	}
+	if err := os.WriteFile(rec, []byte(`{"id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sriovRun(t, h, state, "disable", "0000:01:00.0"); err == nil || len(h.Kernel.Writes()) != n {
+		t.Errorf("disable with an unreadable lease record: %v (it could hold any VF)", err)
+	}
+	if err := os.Remove(rec); err != nil {
 		t.Fatal(err)
 	}
 	out, err = sriovRun(t, h, state, "disable", "0000:01:00.0")
