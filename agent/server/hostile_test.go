@@ -224,7 +224,7 @@ func TestHostileClients(t *testing.T) {
 		t.Fatalf("after the hostile clients: %v", err)
 	}
 	c.Close()
-	waitFor(t, func() bool { return openFDs(t) <= fds0 })
+	waitFor(t, func() bool { return len(openFDs(t)) <= len(fds0) })
 }
 
 // waitFor polls cond until it holds or a generous deadline passes: the agent

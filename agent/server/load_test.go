@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,13 +22,34 @@ import (
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
 )
 
-func openFDs(t testing.TB) int {
+// openFDs lists this process's open fds with what they point at, so a
+// leak names its file.
+func openFDs(t testing.TB) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	fds := make(map[string]string, len(ents))
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fds[e.Name()] = target
+	}
+	return fds
+}
+
+// leakedFDs returns the fds open now that were not open, to the same
+// file, in before. The directory fd openFDs reads through is a different
+// number or the same one each time, never a leak.
+func leakedFDs(t testing.TB, before map[string]string) []string {
+	t.Helper()
+	var leaked []string
+	for fd, target := range openFDs(t) {
+		if before[fd] != target && !strings.HasPrefix(target, "/proc/") {
+			leaked = append(leaked, fd+" -> "+target)
+		}
+	}
+	return leaked
 }
 
 func heap() uint64 {
@@ -128,8 +150,8 @@ func TestLoad(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(filepath.Dir(sock))); len(ents) > 1 {
 		t.Errorf("socket dir: %d entries", len(ents))
 	}
-	if fds := openFDs(t); fds != fds0 {
-		t.Errorf("open fds %d before, %d after", fds0, fds)
+	if leaked := leakedFDs(t, fds0); len(leaked) > 0 {
+		t.Errorf("fds leaked: %v", leaked)
 	}
 	if recs, _ := os.ReadDir(state); len(recs) != 0 {
 		t.Errorf("lease records left: %v", recs)
