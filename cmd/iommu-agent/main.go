@@ -30,6 +30,7 @@ commands:
   bind      bind BDF | bind group N: hand devices to vfio-pci [-state FILE]
   unbind    unbind BDF | unbind group N: give them back their original drivers [-state FILE]
   probe     show what this host's IOMMU offers through iommufd and VFIO
+  trace     DMA map/unmap latency histograms from the kernel (eBPF) [--interval D] [--duration D] [--pid N] [--json] [--listen ADDR] [--emulated]
   version   print the version
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bindCmd(ctx, args[0], args[1:], stdout)
 	case "probe":
 		return probe(ctx, args[1:], stdout)
+	case "trace":
+		return trace(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
