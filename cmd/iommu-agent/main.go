@@ -33,6 +33,7 @@ commands:
   sriov     list | enable PF N | disable PF | set VF key=value...: SR-IOV VFs and their config [--json]
   serve     the daemon: lease devices to VMMs on a unix socket [-config FILE] [-socket PATH] [-state DIR] [-metrics ADDR] [-backend auto|iommufd|emulated]
   demo      the agent's job on an emulated IOMMU, in seconds, no root needed [-cycles N] [-v]
+  trace     DMA map/unmap latency histograms from the kernel (eBPF) [--interval D] [--duration D] [--pid N] [--json] [--listen ADDR] [--emulated]
   version   print the version
 `
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr, nil)
 	case "demo":
 		return demo(ctx, args[1:], stdout)
+	case "trace":
+		return trace(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

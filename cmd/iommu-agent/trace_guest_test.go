@@ -1,0 +1,108 @@
+//go:build hwtests && linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+)
+
+// lockedBuffer collects output written by the trace goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestGuestTrace runs `trace --pid self --json` against the real kernel,
+// issues n IOMMU_IOAS_MAP/UNMAP on a plain IOAS (no device needed for the
+// ioctl-level counts), stops it through ctx as Ctrl-C would, and wants
+// exactly n of each in the final snapshot.
+func TestGuestTrace(t *testing.T) {
+	const n = 50
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"trace", "--json", "--pid", strconv.Itoa(os.Getpid()), "--ops", "ioas_map,ioas_unmap"}, &out, pw)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	attached := false
+	for sc.Scan() {
+		t.Log(sc.Text())
+		if strings.HasPrefix(sc.Text(), "tracing with ") {
+			attached = true
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if !attached {
+		err := <-done
+		hwtest.Need(t, "trace", err)
+		t.Fatalf("trace ended before attaching: %v", err)
+	}
+
+	fd, err := iommufd.Open(iommufd.DefaultPath)
+	hwtest.Need(t, "open /dev/iommu", err)
+	defer fd.Close()
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := hwtest.DMABuffer(t, 4096)
+	for range n {
+		iova, err := fd.Map(ioas, mem, 0x100000, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fd.Unmap(ioas, iova, 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var s jsonSnap
+	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	t.Logf("%s", out.String())
+	if s.Source != "fentry" {
+		t.Errorf("source %q, want fentry", s.Source)
+	}
+	counts := map[string]uint64{}
+	for _, op := range s.Ops {
+		counts[string(op.Op)] = op.Count
+		if op.P50Ns <= 0 {
+			t.Errorf("%s: no latency", op.Op)
+		}
+	}
+	if counts["ioas_map"] != n || counts["ioas_unmap"] != n || len(counts) != 2 {
+		t.Errorf("counts %v, want %d ioas_map and ioas_unmap only", counts, n)
+	}
+}

@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// dmatrace: in-kernel latency histograms of DMA map/unmap operations.
+//
+// Every traced function has an entry program that stores a timestamp per
+// (thread, role) and an exit program that turns it into a log2 bucket of
+// the hists map, keyed by (op, tgid) with the comm in the value, with the bytes the call mapped
+// or unmapped on success. Calls at least slow_ns long also go to the
+// slow_events ring buffer. User space only polls the maps: nothing is sent
+// per event on the fast path. Each role comes as fentry/fexit and as
+// kprobe/kretprobe; the Go side loads one of the two sets.
+//
+// No libbpf headers: the few uapi facts needed (helper numbers, map types,
+// BTF map definition convention, pt_regs layout) are written out in
+// dmatrace.h, so the object depends only on the pinned clang.
+
+#include "dmatrace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+// Operations: the index of each latency.Op in latency.Ops().
+enum op {
+	OP_IOAS_MAP,
+	OP_IOAS_UNMAP,
+	OP_PIN_PAGES,
+	OP_TYPE1_MAP,
+	OP_TYPE1_UNMAP,
+	OP_IOMMU_MAP,
+	OP_IOMMU_UNMAP,
+	OP_IOTLB_SYNC,
+};
+
+// Roles: one per traced function, so nested calls of one thread (an
+// iommu_map inside an ioas_map) keep their own start times.
+enum role {
+	R_IOAS_MAP,
+	R_IOAS_UNMAP,
+	R_PIN,
+	R_TYPE1,
+	R_COMPAT,
+	R_IOMMU_MAP,
+	R_IOMMU_UNMAP,
+	R_IOTLB_SYNC,
+	R_PIN_USER,
+	R_PIN_TYPE1,
+	R_IOMMU_UNMAP_FAST,
+};
+
+#define VFIO_IOMMU_MAP_DMA 0x3b71
+#define VFIO_IOMMU_UNMAP_DMA 0x3b72
+#define BUCKETS 64
+// Page counts become bytes with 4 KiB pages: x86-64, and arm64's default.
+#define PAGE_SHIFT 12
+
+struct start_key {
+	__u64 tid; // bpf_get_current_pid_tgid()
+	__u32 role;
+	__u32 pad;
+};
+
+struct start_val {
+	__u64 ts;
+	__u64 arg; // what the exit needs: a pointer or a size
+	__u32 op;
+	__u32 pad;
+};
+
+struct hist_key {
+	__u32 op;
+	__u32 pid; // tgid
+};
+
+struct hist {
+	__u64 counts[BUCKETS]; // bucket i: [2^i, 2^(i+1)) ns, bucket 0 also 0
+	__u64 count;
+	__u64 sum_ns;
+	__u64 bytes;
+	char comm[16]; // the process's comm when its first operation was seen
+};
+
+struct event {
+	__u32 op;
+	__u32 pid;
+	char comm[16];
+	__u64 ns;
+	__u64 bytes;
+};
+
+// Keeps struct event in the BTF for bpf2go's Go type: the ring buffer
+// itself has no value type.
+const struct event *unused_event __attribute__((unused));
+
+// An LRU map: a thread's entries are reused, never deleted, and the LRU
+// drops those of threads that exited.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct start_key);
+	__type(value, struct start_val);
+} starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hist_key);
+	__type(value, struct hist);
+} hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} slow_events SEC(".maps");
+
+// Set by the loader: trace only this tgid (0: all), and the threshold of
+// slow_events (all ones: none).
+volatile const __u32 filter_tgid = 0;
+volatile const __u64 slow_ns = ~0ULL;
+
+// Losses, read by user space: hists full, ring buffer full.
+__u64 hist_dropped = 0;
+__u64 slow_dropped = 0;
+
+// A zeroed value to insert new keys from: struct hist does not fit on the
+// 512-byte BPF stack.
+struct hist zero_hist = {};
+
+// Only the field needed, relocated against the iommufd module's BTF.
+struct iommufd_ucmd {
+	void *cmd;
+} __attribute__((preserve_access_index));
+
+// The pages pfn_reader_user_pin pinned this call: [upages_start, upages_end).
+struct pfn_reader_user {
+	unsigned long upages_start;
+	unsigned long upages_end;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 ilog2(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		r += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >> 1)
+		r += 1;
+	return r;
+}
+
+// enter and take touch the thread's start entry in place: a lookup, not an
+// update and a delete, is the cheap hash operation.
+static __always_inline int enter(__u32 role, __u32 op, __u64 arg)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (filter_tgid && (__u32)(id >> 32) != filter_tgid)
+		return 0;
+	struct start_key k = {.tid = id, .role = role};
+	struct start_val *p = bpf_map_lookup_elem(&starts, &k);
+	if (p) {
+		p->arg = arg;
+		p->op = op;
+		p->ts = bpf_ktime_get_ns();
+		return 0;
+	}
+	struct start_val v = {.ts = bpf_ktime_get_ns(), .arg = arg, .op = op};
+	bpf_map_update_elem(&starts, &k, &v, BPF_ANY);
+	return 0;
+}
+
+// take moves the thread's start for role into *v; 0 if there was one.
+static __always_inline int take(__u32 role, struct start_val *v, __u64 *now)
+{
+	*now = bpf_ktime_get_ns();
+	struct start_key k = {.tid = bpf_get_current_pid_tgid(), .role = role};
+	struct start_val *p = bpf_map_lookup_elem(&starts, &k);
+
+	if (!p || !p->ts)
+		return -1;
+	*v = *p;
+	p->ts = 0;
+	return 0;
+}
+
+static __always_inline void record(struct start_val *v, __u64 now, __u64 bytes)
+{
+	__u64 ns = now - v->ts;
+	struct hist_key hk = {.op = v->op, .pid = bpf_get_current_pid_tgid() >> 32};
+	struct hist *h = bpf_map_lookup_elem(&hists, &hk);
+
+	if (!h) {
+		bpf_map_update_elem(&hists, &hk, &zero_hist, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hists, &hk);
+		if (!h) {
+			__sync_fetch_and_add(&hist_dropped, 1);
+			return;
+		}
+		// Racing first calls of one process both write it: same value.
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+	}
+	__sync_fetch_and_add(&h->counts[ilog2(ns) & (BUCKETS - 1)], 1);
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, ns);
+	__sync_fetch_and_add(&h->bytes, bytes);
+
+	if (ns < slow_ns)
+		return;
+	struct event *e = bpf_ringbuf_reserve(&slow_events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&slow_dropped, 1);
+		return;
+	}
+	e->op = hk.op;
+	e->pid = hk.pid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->ns = ns;
+	e->bytes = bytes;
+	bpf_ringbuf_submit(e, 0);
+}
+
+// The length of an IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP, read from the
+// kernel's copy of the uapi struct (struct iommu_ioas_map.length at 24,
+// struct iommu_ioas_unmap.length at 16; unmap writes back what it unmapped).
+static __always_inline __u64 ioas_length(__u64 ucmd, __u32 off)
+{
+	void *cmd = 0;
+	__u64 len = 0;
+
+	bpf_probe_read_kernel(&cmd, sizeof(cmd), &((struct iommufd_ucmd *)ucmd)->cmd);
+	if (cmd)
+		bpf_probe_read_kernel(&len, sizeof(len), cmd + off);
+	return len;
+}
+
+// The size of a VFIO_IOMMU_MAP_DMA / UNMAP_DMA, from the caller's struct
+// (vfio_iommu_type1_dma_map.size at 24, vfio_iommu_type1_dma_unmap.size at
+// 16; unmap writes back what it unmapped before returning).
+static __always_inline __u64 type1_size(__u64 uarg, __u32 op)
+{
+	__u64 size = 0;
+
+	bpf_probe_read_user(&size, sizeof(size), (void *)uarg + (op == OP_TYPE1_MAP ? 24 : 16));
+	return size;
+}
+
+static __always_inline int type1_enter(__u32 role, __u32 cmd, __u64 arg)
+{
+	if (cmd == VFIO_IOMMU_MAP_DMA)
+		return enter(role, OP_TYPE1_MAP, arg);
+	if (cmd == VFIO_IOMMU_UNMAP_DMA)
+		return enter(role, OP_TYPE1_UNMAP, arg);
+	return 0;
+}
+
+// Exits, shared by fexit and kretprobe.
+
+static __always_inline int pin_user_exit(int ret)
+{
+	struct start_val v;
+	__u64 now;
+	unsigned long start = 0, end = 0;
+
+	if (take(R_PIN_USER, &v, &now))
+		return 0;
+	if (ret == 0) {
+		struct pfn_reader_user *u = (void *)v.arg;
+
+		bpf_probe_read_kernel(&start, sizeof(start), &u->upages_start);
+		bpf_probe_read_kernel(&end, sizeof(end), &u->upages_end);
+	}
+	record(&v, now, end > start ? (__u64)(end - start) << PAGE_SHIFT : 0);
+	return 0;
+}
+
+// vfio_pin_pages_remote returns the pages pinned, or an errno.
+static __always_inline int pin_type1_exit(long ret)
+{
+	struct start_val v;
+	__u64 now;
+
+	if (take(R_PIN_TYPE1, &v, &now))
+		return 0;
+	record(&v, now, ret > 0 ? (__u64)ret << PAGE_SHIFT : 0);
+	return 0;
+}
+
+static __always_inline int ioas_exit(__u32 role, __u32 off, long ret)
+{
+	struct start_val v;
+	__u64 now;
+
+	if (take(role, &v, &now))
+		return 0;
+	record(&v, now, ret == 0 ? ioas_length(v.arg, off) : 0);
+	return 0;
+}
+
+static __always_inline int sized_exit(__u32 role, long ret)
+{
+	struct start_val v;
+	__u64 now;
+
+	if (take(role, &v, &now))
+		return 0;
+	record(&v, now, ret == 0 ? v.arg : 0);
+	return 0;
+}
+
+static __always_inline int type1_exit(__u32 role, long ret)
+{
+	struct start_val v;
+	__u64 now;
+
+	if (take(role, &v, &now))
+		return 0;
+	record(&v, now, ret == 0 ? type1_size(v.arg, v.op) : 0);
+	return 0;
+}
+
+static __always_inline int bytes_exit(__u32 role, __u64 bytes)
+{
+	struct start_val v;
+	__u64 now;
+
+	if (take(role, &v, &now))
+		return 0;
+	record(&v, now, bytes);
+	return 0;
+}
+
+// fentry/fexit: ctx holds the arguments as u64, then the return value.
+// The section names are the default targets; the loader may change them.
+
+SEC("fentry/iommufd_ioas_map")
+int fentry_ioas_map(__u64 *ctx) { return enter(R_IOAS_MAP, OP_IOAS_MAP, ctx[0]); }
+SEC("fexit/iommufd_ioas_map")
+int fexit_ioas_map(__u64 *ctx) { return ioas_exit(R_IOAS_MAP, 24, (int)ctx[1]); }
+
+SEC("fentry/iommufd_ioas_unmap")
+int fentry_ioas_unmap(__u64 *ctx) { return enter(R_IOAS_UNMAP, OP_IOAS_UNMAP, ctx[0]); }
+SEC("fexit/iommufd_ioas_unmap")
+int fexit_ioas_unmap(__u64 *ctx) { return ioas_exit(R_IOAS_UNMAP, 16, (int)ctx[1]); }
+
+// pfn_reader_user_pin(user, pages, start_index, last_index): the pinning
+// of an iommufd map (one call per batch)
+SEC("fentry/pfn_reader_user_pin")
+int fentry_pin_user(__u64 *ctx) { return enter(R_PIN_USER, OP_PIN_PAGES, ctx[0]); }
+SEC("fexit/pfn_reader_user_pin")
+int fexit_pin_user(__u64 *ctx) { return pin_user_exit((int)ctx[4]); }
+
+// vfio_pin_pages_remote(dma, vaddr, npage, pfn_base, limit, batch): the
+// pinning of a type1 map
+SEC("fentry/vfio_pin_pages_remote")
+int fentry_pin_type1(__u64 *ctx) { return enter(R_PIN_TYPE1, OP_PIN_PAGES, 0); }
+SEC("fexit/vfio_pin_pages_remote")
+int fexit_pin_type1(__u64 *ctx) { return pin_type1_exit((long)ctx[6]); }
+
+// iopt_map_user_pages(ictx, iopt, *iova, uptr, length, iommu_prot, flags):
+// IOVA allocation, pinning and domain fill; where pfn_reader_user_pin is
+// inlined
+SEC("fentry/iopt_map_user_pages")
+int fentry_pin(__u64 *ctx) { return enter(R_PIN, OP_PIN_PAGES, ctx[4]); }
+SEC("fexit/iopt_map_user_pages")
+int fexit_pin(__u64 *ctx) { return sized_exit(R_PIN, (int)ctx[7]); }
+
+// vfio_iommu_type1_ioctl(iommu_data, cmd, arg) returns long
+SEC("fentry/vfio_iommu_type1_ioctl")
+int fentry_type1(__u64 *ctx) { return type1_enter(R_TYPE1, (__u32)ctx[1], ctx[2]); }
+SEC("fexit/vfio_iommu_type1_ioctl")
+int fexit_type1(__u64 *ctx) { return type1_exit(R_TYPE1, (long)ctx[3]); }
+
+// iommufd_vfio_ioctl(ictx, cmd, arg) returns int: iommufd's vfio-compat container
+SEC("fentry/iommufd_vfio_ioctl")
+int fentry_compat(__u64 *ctx) { return type1_enter(R_COMPAT, (__u32)ctx[1], ctx[2]); }
+SEC("fexit/iommufd_vfio_ioctl")
+int fexit_compat(__u64 *ctx) { return type1_exit(R_COMPAT, (int)ctx[3]); }
+
+// iommu_map(domain, iova, paddr, size, prot, gfp) returns int
+SEC("fentry/iommu_map")
+int fentry_iommu_map(__u64 *ctx) { return enter(R_IOMMU_MAP, OP_IOMMU_MAP, ctx[3]); }
+SEC("fexit/iommu_map")
+int fexit_iommu_map(__u64 *ctx) { return sized_exit(R_IOMMU_MAP, (int)ctx[6]); }
+
+// iommu_unmap(domain, iova, size) returns the bytes unmapped
+SEC("fentry/iommu_unmap")
+int fentry_iommu_unmap(__u64 *ctx) { return enter(R_IOMMU_UNMAP, OP_IOMMU_UNMAP, 0); }
+SEC("fexit/iommu_unmap")
+int fexit_iommu_unmap(__u64 *ctx) { return bytes_exit(R_IOMMU_UNMAP, ctx[3]); }
+
+// iommu_unmap_fast(domain, iova, size, gather): type1's unmap, which syncs
+// the IOTLB itself
+SEC("fentry/iommu_unmap_fast")
+int fentry_iommu_unmap_fast(__u64 *ctx) { return enter(R_IOMMU_UNMAP_FAST, OP_IOMMU_UNMAP, 0); }
+SEC("fexit/iommu_unmap_fast")
+int fexit_iommu_unmap_fast(__u64 *ctx) { return bytes_exit(R_IOMMU_UNMAP_FAST, ctx[4]); }
+
+// The IOMMU driver's iotlb_sync op (domain, gather), void
+SEC("fentry/intel_iommu_tlb_sync")
+int fentry_iotlb_sync(__u64 *ctx) { return enter(R_IOTLB_SYNC, OP_IOTLB_SYNC, 0); }
+SEC("fexit/intel_iommu_tlb_sync")
+int fexit_iotlb_sync(__u64 *ctx) { return bytes_exit(R_IOTLB_SYNC, 0); }
+
+// kprobe/kretprobe: arguments and the return value from pt_regs.
+
+SEC("kprobe/iommufd_ioas_map")
+int kprobe_ioas_map(struct pt_regs *regs) { return enter(R_IOAS_MAP, OP_IOAS_MAP, PARM1(regs)); }
+SEC("kretprobe/iommufd_ioas_map")
+int kretprobe_ioas_map(struct pt_regs *regs) { return ioas_exit(R_IOAS_MAP, 24, (int)RET(regs)); }
+
+SEC("kprobe/iommufd_ioas_unmap")
+int kprobe_ioas_unmap(struct pt_regs *regs) { return enter(R_IOAS_UNMAP, OP_IOAS_UNMAP, PARM1(regs)); }
+SEC("kretprobe/iommufd_ioas_unmap")
+int kretprobe_ioas_unmap(struct pt_regs *regs) { return ioas_exit(R_IOAS_UNMAP, 16, (int)RET(regs)); }
+
+SEC("kprobe/pfn_reader_user_pin")
+int kprobe_pin_user(struct pt_regs *regs) { return enter(R_PIN_USER, OP_PIN_PAGES, PARM1(regs)); }
+SEC("kretprobe/pfn_reader_user_pin")
+int kretprobe_pin_user(struct pt_regs *regs) { return pin_user_exit((int)RET(regs)); }
+
+SEC("kprobe/vfio_pin_pages_remote")
+int kprobe_pin_type1(struct pt_regs *regs) { return enter(R_PIN_TYPE1, OP_PIN_PAGES, 0); }
+SEC("kretprobe/vfio_pin_pages_remote")
+int kretprobe_pin_type1(struct pt_regs *regs) { return pin_type1_exit((long)RET(regs)); }
+
+SEC("kprobe/iopt_map_user_pages")
+int kprobe_pin(struct pt_regs *regs) { return enter(R_PIN, OP_PIN_PAGES, PARM5(regs)); }
+SEC("kretprobe/iopt_map_user_pages")
+int kretprobe_pin(struct pt_regs *regs) { return sized_exit(R_PIN, (int)RET(regs)); }
+
+SEC("kprobe/vfio_iommu_type1_ioctl")
+int kprobe_type1(struct pt_regs *regs) { return type1_enter(R_TYPE1, (__u32)PARM2(regs), PARM3(regs)); }
+SEC("kretprobe/vfio_iommu_type1_ioctl")
+int kretprobe_type1(struct pt_regs *regs) { return type1_exit(R_TYPE1, (long)RET(regs)); }
+
+SEC("kprobe/iommufd_vfio_ioctl")
+int kprobe_compat(struct pt_regs *regs) { return type1_enter(R_COMPAT, (__u32)PARM2(regs), PARM3(regs)); }
+SEC("kretprobe/iommufd_vfio_ioctl")
+int kretprobe_compat(struct pt_regs *regs) { return type1_exit(R_COMPAT, (int)RET(regs)); }
+
+SEC("kprobe/iommu_map")
+int kprobe_iommu_map(struct pt_regs *regs) { return enter(R_IOMMU_MAP, OP_IOMMU_MAP, PARM4(regs)); }
+SEC("kretprobe/iommu_map")
+int kretprobe_iommu_map(struct pt_regs *regs) { return sized_exit(R_IOMMU_MAP, (int)RET(regs)); }
+
+SEC("kprobe/iommu_unmap")
+int kprobe_iommu_unmap(struct pt_regs *regs) { return enter(R_IOMMU_UNMAP, OP_IOMMU_UNMAP, 0); }
+SEC("kretprobe/iommu_unmap")
+int kretprobe_iommu_unmap(struct pt_regs *regs) { return bytes_exit(R_IOMMU_UNMAP, RET(regs)); }
+
+SEC("kprobe/iommu_unmap_fast")
+int kprobe_iommu_unmap_fast(struct pt_regs *regs) { return enter(R_IOMMU_UNMAP_FAST, OP_IOMMU_UNMAP, 0); }
+SEC("kretprobe/iommu_unmap_fast")
+int kretprobe_iommu_unmap_fast(struct pt_regs *regs) { return bytes_exit(R_IOMMU_UNMAP_FAST, RET(regs)); }
+
+SEC("kprobe/intel_iommu_tlb_sync")
+int kprobe_iotlb_sync(struct pt_regs *regs) { return enter(R_IOTLB_SYNC, OP_IOTLB_SYNC, 0); }
+SEC("kretprobe/intel_iommu_tlb_sync")
+int kretprobe_iotlb_sync(struct pt_regs *regs) { return bytes_exit(R_IOTLB_SYNC, 0); }
