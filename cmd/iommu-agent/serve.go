@@ -17,6 +17,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/agent/sriov"
+	"github.com/iommu-agent/iommu-agent/ebpf"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
@@ -29,6 +30,7 @@ type serveConfig struct {
 	config, socket, state, metrics, backend, sysfsRoot string
 	emulated                                           int
 	orphanCheck                                        time.Duration
+	trace                                              bool
 }
 
 // serve runs the agent's daemon until ctx ends. ready, when not nil, is
@@ -44,6 +46,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	fl.StringVar(&c.sysfsRoot, "sysfs", "/sys", "sysfs root")
 	fl.IntVar(&c.emulated, "emulated-devices", 4, "edu-like devices, one per group, of the emulated backend")
 	fl.DurationVar(&c.orphanCheck, "orphan-check", 10*time.Second, "how often orphaned leases are checked")
+	fl.BoolVar(&c.trace, "trace", false, "attach the eBPF DMA map/unmap tracer (iommufd backend) and serve its histograms on /metrics")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +61,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 			return err
 		}
 	}
+	var tracer *ebpf.Tracer
 	o := server.Options{Policy: policy, StateDir: c.state, Log: log, OrphanCheck: c.orphanCheck}
 	backend := c.backend
 	if backend == "auto" {
@@ -95,10 +99,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	default:
 		return fmt.Errorf("serve: backend %q: want auto, iommufd or emulated", backend)
 	}
+	if c.trace && backend == server.BackendIOMMUFD {
+		// Opt-in: loading the programs parses the kernel's BTF, which
+		// costs a start seconds under emulation; a host without BPF
+		// still serves, with the reason logged.
+		if t, err := ebpf.Open(ebpf.Options{Ops: []latency.Op{latency.IOASMap, latency.IOASUnmap, latency.Type1Map, latency.Type1Unmap}}); err != nil {
+			log.Warn("no kernel DMA latency on /metrics", "err", err)
+		} else {
+			defer t.Close()
+			tracer = t
+			log.Info("tracing", "source", t.Source())
+		}
+	}
 	log.Info("starting", "backend", o.Backend, "socket", c.socket, "state", c.state, "policy_rules", len(policy.Rules), "config", c.config)
 	srv, err := server.New(ctx, o)
 	if err != nil {
 		return err
+	}
+	if tracer != nil {
+		if err := srv.Register(latency.NewCollector(tracer)); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(c.socket), 0o755); err != nil {
 		return err

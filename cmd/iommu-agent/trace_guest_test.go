@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,5 +106,82 @@ func TestGuestTrace(t *testing.T) {
 	}
 	if counts["ioas_map"] != n || counts["ioas_unmap"] != n || len(counts) != 2 {
 		t.Errorf("counts %v, want %d ioas_map and ioas_unmap only", counts, n)
+	}
+}
+
+// TestGuestServeTrace runs `serve -trace` on the real kernel and wants the
+// tracer's histograms on /metrics: n IOAS maps and unmaps by this process
+// show up as at least n observations (other processes may map too), traced
+// with fentry.
+func TestGuestServeTrace(t *testing.T) {
+	const n = 20
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedBuffer
+	type addrs struct{ sock, metrics string }
+	up := make(chan addrs, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- serve(ctx, []string{"-socket", filepath.Join(dir, "agent.sock"), "-state", filepath.Join(dir, "leases"),
+			"-backend", "iommufd", "-metrics", "127.0.0.1:0", "-trace"}, &log, func(s, m string) { up <- addrs{s, m} })
+	}()
+	var a addrs
+	select {
+	case a = <-up:
+	case err := <-served:
+		t.Fatalf("serve: %v\n%s", err, log.String())
+	}
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	if !strings.Contains(log.String(), `"msg":"tracing","source":"fentry"`) {
+		t.Fatalf("serve did not attach the tracer with fentry:\n%s", log.String())
+	}
+
+	fd, err := iommufd.Open(iommufd.DefaultPath)
+	hwtest.Need(t, "open /dev/iommu", err)
+	defer fd.Close()
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := hwtest.DMABuffer(t, 4096)
+	for range n {
+		iova, err := fd.Map(ioas, mem, 0x100000, iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fd.Unmap(ioas, iova, 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	resp, err := http.Get("http://" + a.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"ioas_map", "ioas_unmap"} {
+		prefix := `iommu_agent_dma_op_duration_seconds_count{op="` + op + `",source="fentry"} `
+		var count uint64
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+				count, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+		if count < n {
+			t.Errorf("%s: %d observations on /metrics, want at least %d", op, count, n)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
 	}
 }

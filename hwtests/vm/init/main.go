@@ -74,6 +74,10 @@ func run(out *stream, earlyErr error) string {
 		out.errorf("mounts: %v", err)
 		failed = append(failed, "mounts")
 	}
+	if err := loopbackUp(); err != nil {
+		out.errorf("lo: %v", err)
+		failed = append(failed, "loopback")
+	}
 	// Tests that start VMMs or pin memory set their own limits.
 	inf := &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
 	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, inf); err != nil {
@@ -96,6 +100,28 @@ func run(out *stream, earlyErr error) string {
 		failed = append(failed, fmt.Sprintf("%d of %d test binaries failed", bad, len(m.Tests)))
 	}
 	return strings.Join(failed, "; ")
+}
+
+// loopbackUp brings lo up, as a distribution's init does, so tests can
+// serve and scrape HTTP (the agent's /metrics) on 127.0.0.1.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
+	}
+	return nil
 }
 
 func readManifest(p string) (wire.Manifest, error) {
