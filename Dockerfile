@@ -20,9 +20,10 @@
 #
 # Why those capabilities: SYS_RESOURCE raises a VMM's RLIMIT_MEMLOCK and sets
 # IOMMU_OPTION_RLIMIT_MODE on the iommufd handed out; SYS_PTRACE and
-# DAC_READ_SEARCH read other uids' /proc/PID/fd. The other commands need
-# more: `probe`, `bind`, `unbind` the same nodes and /sys; the DMA tracer
-# BPF and PERFMON; SR-IOV NET_ADMIN and --network host. vfio-pci must be
+# DAC_READ_SEARCH read other uids' /proc/PID/fd. More is needed for more:
+# leasing SR-IOV VFs with a config (serve) and `sriov` need NET_ADMIN and
+# --network host (the PF's netdev); `serve -trace` and `trace` need BPF and
+# PERFMON; `probe`, `bind`, `unbind` the same nodes and /sys. vfio-pci must be
 # loaded on the host (the container loads no modules). The runtime stage is
 # scratch: no shell, so the default seccomp profile and root inside are all
 # the container adds. No engine runs on the build machines, so this file is
