@@ -139,3 +139,37 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkAlone runs each discovery by itself, for per-device syscall
+// counts (strace -c -f on the test binary, with two -benchtime values and
+// the difference taken) and profiles that see one side only.
+func BenchmarkAlone(b *testing.B) {
+	sysRoot, chroot := tree(b)
+	f, err := sysfs.New(sysRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("PCIDB_PATH", filepath.Join(chroot, "usr", "share", "hwdata", "pci.ids"))
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			if devs, err := f.Scan(); err != nil || len(devs) != devices {
+				b.Fatalf("sysfs.Scan: %d devices, %v", len(devs), err)
+			}
+		}
+	})
+	b.Run("devices", func(b *testing.B) {
+		for b.Loop() {
+			if devs, err := f.Devices(); err != nil || len(devs) != devices {
+				b.Fatalf("sysfs.Devices: %d devices, %v", len(devs), err)
+			}
+		}
+	})
+	b.Run("ghw", func(b *testing.B) {
+		for b.Loop() {
+			info, err := ghw.PCI(ghw.WithChroot(chroot), ghw.WithDisableTopology(), ghw.WithDisableWarnings())
+			if err != nil || len(info.Devices) != devices {
+				b.Fatalf("ghw: %v, %v", info, err)
+			}
+		}
+	})
+}
