@@ -68,6 +68,8 @@ func (f *FS) Scan() ([]Device, error) { return f.devices(false) }
 func (f *FS) devices(details bool) ([]Device, error) {
 	bus := openDir(f.Path("bus", "pci", "devices"))
 	defer bus.close()
+	root := openDir(f.Path())
+	defer root.close()
 	ents, err := os.ReadDir(bus.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // no PCI bus
@@ -85,7 +87,7 @@ func (f *FS) devices(details bool) ([]Device, error) {
 			return
 		}
 		d := &devs[i]
-		*d, errs[i] = f.summary(bus, a, buf)
+		*d, errs[i] = f.summary(bus, root, a, buf)
 		if details {
 			errs[i] = errors.Join(errs[i], f.Details(d))
 		}
@@ -129,8 +131,10 @@ func (f *FS) Device(a Address) (Device, error) {
 	}
 	bus := openDir(f.Path("bus", "pci", "devices"))
 	defer bus.close()
+	root := openDir(f.Path())
+	defer root.close()
 	var buf [maxAttr]byte
-	d, err := f.summary(bus, a, buf[:])
+	d, err := f.summary(bus, root, a, buf[:])
 	return d, errors.Join(err, f.Details(&d))
 }
 
@@ -150,12 +154,12 @@ func compareAddress(x, y Address) int {
 	return 0
 }
 
-// summary reads what Scan promises, each file by its path under bus, the
-// open bus/pci/devices: no per-device directory handle, and no lookup of a
-// file that is usually missing. The ids and the driver come from one read
-// of uevent; the separate files are read only where uevent lacks them.
-// buf is the caller's, reused across devices.
-func (f *FS) summary(bus *dir, a Address, buf []byte) (Device, error) {
+// summary reads what Scan promises, with no per-device directory handle
+// and no lookup of a file that is usually missing. The ids and the driver
+// come from one read of uevent; the separate files are read only where
+// uevent lacks them. bus is the open bus/pci/devices, root the open sysfs
+// root; buf is the caller's, reused across devices.
+func (f *FS) summary(bus, root *dir, a Address, buf []byte) (Device, error) {
 	d := Device{Address: a}
 	bdf := a.String()
 	var errs []error
@@ -164,14 +168,20 @@ func (f *FS) summary(bus *dir, a Address, buf []byte) (Device, error) {
 	}
 	// The bus entry links to the device under its parent: a bridge's
 	// address, or pciDDDD:BB on a root bus (no Upstream). A tree that is no
-	// link has no topology to give.
+	// link has no topology to give. The device's files are then reached by
+	// the link's target from the root, sparing the kernel a walk through
+	// the link for each: it builds a sysfs link's target anew each time.
+	at, dev := bus, bdf
 	if t, ok, err := bus.target(bdf); err == nil && ok {
 		if up, err := ParseAddress(filepath.Base(filepath.Dir(t))); err == nil {
 			d.Upstream = &up
 		}
+		if p := filepath.Join("bus", "pci", "devices", t); filepath.IsLocal(p) && filepath.Base(p) == bdf {
+			at, dev = root, p
+		}
 	}
 	idsRead := false
-	if b, ok, err := bus.read(bdf+"/uevent", buf, false); err != nil {
+	if b, ok, err := at.read(dev+"/uevent", buf, false); err != nil {
 		fail("uevent", err)
 	} else if ok {
 		ids, found, err := parsePCIUevent(string(b))
@@ -184,10 +194,10 @@ func (f *FS) summary(bus *dir, a Address, buf []byte) (Device, error) {
 		}
 	}
 	if !idsRead {
-		f.readIDs(bus, &d, buf, fail)
+		f.readIDs(at, dev, &d, buf, fail)
 	}
 	// A missing iommu_group means no IOMMU translates the device: no error.
-	if t, ok, err := bus.link(bdf + "/iommu_group"); err != nil {
+	if t, ok, err := at.link(dev + "/iommu_group"); err != nil {
 		fail("iommu_group", err)
 	} else if ok {
 		if g, err := parseGroupLink(t); err != nil {
@@ -198,7 +208,7 @@ func (f *FS) summary(bus *dir, a Address, buf []byte) (Device, error) {
 	}
 	if d.IsBridge() {
 		var cfg [configSize]byte
-		if b, ok, err := bus.read(bdf+"/config", cfg[:], false); err != nil {
+		if b, ok, err := at.read(dev+"/config", cfg[:], false); err != nil {
 			fail("config", err)
 		} else if ok {
 			if ci, err := ParseConfig(b); err != nil {
@@ -212,9 +222,8 @@ func (f *FS) summary(bus *dir, a Address, buf []byte) (Device, error) {
 }
 
 // readIDs reads the ids from their own files and the driver from its link,
-// for a uevent without them.
-func (f *FS) readIDs(bus *dir, d *Device, buf []byte, fail func(string, error)) {
-	bdf := d.Address.String()
+// for a uevent without them: dev's files under at.
+func (f *FS) readIDs(at *dir, dev string, d *Device, buf []byte, fail func(string, error)) {
 	ids := []struct {
 		name string
 		bits int
@@ -227,7 +236,7 @@ func (f *FS) readIDs(bus *dir, d *Device, buf []byte, fail func(string, error)) 
 		{"class", 24, func(v uint64) { d.Class = uint32(v) }},
 	}
 	for _, id := range ids {
-		b, ok, err := bus.read(bdf+"/"+id.name, buf, false)
+		b, ok, err := at.read(dev+"/"+id.name, buf, false)
 		if err != nil {
 			fail(id.name, err)
 			continue
@@ -242,7 +251,7 @@ func (f *FS) readIDs(bus *dir, d *Device, buf []byte, fail func(string, error)) 
 		}
 		id.set(v)
 	}
-	if drv, _, err := bus.link(bdf + "/driver"); err != nil {
+	if drv, _, err := at.link(dev + "/driver"); err != nil {
 		fail("driver", err)
 	} else {
 		d.Driver = drv
