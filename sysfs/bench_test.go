@@ -23,6 +23,21 @@ func BenchmarkDevices(b *testing.B) {
 	}
 }
 
+// BenchmarkScan is BenchmarkDevices with what list reads: see FS.Scan.
+func BenchmarkScan(b *testing.B) {
+	f, err := sysfs.New(sysfstest.Synthetic(b, 4096, 1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		devs, err := f.Scan()
+		if err != nil || len(devs) != 4096 {
+			b.Fatalf("%d devices, %v", len(devs), err)
+		}
+	}
+}
+
 func BenchmarkGroupsAndViability(b *testing.B) {
 	f, err := sysfs.New(sysfstest.Synthetic(b, 4096, 1024))
 	if err != nil {

@@ -92,6 +92,16 @@ func (d *dir) read(name string, buf []byte, whole bool) (data []byte, ok bool, e
 // link returns the basename of symlink name's target; ok is false when
 // there is no such link.
 func (d *dir) link(name string) (string, bool, error) {
+	t, ok, err := d.target(name)
+	if !ok {
+		return "", ok, err
+	}
+	return filepath.Base(t), true, nil
+}
+
+// target returns symlink name's target; ok is false when there is no such
+// link.
+func (d *dir) target(name string) (string, bool, error) {
 	dfd, p := d.at(name)
 	var buf [unix.PathMax]byte
 	n, err := ignoringEINTR(func() (int, error) { return unix.Readlinkat(dfd, p, buf[:]) })
@@ -101,7 +111,7 @@ func (d *dir) link(name string) (string, bool, error) {
 	if err != nil {
 		return "", false, &fs.PathError{Op: "readlink", Path: filepath.Join(d.path, name), Err: err}
 	}
-	return filepath.Base(string(buf[:n])), true, nil
+	return string(buf[:n]), true, nil
 }
 
 func ignoringEINTR(f func() (int, error)) (int, error) {

@@ -514,3 +514,50 @@ func TestViabilityOf(t *testing.T) {
 		t.Error("ViabilityOf with a member not among the devices: ok")
 	}
 }
+
+// Scan and then Details on each device give what Devices gives, on every
+// fixture, and Scan's drivers (from uevent) follow binds and releases.
+func TestScanThenDetails(t *testing.T) {
+	t.Parallel()
+	ents, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(t *testing.T, f *sysfs.FS) []sysfs.Device {
+		t.Helper()
+		want, werr := f.Devices()
+		got, gerr := f.Scan()
+		for i := range got {
+			gerr = errors.Join(gerr, f.Details(&got[i]))
+		}
+		if !reflect.DeepEqual(got, want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("Scan+Details: %v\n%+v\nDevices: %v\n%+v", gerr, got, werr, want)
+		}
+		return got
+	}
+	for _, e := range ents {
+		t.Run(e.Name(), func(t *testing.T) {
+			t.Parallel()
+			f, _ := open(t, e.Name())
+			same(t, f)
+		})
+	}
+	f, _ := open(t, "vtd-guest-bridge-config-captured.txtar")
+	b, err := f.BindGroup(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range same(t, f) {
+		if d.IOMMUGroup != nil && *d.IOMMUGroup == 5 && !d.IsBridge() && d.Driver != "vfio-pci" {
+			t.Errorf("bound group 5, Scan says %s is on %q", d.Address, d.Driver)
+		}
+	}
+	if err := f.Release(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range same(t, f) {
+		if d.Address.String() == "0000:02:01.0" && d.Driver != "e1000" {
+			t.Errorf("released, Scan says %s is on %q, want e1000", d.Address, d.Driver)
+		}
+	}
+}

@@ -264,22 +264,28 @@ func parseCmdline(text string) []string {
 	return out
 }
 
-// pciIDs are the ids a PCI device's uevent file carries.
+// pciIDs are what a PCI device's uevent file carries: its ids and driver.
 type pciIDs struct {
 	vendor, device, subVendor, subDevice uint16
 	class                                uint32
+	driver                               string // DRIVER; "" when unbound
 }
 
-// parsePCIUevent takes the ids from a device's uevent file, which the
-// kernel's pci_uevent writes from its cached config header as
-// PCI_CLASS=%04X, PCI_ID=%04X:%04X and PCI_SUBSYS_ID=%04X:%04X: one read
-// instead of five. found is false unless all three keys are there.
+// parsePCIUevent takes the ids and driver from a device's uevent file,
+// which the kernel's dev_uevent and pci_uevent write as DRIVER=%s (only when
+// bound), PCI_CLASS=%04X, PCI_ID=%04X:%04X and PCI_SUBSYS_ID=%04X:%04X from
+// the cached config header: one read instead of five files and a link.
+// found is false unless all three PCI keys are there.
 func parsePCIUevent(text string) (ids pciIDs, found bool, err error) {
-	var class, id, subsys string
+	var class, id, subsys, driver string
 	var have int
-	for _, line := range lines(text) {
-		k, v, _ := strings.Cut(line, "=")
+	for rest := text; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
+		case "DRIVER":
+			driver = v
 		case "PCI_CLASS":
 			class, have = v, have|1
 		case "PCI_ID":
@@ -311,5 +317,6 @@ func parsePCIUevent(text string) (ids pciIDs, found bool, err error) {
 	if ids.subVendor, ids.subDevice, err = pair("PCI_SUBSYS_ID", subsys); err != nil {
 		return pciIDs{}, false, err
 	}
+	ids.driver = driver
 	return ids, true, nil
 }

@@ -141,7 +141,7 @@ func TestParseCmdline(t *testing.T) {
 func TestParsePCIUevent(t *testing.T) {
 	t.Parallel()
 	ids, found, err := parsePCIUevent("DRIVER=vfio-pci\nPCI_CLASS=FF00\nPCI_ID=1234:11E8\nPCI_SUBSYS_ID=1AF4:1100\nPCI_SLOT_NAME=0000:00:03.0\nMODALIAS=pci:v00001234d000011E8sv00001AF4sd00001100bcFFsc00i00\n")
-	if want := (pciIDs{vendor: 0x1234, device: 0x11e8, subVendor: 0x1af4, subDevice: 0x1100, class: 0xff00}); err != nil || !found || ids != want {
+	if want := (pciIDs{vendor: 0x1234, device: 0x11e8, subVendor: 0x1af4, subDevice: 0x1100, class: 0xff00, driver: "vfio-pci"}); err != nil || !found || ids != want {
 		t.Errorf("parsePCIUevent = %+v, %v, %v; want %+v", ids, found, err, want)
 	}
 	if _, found, err := parsePCIUevent("PCI_CLASS=FF00\nPCI_ID=1234:11E8\n"); found || err != nil {

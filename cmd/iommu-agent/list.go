@@ -168,7 +168,7 @@ func inventory(f *sysfs.FS) Inventory {
 	}
 	units, err := f.IOMMUs()
 	note(err)
-	devs, err := f.Devices()
+	devs, err := f.Scan() // all list shows; no Details
 	note(err)
 	devsClean := err == nil // else judge groups from their own files
 	groups, err := f.Groups()

@@ -45,9 +45,12 @@ func tree(b *testing.B) (sysRoot, chroot string) {
 	return sysRoot, chroot
 }
 
-// BenchmarkDiscovery times sysfs.Devices and ghw.PCI alternately on the
-// same tree and reports each one's time per discovery and their ratio.
-// ghw runs with topology detection off (the chroot has no NUMA nodes) and
+// BenchmarkDiscovery times sysfs's discovery and ghw.PCI alternately on
+// the same tree and reports each one's time per discovery and their ratios.
+// Ours runs in two ways: Scan, what `iommu-agent list` reads (ids, driver,
+// group, topology, bridges' config: ghw's fields and the ACS list needs;
+// "scan"), and Devices, every attribute of every device, NUMA node, BARs,
+// driver_override and SR-IOV included ("devices"). ghw runs with topology detection off (the chroot has no NUMA nodes) and
 // in two ways: as ghw.PCI is normally called, parsing pci.ids each time
 // (ratio), and with the database parsed once beforehand and handed in with
 // WithPCIDB (ratio-preloaded-ids), which leaves ghw only its sysfs walk.
@@ -65,14 +68,21 @@ func BenchmarkDiscovery(b *testing.B) {
 	// ghw v0.27.0's PCI does not pass its chroot on to pcidb, which would
 	// look in the host's /usr/share; PCIDB_PATH is how ghw is told.
 	b.Setenv("PCIDB_PATH", idsPath)
-	var ours, theirs, theirsPreloaded cost
+	var scan, ours, theirs, theirsPreloaded cost
 	n := 0
 	for b.Loop() {
 		c := start()
-		devs, err := f.Devices()
+		devs, err := f.Scan()
+		scan.add(c.stop())
+		if err != nil || len(devs) != devices || devs[0].IOMMUGroup == nil {
+			b.Fatalf("sysfs.Scan: %d devices, %v", len(devs), err)
+		}
+
+		c = start()
+		devs, err = f.Devices()
 		ours.add(c.stop())
-		if err != nil || len(devs) != devices {
-			b.Fatalf("sysfs: %d devices, %v", len(devs), err)
+		if err != nil || len(devs) != devices || devs[0].Resources == nil {
+			b.Fatalf("sysfs.Devices: %d devices, %v", len(devs), err)
 		}
 
 		c = start()
@@ -91,13 +101,19 @@ func BenchmarkDiscovery(b *testing.B) {
 		n++
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(n) / 1e6 }
-	b.ReportMetric(ms(ours.wall), "sysfs-ms")
+	b.ReportMetric(ms(scan.wall), "scan-ms")
+	b.ReportMetric(ms(ours.wall), "devices-ms")
 	b.ReportMetric(ms(theirs.wall), "ghw-ms")
 	b.ReportMetric(ms(theirsPreloaded.wall), "ghw-preloaded-ids-ms")
-	b.ReportMetric(float64(ours.wall)/float64(theirs.wall), "ratio")
-	b.ReportMetric(float64(ours.wall)/float64(theirsPreloaded.wall), "ratio-preloaded-ids")
-	b.ReportMetric(float64(ours.cpu)/float64(theirs.cpu), "cpu-ratio")
-	b.ReportMetric(float64(ours.cpu)/float64(theirsPreloaded.cpu), "cpu-ratio-preloaded-ids")
+	for _, o := range []struct {
+		name string
+		c    cost
+	}{{"scan", scan}, {"devices", ours}} {
+		b.ReportMetric(float64(o.c.wall)/float64(theirs.wall), "ratio-"+o.name)
+		b.ReportMetric(float64(o.c.wall)/float64(theirsPreloaded.wall), "ratio-preloaded-ids-"+o.name)
+		b.ReportMetric(float64(o.c.cpu)/float64(theirs.cpu), "cpu-ratio-"+o.name)
+		b.ReportMetric(float64(o.c.cpu)/float64(theirsPreloaded.cpu), "cpu-ratio-preloaded-ids-"+o.name)
+	}
 }
 
 // cost is wall time and the process's CPU time (user and system, all
@@ -122,4 +138,38 @@ func cpuTime() time.Duration {
 		panic(err) // EFAULT or EINVAL: cannot happen with these arguments
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAlone runs each discovery by itself, for per-device syscall
+// counts (strace -c -f on the test binary, with two -benchtime values and
+// the difference taken) and profiles that see one side only.
+func BenchmarkAlone(b *testing.B) {
+	sysRoot, chroot := tree(b)
+	f, err := sysfs.New(sysRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("PCIDB_PATH", filepath.Join(chroot, "usr", "share", "hwdata", "pci.ids"))
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			if devs, err := f.Scan(); err != nil || len(devs) != devices {
+				b.Fatalf("sysfs.Scan: %d devices, %v", len(devs), err)
+			}
+		}
+	})
+	b.Run("devices", func(b *testing.B) {
+		for b.Loop() {
+			if devs, err := f.Devices(); err != nil || len(devs) != devices {
+				b.Fatalf("sysfs.Devices: %d devices, %v", len(devs), err)
+			}
+		}
+	})
+	b.Run("ghw", func(b *testing.B) {
+		for b.Loop() {
+			info, err := ghw.PCI(ghw.WithChroot(chroot), ghw.WithDisableTopology(), ghw.WithDisableWarnings())
+			if err != nil || len(info.Devices) != devices {
+				b.Fatalf("ghw: %v, %v", info, err)
+			}
+		}
+	})
 }

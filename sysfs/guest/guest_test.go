@@ -404,3 +404,31 @@ func TestGuestHotplug(t *testing.T) {
 		t.Errorf("host after the test\n%q\nbefore\n%q", got, want)
 	}
 }
+
+// On the real kernel, Scan's ids and drivers (from uevent) and Details give
+// what Devices reads from the separate files and links.
+func TestGuestScanMatchesDevices(t *testing.T) {
+	f, err := sysfs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := f.Devices()
+	if err != nil || len(want) == 0 {
+		t.Fatalf("Devices: %d, %v", len(want), err)
+	}
+	got, err := f.Scan()
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	for i := range got {
+		if got[i].Driver == "" && got[i].Address == want[i].Address && want[i].Driver != "" {
+			t.Errorf("%s: Scan has no driver, Devices %q", got[i].Address, want[i].Driver)
+		}
+		if err := f.Details(&got[i]); err != nil {
+			t.Errorf("Details %s: %v", got[i].Address, err)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Scan+Details:\n%+v\nDevices:\n%+v", got, want)
+	}
+}

@@ -212,7 +212,33 @@ func (k *Kernel) link(drv, bdf, dev string) error {
 	if err := os.Symlink(toDrv, filepath.Join(dev, "driver")); err != nil {
 		return err
 	}
+	if err := setUeventDriver(dev, drv); err != nil {
+		return err
+	}
 	return os.Symlink(toDev, filepath.Join(dd, bdf))
+}
+
+// setUeventDriver rewrites the DRIVER line of dev's uevent, if it has one,
+// as the kernel's dev_uevent prints it: first, and only while bound.
+func setUeventDriver(dev, drv string) error {
+	p := filepath.Join(dev, "uevent")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	if drv != "" {
+		out.WriteString("DRIVER=" + drv + "\n")
+	}
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "DRIVER=") {
+			out.WriteString(line)
+		}
+	}
+	return os.WriteFile(p, []byte(out.String()), 0o644)
 }
 
 func (k *Kernel) unbind(drv, bdf string) error {
@@ -224,6 +250,9 @@ func (k *Kernel) unbind(drv, bdf string) error {
 		return fmt.Errorf("unbind %s from %s: not bound to it: no such device", bdf, drv)
 	}
 	if err := os.Remove(filepath.Join(dev, "driver")); err != nil {
+		return err
+	}
+	if err := setUeventDriver(dev, ""); err != nil {
 		return err
 	}
 	err = os.Remove(filepath.Join(k.Root, "bus", "pci", "drivers", drv, bdf))
