@@ -38,8 +38,12 @@ func probeAccel(ctx context.Context, lane Lane) (string, string) {
 
 // BootSpec is one guest boot.
 type BootSpec struct {
-	Lane    Lane
-	Accel   string // kvm or tcg
+	Lane  Lane
+	Accel string // kvm or tcg
+	// ICount is QEMU's -icount under TCG ("" off): the guest's clocks
+	// count executed instructions, so timings inside the guest measure
+	// instructions, whatever else the host is doing.
+	ICount  string
 	Memory  string // -m
 	SMP     int
 	Kernel  string // vmlinuz
@@ -78,6 +82,9 @@ func guestMounts() []wire.Mount {
 func (b BootSpec) QEMUArgs() []string {
 	l := b.Lane
 	args := []string{"-accel", b.Accel}
+	if b.ICount != "" {
+		args = append(args, "-icount", b.ICount)
+	}
 	args = append(args, l.Machine...)
 	cpu := l.TCGCPU
 	if b.Accel == "kvm" {

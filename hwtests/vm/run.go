@@ -25,6 +25,7 @@ type Config struct {
 	Variant       Variant
 	KernelVersion string // "" = DefaultKernelVersion, or the newest bookworm 6.12 if it is gone
 	Accel         string // auto, kvm or tcg
+	ICount        string // QEMU -icount (TCG only), "" off; see BootSpec.ICount
 	Memory        string
 	SMP           int
 	// Timeout is the hard deadline for the boot (QEMU is killed).
@@ -147,6 +148,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	}
 
 	accel, why := cfg.Accel, "from -accel"
+	if cfg.ICount != "" {
+		if accel == "kvm" {
+			return res, errors.New("-icount needs TCG: it counts instructions QEMU itself executes")
+		}
+		accel, why = "tcg", "-icount"
+	}
 	memo := kvmMemo{path: filepath.Join(cache.Dir, "kvm-broken.json"), qemu: cfg.Lane.QEMU}
 	if accel == "auto" {
 		accel, why = probeAccel(ctx, cfg.Lane)
@@ -188,7 +195,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 			}
 		}
 		spec := BootSpec{
-			Lane: cfg.Lane, Accel: accel, Memory: cfg.Memory, SMP: cfg.SMP,
+			Lane: cfg.Lane, Accel: accel, ICount: cfg.ICount, Memory: cfg.Memory, SMP: cfg.SMP,
 			Kernel: k.Image(), Initrd: initrd, Devices: cfg.Devices,
 			ConsoleLog: consoleLog, HostRoot: "/", OutDir: filepath.Join(runDir, "out"),
 		}

@@ -67,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		modules   = fs.String("modules", "std", "module build: std (vfio container + type1) or compat (iommufd's /dev/vfio/vfio)")
 		kver      = fs.String("kernel-version", "", "Debian linux 6.12 package version (default "+vm.DefaultKernelVersion+", or the newest bookworm 6.12 if the mirror dropped it)")
 		accel     = fs.String("accel", "auto", "auto (kvm if usable), kvm or tcg")
+		icount    = fs.String("icount", "", "QEMU -icount, e.g. shift=0,sleep=off: guest clocks count instructions, so overhead ratios measured in the guest hold on a loaded host (TCG only)")
 		mem       = fs.String("m", "2G", "guest memory")
 		smp       = fs.Int("smp", 1, "guest CPUs (1 by default: an RCU stall with 2 TCG vCPUs on a busy 2-core host once hung a run)")
 		timeout   = fs.Duration("timeout", 10*time.Minute, "hard deadline for the guest run; QEMU is killed after it")
@@ -127,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		Variant:       variant,
 		KernelVersion: *kver,
 		Accel:         *accel,
+		ICount:        *icount,
 		Memory:        *mem,
 		SMP:           *smp,
 		Timeout:       *timeout,
