@@ -37,19 +37,15 @@ type dmatraceHistKey struct {
 	Pid uint32
 }
 
-type dmatraceStartKey struct {
+type dmatraceStarts struct {
 	_    structs.HostLayout
-	Tid  uint64
-	Role uint32
-	Pad  uint32
-}
-
-type dmatraceStartVal struct {
-	_   structs.HostLayout
-	Ts  uint64
-	Arg uint64
-	Op  uint32
-	Pad uint32
+	Role [11]struct {
+		_   structs.HostLayout
+		Ts  uint64
+		Arg uint64
+		Op  uint32
+		Pad uint32
+	}
 }
 
 // Names of all BPF objects in the ELF.

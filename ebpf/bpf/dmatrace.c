@@ -2,8 +2,8 @@
 //
 // dmatrace: in-kernel latency histograms of DMA map/unmap operations.
 //
-// Every traced function has an entry program that stores a timestamp per
-// (thread, role) and an exit program that turns it into a log2 bucket of
+// Every traced function has an entry program that stores a timestamp in
+// the thread's task-local storage, one slot per role, and an exit program that turns it into a log2 bucket of
 // the hists map, keyed by (op, tgid) with the comm in the value, with the bytes the call mapped
 // or unmapped on success. Calls at least slow_ns long also go to the
 // slow_events ring buffer. User space only polls the maps: nothing is sent
@@ -44,6 +44,7 @@ enum role {
 	R_PIN_USER,
 	R_PIN_TYPE1,
 	R_IOMMU_UNMAP_FAST,
+	N_ROLES,
 };
 
 #define VFIO_IOMMU_MAP_DMA 0x3b71
@@ -52,17 +53,15 @@ enum role {
 // Page counts become bytes with 4 KiB pages: x86-64, and arm64's default.
 #define PAGE_SHIFT 12
 
-struct start_key {
-	__u64 tid; // bpf_get_current_pid_tgid()
-	__u32 role;
+struct start {
+	__u64 ts; // 0: no call pending
+	__u64 arg; // what the kretprobe needs: a pointer or a size
+	__u32 op;
 	__u32 pad;
 };
 
-struct start_val {
-	__u64 ts;
-	__u64 arg; // what the exit needs: a pointer or a size
-	__u32 op;
-	__u32 pad;
+struct starts {
+	struct start role[N_ROLES];
 };
 
 struct hist_key {
@@ -90,13 +89,14 @@ struct event {
 // itself has no value type.
 const struct event *unused_event __attribute__((unused));
 
-// An LRU map: a thread's entries are reused, never deleted, and the LRU
-// drops those of threads that exited.
+// Task-local storage: reaching a thread's slots is a pointer walk from its
+// task_struct, cheaper than hashing a (thread, role) key on every entry and
+// exit, and the kernel frees them with the thread.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct start_key);
-	__type(value, struct start_val);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct starts);
 } starts SEC(".maps");
 
 struct {
@@ -124,7 +124,14 @@ __u64 slow_dropped = 0;
 // 512-byte BPF stack.
 struct hist zero_hist = {};
 
-// Only the field needed, relocated against the iommufd module's BTF.
+// Only the fields needed, relocated against the kernel's and the iommufd
+// module's BTF. A task_struct from bpf_get_current_task_btf, and in fentry
+// and fexit the traced function's struct arguments, are read directly,
+// without a probe-read helper.
+struct task_struct {
+	int tgid;
+} __attribute__((preserve_access_index));
+
 struct iommufd_ucmd {
 	void *cmd;
 } __attribute__((preserve_access_index));
@@ -164,45 +171,45 @@ static __always_inline __u32 ilog2(__u64 v)
 	return r;
 }
 
-// enter and take touch the thread's start entry in place: a lookup, not an
-// update and a delete, is the cheap hash operation.
+// enter opens the thread's call of role. The slots are created on the
+// thread's first call and reused after.
 static __always_inline int enter(__u32 role, __u32 op, __u64 arg)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = bpf_get_current_task_btf();
 
-	if (filter_tgid && (__u32)(id >> 32) != filter_tgid)
+	if (filter_tgid && (__u32)task->tgid != filter_tgid)
 		return 0;
-	struct start_key k = {.tid = id, .role = role};
-	struct start_val *p = bpf_map_lookup_elem(&starts, &k);
-	if (p) {
-		p->arg = arg;
-		p->op = op;
-		p->ts = bpf_ktime_get_ns();
+	struct starts *st = bpf_task_storage_get(&starts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
 		return 0;
-	}
-	struct start_val v = {.ts = bpf_ktime_get_ns(), .arg = arg, .op = op};
-	bpf_map_update_elem(&starts, &k, &v, BPF_ANY);
+	struct start *p = &st->role[role];
+	p->arg = arg;
+	p->op = op;
+	p->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
-// take moves the thread's start for role into *v; 0 if there was one.
-static __always_inline int take(__u32 role, struct start_val *v, __u64 *now)
+// take closes the thread's call of role: its slot with *ns the time since
+// the start, or 0 if none was open (attached mid-call, or another process
+// under a filter).
+static __always_inline struct start *take(struct task_struct *task, __u32 role, __u64 *ns)
 {
-	*now = bpf_ktime_get_ns();
-	struct start_key k = {.tid = bpf_get_current_pid_tgid(), .role = role};
-	struct start_val *p = bpf_map_lookup_elem(&starts, &k);
+	__u64 now = bpf_ktime_get_ns();
+	struct starts *st = bpf_task_storage_get(&starts, task, 0, 0);
 
-	if (!p || !p->ts)
-		return -1;
-	*v = *p;
+	if (!st)
+		return 0;
+	struct start *p = &st->role[role];
+	if (!p->ts)
+		return 0;
+	*ns = now - p->ts;
 	p->ts = 0;
-	return 0;
+	return p;
 }
 
-static __always_inline void record(struct start_val *v, __u64 now, __u64 bytes)
+static __always_inline void record(struct task_struct *task, __u32 op, __u64 ns, __u64 bytes)
 {
-	__u64 ns = now - v->ts;
-	struct hist_key hk = {.op = v->op, .pid = bpf_get_current_pid_tgid() >> 32};
+	struct hist_key hk = {.op = op, .pid = task->tgid};
 	struct hist *h = bpf_map_lookup_elem(&hists, &hk);
 
 	if (!h) {
@@ -269,101 +276,138 @@ static __always_inline int type1_enter(__u32 role, __u32 cmd, __u64 arg)
 	return 0;
 }
 
-// Exits, shared by fexit and kretprobe.
+// Exits. The kretprobes read what the entry saved with probe-read helpers;
+// the fexits get the arguments again, typed, and read them directly.
 
-static __always_inline int pin_user_exit(int ret)
+// The bytes pfn_reader_user_pin pinned, 4 KiB pages.
+static __always_inline __u64 pinned(unsigned long start, unsigned long end)
 {
-	struct start_val v;
-	__u64 now;
-	unsigned long start = 0, end = 0;
+	return end > start ? (__u64)(end - start) << PAGE_SHIFT : 0;
+}
 
-	if (take(R_PIN_USER, &v, &now))
+static __always_inline int pin_user_kretprobe(int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	unsigned long start = 0, end = 0;
+	__u64 ns;
+	struct start *p = take(task, R_PIN_USER, &ns);
+
+	if (!p)
 		return 0;
 	if (ret == 0) {
-		struct pfn_reader_user *u = (void *)v.arg;
+		struct pfn_reader_user *u = (void *)p->arg;
 
 		bpf_probe_read_kernel(&start, sizeof(start), &u->upages_start);
 		bpf_probe_read_kernel(&end, sizeof(end), &u->upages_end);
 	}
-	record(&v, now, end > start ? (__u64)(end - start) << PAGE_SHIFT : 0);
+	record(task, p->op, ns, pinned(start, end));
+	return 0;
+}
+
+static __always_inline int pin_user_fexit(struct pfn_reader_user *u, int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns;
+	struct start *p = take(task, R_PIN_USER, &ns);
+
+	if (!p)
+		return 0;
+	record(task, p->op, ns, ret == 0 ? pinned(u->upages_start, u->upages_end) : 0);
+	return 0;
+}
+
+static __always_inline int ioas_kretprobe(__u32 role, __u32 off, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns;
+	struct start *p = take(task, role, &ns);
+
+	if (!p)
+		return 0;
+	record(task, p->op, ns, ret == 0 ? ioas_length(p->arg, off) : 0);
+	return 0;
+}
+
+// ucmd->cmd is a void *: only the length behind it needs the helper.
+static __always_inline int ioas_fexit(__u32 role, __u32 off, struct iommufd_ucmd *ucmd, int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns, len = 0;
+	struct start *p = take(task, role, &ns);
+
+	if (!p)
+		return 0;
+	if (ret == 0) {
+		void *cmd = ucmd->cmd;
+
+		if (cmd)
+			bpf_probe_read_kernel(&len, sizeof(len), cmd + off);
+	}
+	record(task, p->op, ns, len);
+	return 0;
+}
+
+static __always_inline int sized_exit(__u32 role, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns;
+	struct start *p = take(task, role, &ns);
+
+	if (!p)
+		return 0;
+	record(task, p->op, ns, ret == 0 ? p->arg : 0);
+	return 0;
+}
+
+static __always_inline int type1_exit(__u32 role, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns;
+	struct start *p = take(task, role, &ns);
+
+	if (!p)
+		return 0;
+	record(task, p->op, ns, ret == 0 ? type1_size(p->arg, p->op) : 0);
+	return 0;
+}
+
+static __always_inline int bytes_exit(__u32 role, __u64 bytes)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 ns;
+	struct start *p = take(task, role, &ns);
+
+	if (!p)
+		return 0;
+	record(task, p->op, ns, bytes);
 	return 0;
 }
 
 // vfio_pin_pages_remote returns the pages pinned, or an errno.
 static __always_inline int pin_type1_exit(long ret)
 {
-	struct start_val v;
-	__u64 now;
-
-	if (take(R_PIN_TYPE1, &v, &now))
-		return 0;
-	record(&v, now, ret > 0 ? (__u64)ret << PAGE_SHIFT : 0);
-	return 0;
-}
-
-static __always_inline int ioas_exit(__u32 role, __u32 off, long ret)
-{
-	struct start_val v;
-	__u64 now;
-
-	if (take(role, &v, &now))
-		return 0;
-	record(&v, now, ret == 0 ? ioas_length(v.arg, off) : 0);
-	return 0;
-}
-
-static __always_inline int sized_exit(__u32 role, long ret)
-{
-	struct start_val v;
-	__u64 now;
-
-	if (take(role, &v, &now))
-		return 0;
-	record(&v, now, ret == 0 ? v.arg : 0);
-	return 0;
-}
-
-static __always_inline int type1_exit(__u32 role, long ret)
-{
-	struct start_val v;
-	__u64 now;
-
-	if (take(role, &v, &now))
-		return 0;
-	record(&v, now, ret == 0 ? type1_size(v.arg, v.op) : 0);
-	return 0;
-}
-
-static __always_inline int bytes_exit(__u32 role, __u64 bytes)
-{
-	struct start_val v;
-	__u64 now;
-
-	if (take(role, &v, &now))
-		return 0;
-	record(&v, now, bytes);
-	return 0;
+	return bytes_exit(R_PIN_TYPE1, ret > 0 ? (__u64)ret << PAGE_SHIFT : 0);
 }
 
 // fentry/fexit: ctx holds the arguments as u64, then the return value.
 // The section names are the default targets; the loader may change them.
 
 SEC("fentry/iommufd_ioas_map")
-int fentry_ioas_map(__u64 *ctx) { return enter(R_IOAS_MAP, OP_IOAS_MAP, ctx[0]); }
+int fentry_ioas_map(__u64 *ctx) { return enter(R_IOAS_MAP, OP_IOAS_MAP, 0); }
 SEC("fexit/iommufd_ioas_map")
-int fexit_ioas_map(__u64 *ctx) { return ioas_exit(R_IOAS_MAP, 24, (int)ctx[1]); }
+int fexit_ioas_map(__u64 *ctx) { return ioas_fexit(R_IOAS_MAP, 24, (void *)ctx[0], (int)ctx[1]); }
 
 SEC("fentry/iommufd_ioas_unmap")
-int fentry_ioas_unmap(__u64 *ctx) { return enter(R_IOAS_UNMAP, OP_IOAS_UNMAP, ctx[0]); }
+int fentry_ioas_unmap(__u64 *ctx) { return enter(R_IOAS_UNMAP, OP_IOAS_UNMAP, 0); }
 SEC("fexit/iommufd_ioas_unmap")
-int fexit_ioas_unmap(__u64 *ctx) { return ioas_exit(R_IOAS_UNMAP, 16, (int)ctx[1]); }
+int fexit_ioas_unmap(__u64 *ctx) { return ioas_fexit(R_IOAS_UNMAP, 16, (void *)ctx[0], (int)ctx[1]); }
 
 // pfn_reader_user_pin(user, pages, start_index, last_index): the pinning
 // of an iommufd map (one call per batch)
 SEC("fentry/pfn_reader_user_pin")
-int fentry_pin_user(__u64 *ctx) { return enter(R_PIN_USER, OP_PIN_PAGES, ctx[0]); }
+int fentry_pin_user(__u64 *ctx) { return enter(R_PIN_USER, OP_PIN_PAGES, 0); }
 SEC("fexit/pfn_reader_user_pin")
-int fexit_pin_user(__u64 *ctx) { return pin_user_exit((int)ctx[4]); }
+int fexit_pin_user(__u64 *ctx) { return pin_user_fexit((void *)ctx[0], (int)ctx[4]); }
 
 // vfio_pin_pages_remote(dma, vaddr, npage, pfn_base, limit, batch): the
 // pinning of a type1 map
@@ -422,17 +466,17 @@ int fexit_iotlb_sync(__u64 *ctx) { return bytes_exit(R_IOTLB_SYNC, 0); }
 SEC("kprobe/iommufd_ioas_map")
 int kprobe_ioas_map(struct pt_regs *regs) { return enter(R_IOAS_MAP, OP_IOAS_MAP, PARM1(regs)); }
 SEC("kretprobe/iommufd_ioas_map")
-int kretprobe_ioas_map(struct pt_regs *regs) { return ioas_exit(R_IOAS_MAP, 24, (int)RET(regs)); }
+int kretprobe_ioas_map(struct pt_regs *regs) { return ioas_kretprobe(R_IOAS_MAP, 24, (int)RET(regs)); }
 
 SEC("kprobe/iommufd_ioas_unmap")
 int kprobe_ioas_unmap(struct pt_regs *regs) { return enter(R_IOAS_UNMAP, OP_IOAS_UNMAP, PARM1(regs)); }
 SEC("kretprobe/iommufd_ioas_unmap")
-int kretprobe_ioas_unmap(struct pt_regs *regs) { return ioas_exit(R_IOAS_UNMAP, 16, (int)RET(regs)); }
+int kretprobe_ioas_unmap(struct pt_regs *regs) { return ioas_kretprobe(R_IOAS_UNMAP, 16, (int)RET(regs)); }
 
 SEC("kprobe/pfn_reader_user_pin")
 int kprobe_pin_user(struct pt_regs *regs) { return enter(R_PIN_USER, OP_PIN_PAGES, PARM1(regs)); }
 SEC("kretprobe/pfn_reader_user_pin")
-int kretprobe_pin_user(struct pt_regs *regs) { return pin_user_exit((int)RET(regs)); }
+int kretprobe_pin_user(struct pt_regs *regs) { return pin_user_kretprobe((int)RET(regs)); }
 
 SEC("kprobe/vfio_pin_pages_remote")
 int kprobe_pin_type1(struct pt_regs *regs) { return enter(R_PIN_TYPE1, OP_PIN_PAGES, 0); }
