@@ -46,12 +46,14 @@ type dmatraceStarts struct {
 		Op  uint32
 		Pad uint32
 	}
+	Slot [8]uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	dmatraceMapHistSlots                = "hist_slots"
 	dmatraceMapHists                    = "hists"
 	dmatraceMapSlowEvents               = "slow_events"
 	dmatraceMapStarts                   = "starts"
@@ -101,10 +103,10 @@ const (
 	dmatraceProgKretprobeType1          = "kretprobe_type1"
 	dmatraceVarFilterTgid               = "filter_tgid"
 	dmatraceVarHistDropped              = "hist_dropped"
+	dmatraceVarHistNext                 = "hist_next"
 	dmatraceVarSlowDropped              = "slow_dropped"
 	dmatraceVarSlowNs                   = "slow_ns"
 	dmatraceVarUnusedEvent              = "unused_event"
-	dmatraceVarZeroHist                 = "zero_hist"
 )
 
 // loadDmatrace returns the embedded CollectionSpec for dmatrace.
@@ -199,6 +201,7 @@ type dmatraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dmatraceMapSpecs struct {
+	HistSlots  *ebpf.MapSpec `ebpf:"hist_slots"`
 	Hists      *ebpf.MapSpec `ebpf:"hists"`
 	SlowEvents *ebpf.MapSpec `ebpf:"slow_events"`
 	Starts     *ebpf.MapSpec `ebpf:"starts"`
@@ -210,10 +213,10 @@ type dmatraceMapSpecs struct {
 type dmatraceVariableSpecs struct {
 	FilterTgid  *ebpf.VariableSpec `ebpf:"filter_tgid"`
 	HistDropped *ebpf.VariableSpec `ebpf:"hist_dropped"`
+	HistNext    *ebpf.VariableSpec `ebpf:"hist_next"`
 	SlowDropped *ebpf.VariableSpec `ebpf:"slow_dropped"`
 	SlowNs      *ebpf.VariableSpec `ebpf:"slow_ns"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
-	ZeroHist    *ebpf.VariableSpec `ebpf:"zero_hist"`
 }
 
 // dmatraceObjects contains all objects after they have been loaded into the kernel.
@@ -236,6 +239,7 @@ func (o *dmatraceObjects) Close() error {
 //
 // It can be passed to loadDmatraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dmatraceMaps struct {
+	HistSlots  *ebpf.Map `ebpf:"hist_slots"`
 	Hists      *ebpf.Map `ebpf:"hists"`
 	SlowEvents *ebpf.Map `ebpf:"slow_events"`
 	Starts     *ebpf.Map `ebpf:"starts"`
@@ -243,6 +247,7 @@ type dmatraceMaps struct {
 
 func (m *dmatraceMaps) Close() error {
 	return _DmatraceClose(
+		m.HistSlots,
 		m.Hists,
 		m.SlowEvents,
 		m.Starts,
@@ -255,10 +260,10 @@ func (m *dmatraceMaps) Close() error {
 type dmatraceVariables struct {
 	FilterTgid  *ebpf.Variable `ebpf:"filter_tgid"`
 	HistDropped *ebpf.Variable `ebpf:"hist_dropped"`
+	HistNext    *ebpf.Variable `ebpf:"hist_next"`
 	SlowDropped *ebpf.Variable `ebpf:"slow_dropped"`
 	SlowNs      *ebpf.Variable `ebpf:"slow_ns"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
-	ZeroHist    *ebpf.Variable `ebpf:"zero_hist"`
 }
 
 // dmatracePrograms contains all programs after they have been loaded into the kernel.

@@ -106,7 +106,7 @@ func selected(ops []latency.Op) []target {
 
 // Tracer holds the loaded programs and their links; Close detaches them.
 type Tracer struct {
-	hists                    *ebpf.Map
+	hists, histSlots         *ebpf.Map
 	histDropped, slowDropped *ebpf.Variable
 	maps                     []*ebpf.Map // every map, closed last
 	atts                     []*attachment
@@ -126,6 +126,7 @@ type Tracer struct {
 type mapObjects struct {
 	Starts      *ebpf.Map      `ebpf:"starts"`
 	Hists       *ebpf.Map      `ebpf:"hists"`
+	HistSlots   *ebpf.Map      `ebpf:"hist_slots"`
 	SlowEvents  *ebpf.Map      `ebpf:"slow_events"`
 	Rodata      *ebpf.Map      `ebpf:".rodata"`
 	Bss         *ebpf.Map      `ebpf:".bss"`
@@ -170,10 +171,11 @@ func Open(opts Options) (_ *Tracer, err error) {
 	if err := spec.LoadAndAssign(&mo, nil); err != nil {
 		return nil, unavailable(err)
 	}
-	t.maps = []*ebpf.Map{mo.Starts, mo.Hists, mo.SlowEvents, mo.Rodata, mo.Bss}
-	t.hists, t.histDropped, t.slowDropped = mo.Hists, mo.HistDropped, mo.SlowDropped
+	t.maps = []*ebpf.Map{mo.Starts, mo.Hists, mo.HistSlots, mo.SlowEvents, mo.Rodata, mo.Bss}
+	t.hists, t.histSlots, t.histDropped, t.slowDropped = mo.Hists, mo.HistSlots, mo.HistDropped, mo.SlowDropped
 	replace := map[string]*ebpf.Map{
-		"starts": mo.Starts, "hists": mo.Hists, "slow_events": mo.SlowEvents, ".rodata": mo.Rodata, ".bss": mo.Bss,
+		"starts": mo.Starts, "hists": mo.Hists, "hist_slots": mo.HistSlots, "slow_events": mo.SlowEvents,
+		".rodata": mo.Rodata, ".bss": mo.Bss,
 	}
 
 	fentry := !opts.ForceKprobe
@@ -413,11 +415,16 @@ func (t *Tracer) Snapshot() (latency.Snapshot, error) {
 	s := latency.Snapshot{Source: t.source, Hists: map[latency.Key]latency.Hist{}}
 	ops := latency.Ops()
 	var k dmatraceHistKey
+	var slot uint32
 	var v dmatraceHist
-	it := t.hists.Iterate()
-	for it.Next(&k, &v) {
+	// hist_slots names each histogram's slot in the hists array.
+	it := t.histSlots.Iterate()
+	for it.Next(&k, &slot) {
 		if int(k.Op) >= len(ops) {
 			continue
+		}
+		if err := t.hists.Lookup(slot, &v); err != nil {
+			return latency.Snapshot{}, fmt.Errorf("read histogram %d: %w", slot, err)
 		}
 		key := latency.Key{Op: ops[k.Op], PID: k.Pid, Comm: comm(v.Comm)}
 		s.Hists[key] = latency.Hist{Counts: v.Counts, Count: v.Count, SumNs: v.SumNs, Bytes: v.Bytes}

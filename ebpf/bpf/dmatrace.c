@@ -3,9 +3,9 @@
 // dmatrace: in-kernel latency histograms of DMA map/unmap operations.
 //
 // Every traced function has an entry program that stores a timestamp in
-// the thread's task-local storage, one slot per role, and an exit program that turns it into a log2 bucket of
-// the hists map, keyed by (op, tgid) with the comm in the value, with the bytes the call mapped
-// or unmapped on success. Calls at least slow_ns long also go to the
+// the thread's task-local storage, one slot per role, and an exit program
+// that turns it into a log2 bucket of the histogram of (op, tgid), with
+// the comm, and adds the bytes the call mapped or unmapped on success. Calls at least slow_ns long also go to the
 // slow_events ring buffer. User space only polls the maps: nothing is sent
 // per event on the fast path. Each role comes as fentry/fexit and as
 // kprobe/kretprobe; the Go side loads one of the two sets.
@@ -28,6 +28,7 @@ enum op {
 	OP_IOMMU_MAP,
 	OP_IOMMU_UNMAP,
 	OP_IOTLB_SYNC,
+	N_OPS, // a power of two: hist_of masks with N_OPS - 1
 };
 
 // Roles: one per traced function, so nested calls of one thread (an
@@ -50,6 +51,7 @@ enum role {
 #define VFIO_IOMMU_MAP_DMA 0x3b71
 #define VFIO_IOMMU_UNMAP_DMA 0x3b72
 #define BUCKETS 64
+#define HISTS 4096
 // Page counts become bytes with 4 KiB pages: x86-64, and arm64's default.
 #define PAGE_SHIFT 12
 
@@ -62,6 +64,7 @@ struct start {
 
 struct starts {
 	struct start role[N_ROLES];
+	__u32 slot[N_OPS]; // per op, the hists slot of this thread's process, + 1; 0: not known yet
 };
 
 struct hist_key {
@@ -99,12 +102,25 @@ struct {
 	__type(value, struct starts);
 } starts SEC(".maps");
 
+// The histograms, in an array: each thread caches its process's slots in
+// its task storage, so an exit indexes the array instead of hashing a key.
+// hist_slots gives each (op, tgid) its slot, for a thread's first call of
+// an op and for user space; hist_next is the next free slot.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct hist_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HISTS);
+	__type(key, __u32);
 	__type(value, struct hist);
 } hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HISTS);
+	__type(key, struct hist_key);
+	__type(value, __u32);
+} hist_slots SEC(".maps");
+
+__u64 hist_next = 0; // 64 bits: clang's BPF v1 fetch-adds only those
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -119,10 +135,6 @@ volatile const __u64 slow_ns = ~0ULL;
 // Losses, read by user space: hists full, ring buffer full.
 __u64 hist_dropped = 0;
 __u64 slow_dropped = 0;
-
-// A zeroed value to insert new keys from: struct hist does not fit on the
-// 512-byte BPF stack.
-struct hist zero_hist = {};
 
 // Only the fields needed, relocated against the kernel's and the iommufd
 // module's BTF. A task_struct from bpf_get_current_task_btf, and in fentry
@@ -189,10 +201,10 @@ static __always_inline int enter(__u32 role, __u32 op, __u64 arg)
 	return 0;
 }
 
-// take closes the thread's call of role: its slot with *ns the time since
-// the start, or 0 if none was open (attached mid-call, or another process
-// under a filter).
-static __always_inline struct start *take(struct task_struct *task, __u32 role, __u64 *ns)
+// take closes the thread's call of role: the thread's slots, with *ns the
+// time since the start, or 0 if no call was open (attached mid-call, or
+// another process under a filter).
+static __always_inline struct starts *take(struct task_struct *task, __u32 role, __u64 *ns)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct starts *st = bpf_task_storage_get(&starts, task, 0, 0);
@@ -204,23 +216,55 @@ static __always_inline struct start *take(struct task_struct *task, __u32 role, 
 		return 0;
 	*ns = now - p->ts;
 	p->ts = 0;
-	return p;
+	return st;
 }
 
-static __always_inline void record(struct task_struct *task, __u32 op, __u64 ns, __u64 bytes)
+// hist_of finds the histogram of (op, the thread's process): from the
+// thread's cached slot, else from hist_slots, else in a new slot.
+static __always_inline struct hist *hist_of(struct starts *st, struct task_struct *task, __u32 op)
 {
+	__u32 *cached = &st->slot[op & (N_OPS - 1)];
+	__u32 k = *cached;
+
+	if (k) {
+		k--;
+		return bpf_map_lookup_elem(&hists, &k);
+	}
 	struct hist_key hk = {.op = op, .pid = task->tgid};
-	struct hist *h = bpf_map_lookup_elem(&hists, &hk);
+	__u32 *sp = bpf_map_lookup_elem(&hist_slots, &hk);
+	if (!sp) {
+		// Checked first so a full array stops hist_next from growing.
+		if (hist_next >= HISTS)
+			return 0;
+		__u64 next = __sync_fetch_and_add(&hist_next, 1);
+		if (next >= HISTS)
+			return 0;
+		k = next;
+		struct hist *h = bpf_map_lookup_elem(&hists, &k);
+		if (!h)
+			return 0;
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+		if (bpf_map_update_elem(&hist_slots, &hk, &k, BPF_NOEXIST) == 0) {
+			*cached = k + 1;
+			return h;
+		}
+		// Another thread of the process won the race: k stays unused.
+		sp = bpf_map_lookup_elem(&hist_slots, &hk);
+		if (!sp)
+			return 0;
+	}
+	k = *sp;
+	*cached = k + 1;
+	return bpf_map_lookup_elem(&hists, &k);
+}
+
+static __always_inline void record(struct starts *st, struct task_struct *task, __u32 op, __u64 ns, __u64 bytes)
+{
+	struct hist *h = hist_of(st, task, op);
 
 	if (!h) {
-		bpf_map_update_elem(&hists, &hk, &zero_hist, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&hists, &hk);
-		if (!h) {
-			__sync_fetch_and_add(&hist_dropped, 1);
-			return;
-		}
-		// Racing first calls of one process both write it: same value.
-		bpf_get_current_comm(h->comm, sizeof(h->comm));
+		__sync_fetch_and_add(&hist_dropped, 1);
+		return;
 	}
 	__sync_fetch_and_add(&h->counts[ilog2(ns) & (BUCKETS - 1)], 1);
 	__sync_fetch_and_add(&h->count, 1);
@@ -234,8 +278,8 @@ static __always_inline void record(struct task_struct *task, __u32 op, __u64 ns,
 		__sync_fetch_and_add(&slow_dropped, 1);
 		return;
 	}
-	e->op = hk.op;
-	e->pid = hk.pid;
+	e->op = op;
+	e->pid = task->tgid;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->ns = ns;
 	e->bytes = bytes;
@@ -290,17 +334,18 @@ static __always_inline int pin_user_kretprobe(int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	unsigned long start = 0, end = 0;
 	__u64 ns;
-	struct start *p = take(task, R_PIN_USER, &ns);
+	struct starts *st = take(task, R_PIN_USER, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
+	struct start *p = &st->role[R_PIN_USER];
 	if (ret == 0) {
 		struct pfn_reader_user *u = (void *)p->arg;
 
 		bpf_probe_read_kernel(&start, sizeof(start), &u->upages_start);
 		bpf_probe_read_kernel(&end, sizeof(end), &u->upages_end);
 	}
-	record(task, p->op, ns, pinned(start, end));
+	record(st, task, p->op, ns, pinned(start, end));
 	return 0;
 }
 
@@ -308,11 +353,12 @@ static __always_inline int pin_user_fexit(struct pfn_reader_user *u, int ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns;
-	struct start *p = take(task, R_PIN_USER, &ns);
+	struct starts *st = take(task, R_PIN_USER, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
-	record(task, p->op, ns, ret == 0 ? pinned(u->upages_start, u->upages_end) : 0);
+	struct start *p = &st->role[R_PIN_USER];
+	record(st, task, p->op, ns, ret == 0 ? pinned(u->upages_start, u->upages_end) : 0);
 	return 0;
 }
 
@@ -320,11 +366,12 @@ static __always_inline int ioas_kretprobe(__u32 role, __u32 off, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns;
-	struct start *p = take(task, role, &ns);
+	struct starts *st = take(task, role, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
-	record(task, p->op, ns, ret == 0 ? ioas_length(p->arg, off) : 0);
+	struct start *p = &st->role[role];
+	record(st, task, p->op, ns, ret == 0 ? ioas_length(p->arg, off) : 0);
 	return 0;
 }
 
@@ -333,17 +380,18 @@ static __always_inline int ioas_fexit(__u32 role, __u32 off, struct iommufd_ucmd
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns, len = 0;
-	struct start *p = take(task, role, &ns);
+	struct starts *st = take(task, role, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
+	struct start *p = &st->role[role];
 	if (ret == 0) {
 		void *cmd = ucmd->cmd;
 
 		if (cmd)
 			bpf_probe_read_kernel(&len, sizeof(len), cmd + off);
 	}
-	record(task, p->op, ns, len);
+	record(st, task, p->op, ns, len);
 	return 0;
 }
 
@@ -351,11 +399,12 @@ static __always_inline int sized_exit(__u32 role, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns;
-	struct start *p = take(task, role, &ns);
+	struct starts *st = take(task, role, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
-	record(task, p->op, ns, ret == 0 ? p->arg : 0);
+	struct start *p = &st->role[role];
+	record(st, task, p->op, ns, ret == 0 ? p->arg : 0);
 	return 0;
 }
 
@@ -363,11 +412,12 @@ static __always_inline int type1_exit(__u32 role, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns;
-	struct start *p = take(task, role, &ns);
+	struct starts *st = take(task, role, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
-	record(task, p->op, ns, ret == 0 ? type1_size(p->arg, p->op) : 0);
+	struct start *p = &st->role[role];
+	record(st, task, p->op, ns, ret == 0 ? type1_size(p->arg, p->op) : 0);
 	return 0;
 }
 
@@ -375,11 +425,12 @@ static __always_inline int bytes_exit(__u32 role, __u64 bytes)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ns;
-	struct start *p = take(task, role, &ns);
+	struct starts *st = take(task, role, &ns);
 
-	if (!p)
+	if (!st)
 		return 0;
-	record(task, p->op, ns, bytes);
+	struct start *p = &st->role[role];
+	record(st, task, p->op, ns, bytes);
 	return 0;
 }
 
