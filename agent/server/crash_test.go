@@ -107,19 +107,8 @@ func TestCrash(t *testing.T) {
 		k.mu.Lock()
 		k.n = 0 // count from the first request
 		k.mu.Unlock()
-		sock := filepath.Join(t.TempDir(), "a.sock")
-		ln, err := server.Listen(sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ctx, ln) }()
-
-		c, err := client.Dial(sock)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sock, stop := serve(t, srv)
+		c := dial(t, sock)
 		hold := r.IntN(2) == 0 // the VMM keeps running through the crash
 		var files *client.Acquired
 		a, err := c.AcquireGroup(g, client.AcquireOptions{})
@@ -139,8 +128,7 @@ func TestCrash(t *testing.T) {
 		k.killed = true
 		k.mu.Unlock()
 		c.Close()
-		cancel()
-		<-served
+		stop()
 
 		// A fresh agent on the same state dir and host reconciles.
 		srv2, err := server.New(context.Background(), options(h.fs, nil, fdsMode))
@@ -176,24 +164,13 @@ func TestCrash(t *testing.T) {
 		}
 		if len(leases) > 0 {
 			adopted++
-			ln2path := filepath.Join(t.TempDir(), "b.sock")
-			ln2, err := server.Listen(ln2path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx2, cancel2 := context.WithCancel(context.Background())
-			done2 := make(chan error, 1)
-			go func() { done2 <- srv2.Serve(ctx2, ln2) }()
-			c2, err := client.Dial(ln2path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sock2, stop2 := serve(t, srv2)
+			c2 := dial(t, sock2)
 			if err := c2.Release(leases[0].ID); err != nil {
 				t.Fatalf("round %d: release re-adopted: %v", round, err)
 			}
 			c2.Close()
-			cancel2()
-			<-done2
+			stop2()
 		} else {
 			released++
 		}

@@ -125,14 +125,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	sock, stop := serve(t, srv)
 
 	cycles(t, sock, clients, 1000, groups) // warm up pools and goroutine stacks
 	heap0 := heap()
@@ -143,8 +136,7 @@ func TestLoad(t *testing.T) {
 		t.Errorf("leases left: %v", l)
 	}
 	heap1 := heap()
-	cancel()
-	if err := <-served; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(filepath.Dir(sock))); len(ents) > 1 {
@@ -167,29 +159,7 @@ func TestLoad(t *testing.T) {
 // BenchmarkAcquireRelease is one client's acquire+release round trip pair.
 func BenchmarkAcquireRelease(b *testing.B) {
 	sock, _ := start(b, server.Options{Devices: edus(64)})
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := client.Dial(sock)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
-		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
-		for pb.Next() {
-			a, err := c.AcquireGroup(1+r.IntN(64), client.AcquireOptions{})
-			if errors.Is(err, proto.ErrBusy) {
-				continue
-			}
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			if err := c.Release(a.Lease.ID); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	acquireRelease(b, sock, func(r *rand.Rand) int { return 1 + r.IntN(64) })
 }
 
 // BenchmarkAcquireReleaseSysfs is the same on a synthetic fake sysfs tree:
@@ -207,6 +177,12 @@ func BenchmarkAcquireReleaseSysfs(b *testing.B) {
 	if err != nil || len(groups) == 0 {
 		b.Fatal(groups, err)
 	}
+	acquireRelease(b, sock, func(r *rand.Rand) int { return groups[r.IntN(len(groups))].Number })
+}
+
+// acquireRelease is b's parallel loop of acquire+release round trips, one
+// client per goroutine, on the groups pick draws; a busy group is skipped.
+func acquireRelease(b *testing.B, sock string, pick func(*rand.Rand) int) {
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := client.Dial(sock)
 		if err != nil {
@@ -216,7 +192,7 @@ func BenchmarkAcquireReleaseSysfs(b *testing.B) {
 		defer c.Close()
 		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
 		for pb.Next() {
-			a, err := c.AcquireGroup(groups[r.IntN(len(groups))].Number, client.AcquireOptions{})
+			a, err := c.AcquireGroup(pick(r), client.AcquireOptions{})
 			if errors.Is(err, proto.ErrBusy) {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -49,7 +50,16 @@ func start(t testing.TB, o server.Options) (string, *server.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
+	sock, _ := serve(t, srv)
+	return sock, srv
+}
+
+// serve runs srv on a fresh socket and returns it. stop ends Serve and
+// returns its error, for tests that play the agent dying; otherwise Serve
+// runs until the test ends, and an error from it fails the test.
+func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := server.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +67,22 @@ func start(t testing.TB, o server.Options) (string, *server.Server) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop = sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if ctx.Err() != nil {
+			return // the test stopped it and had the error
+		}
+		if err := stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return sock, srv
+	return sock, stop
 }
 
+// dial connects to sock until the test ends.
 func dial(t testing.TB, sock string) *client.Client {
 	t.Helper()
 	c, err := client.Dial(sock)

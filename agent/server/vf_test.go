@@ -316,46 +316,36 @@ type killLinks struct {
 	k *killSwitch
 }
 
-func (l killLinks) LinkSetVfHardwareAddr(link netlink.Link, vf int, hw net.HardwareAddr) error {
-	if err := l.k.effect("mac"); err != nil {
+// after makes the change set once the kill switch lets effect what through.
+func (l killLinks) after(what string, set func() error) error {
+	if err := l.k.effect(what); err != nil {
 		return err
 	}
-	return l.LinkOps.LinkSetVfHardwareAddr(link, vf, hw)
+	return set()
+}
+
+func (l killLinks) LinkSetVfHardwareAddr(link netlink.Link, vf int, hw net.HardwareAddr) error {
+	return l.after("mac", func() error { return l.LinkOps.LinkSetVfHardwareAddr(link, vf, hw) })
 }
 
 func (l killLinks) LinkSetVfVlanQos(link netlink.Link, vf, vlan, qos int) error {
-	if err := l.k.effect("vlan"); err != nil {
-		return err
-	}
-	return l.LinkOps.LinkSetVfVlanQos(link, vf, vlan, qos)
+	return l.after("vlan", func() error { return l.LinkOps.LinkSetVfVlanQos(link, vf, vlan, qos) })
 }
 
 func (l killLinks) LinkSetVfSpoofchk(link netlink.Link, vf int, check bool) error {
-	if err := l.k.effect("spoofchk"); err != nil {
-		return err
-	}
-	return l.LinkOps.LinkSetVfSpoofchk(link, vf, check)
+	return l.after("spoofchk", func() error { return l.LinkOps.LinkSetVfSpoofchk(link, vf, check) })
 }
 
 func (l killLinks) LinkSetVfTrust(link netlink.Link, vf int, state bool) error {
-	if err := l.k.effect("trust"); err != nil {
-		return err
-	}
-	return l.LinkOps.LinkSetVfTrust(link, vf, state)
+	return l.after("trust", func() error { return l.LinkOps.LinkSetVfTrust(link, vf, state) })
 }
 
 func (l killLinks) LinkSetVfState(link netlink.Link, vf int, state uint32) error {
-	if err := l.k.effect("state"); err != nil {
-		return err
-	}
-	return l.LinkOps.LinkSetVfState(link, vf, state)
+	return l.after("state", func() error { return l.LinkOps.LinkSetVfState(link, vf, state) })
 }
 
 func (l killLinks) LinkSetVfRate(link netlink.Link, vf, minRate, maxRate int) error {
-	if err := l.k.effect("rate"); err != nil {
-		return err
-	}
-	return l.LinkOps.LinkSetVfRate(link, vf, minRate, maxRate)
+	return l.after("rate", func() error { return l.LinkOps.LinkSetVfRate(link, vf, minRate, maxRate) })
 }
 
 // TestVFCrash kills the agent at every durable effect of a VF lease's
@@ -386,18 +376,8 @@ func TestVFCrash(t *testing.T) {
 		k.mu.Lock()
 		k.n = 0
 		k.mu.Unlock()
-		sock := filepath.Join(t.TempDir(), "a.sock")
-		ln, err := server.Listen(sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ctx, ln) }()
-		c, err := client.Dial(sock)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sock, stop := serve(t, srv)
+		c := dial(t, sock)
 		a, err := c.AcquireDevice(vf0BDF, client.AcquireOptions{VF: cfg})
 		if err == nil {
 			acquired = true
@@ -415,8 +395,7 @@ func TestVFCrash(t *testing.T) {
 		}
 		k.mu.Unlock()
 		c.Close()
-		cancel()
-		<-served
+		stop()
 		return effects, acquired
 	}
 	full, ok := cycle(0)
@@ -475,18 +454,8 @@ func TestVFReadopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "a.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	c, err := client.Dial(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, stop := serve(t, srv)
+	c := dial(t, sock)
 	a, err := c.AcquireDevice(vf0BDF, client.AcquireOptions{Mode: proto.ModeFDs, VF: &proto.VFConfig{MAC: "52:54:00:12:34:56", VLAN: ptr(7)}})
 	if err != nil {
 		t.Fatal(err)
@@ -498,8 +467,7 @@ func TestVFReadopt(t *testing.T) {
 	}
 	// The agent goes away; the VMM keeps the fds.
 	c.Close()
-	cancel()
-	<-served
+	stop()
 
 	srv2, err := server.New(context.Background(), o)
 	if err != nil {
