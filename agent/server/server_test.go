@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -52,34 +51,6 @@ func start(t testing.TB, o server.Options) (string, *server.Server) {
 	}
 	sock, _ := serve(t, srv)
 	return sock, srv
-}
-
-// serve runs srv on a fresh socket and returns it. stop ends Serve and
-// returns its error, for tests that play the agent dying; otherwise Serve
-// runs until the test ends, and an error from it fails the test.
-func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
-	t.Helper()
-	sock = filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	stop = sync.OnceValue(func() error {
-		cancel()
-		return <-done
-	})
-	t.Cleanup(func() {
-		if ctx.Err() != nil {
-			return // the test stopped it and had the error
-		}
-		if err := stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return sock, stop
 }
 
 // dial connects to sock until the test ends.

@@ -1,0 +1,43 @@
+//go:build linux
+
+package server_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/server"
+)
+
+// Helpers shared by the fixture and the guest tests: no build tag beyond
+// linux, so both builds of the package see them.
+
+// serve runs srv on a fresh socket and returns it. stop ends Serve and
+// returns its error, for tests that play the agent dying; otherwise Serve
+// runs until the test ends, and an error from it fails the test.
+func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() {
+		if ctx.Err() != nil {
+			return // the test stopped it and had the error
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return sock, stop
+}
