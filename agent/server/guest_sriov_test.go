@@ -182,16 +182,7 @@ func TestGuestSRIOVLease(t *testing.T) {
 	}
 
 	// Disabling the VFs, or changing their count, is refused while leased.
-	inUse, err := server.VFInUse(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Disable(pfBDF, sriov.DisableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
-		t.Errorf("Disable while leased: %v, want ErrInUse", err)
-	}
-	if _, err := m.Enable(pfBDF, 3, sriov.EnableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
-		t.Errorf("Enable 3 while leased: %v, want ErrInUse", err)
-	}
+	refusedWhileLeased(t, m, pfBDF, state)
 	if p, err := m.PF(pfBDF); err != nil || p.NumVFs != 2 {
 		t.Errorf("after the refusals: %+v %v", p, err)
 	}
@@ -206,7 +197,8 @@ func TestGuestSRIOVLease(t *testing.T) {
 	if d := driverAt(t, fs, vf); d != freshDriver {
 		t.Errorf("after release vf driver %q, want %q", d, freshDriver)
 	}
-	if inUse, err = server.VFInUse(state); err != nil {
+	inUse, err := server.VFInUse(state)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Disable(pfBDF, sriov.DisableOptions{InUse: inUse}); err != nil {

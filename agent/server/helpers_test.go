@@ -4,11 +4,13 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/server"
+	"github.com/iommu-agent/iommu-agent/agent/sriov"
 )
 
 // Helpers shared by the fixture and the guest tests: no build tag beyond
@@ -40,4 +42,20 @@ func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
 		}
 	})
 	return sock, stop
+}
+
+// refusedWhileLeased checks that pf's VFs can be neither disabled nor
+// recounted while the state dir holds a VF lease.
+func refusedWhileLeased(t testing.TB, m *sriov.Manager, pf, state string) {
+	t.Helper()
+	inUse, err := server.VFInUse(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Disable(pf, sriov.DisableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
+		t.Errorf("Disable while leased: %v, want ErrInUse", err)
+	}
+	if _, err := m.Enable(pf, 3, sriov.EnableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
+		t.Errorf("Enable 3 while leased: %v, want ErrInUse", err)
+	}
 }

@@ -140,16 +140,7 @@ func TestVFLease(t *testing.T) {
 	if err != nil || held[vf0BDF] != a.Lease.ID || len(held) != 1 {
 		t.Errorf("LeasedDevices = %v, %v", held, err)
 	}
-	inUse, err := server.VFInUse(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Disable(pfBDF, sriov.DisableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
-		t.Errorf("Disable while leased: %v, want ErrInUse", err)
-	}
-	if _, err := m.Enable(pfBDF, 3, sriov.EnableOptions{InUse: inUse}); !errors.Is(err, sriov.ErrInUse) {
-		t.Errorf("Enable 3 while leased: %v, want ErrInUse", err)
-	}
+	refusedWhileLeased(t, m, pfBDF, state)
 	if ls := srv.Leases(); len(ls) != 1 || ls[0].Devices[0] != vf0BDF {
 		t.Errorf("Leases %+v", ls)
 	}
@@ -161,7 +152,7 @@ func TestVFLease(t *testing.T) {
 	if recs := records(t, state); len(recs) != 0 {
 		t.Errorf("records after release: %v", recs)
 	}
-	inUse, err = server.VFInUse(state)
+	inUse, err := server.VFInUse(state)
 	if err != nil {
 		t.Fatal(err)
 	}
