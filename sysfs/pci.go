@@ -122,7 +122,12 @@ func (f *FS) devices(details bool) ([]Device, error) {
 // Device reads one device with all its attributes. A device that does not
 // exist is ErrNoDevice; a broken attribute gives the device read so far and
 // the error.
-func (f *FS) Device(a Address) (Device, error) {
+func (f *FS) Device(a Address) (Device, error) { return f.device(a, true) }
+
+// ScanDevice reads one device as Scan does, without Details.
+func (f *FS) ScanDevice(a Address) (Device, error) { return f.device(a, false) }
+
+func (f *FS) device(a Address, details bool) (Device, error) {
 	if _, err := os.Stat(f.devPath(a)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Device{}, fmt.Errorf("%w: %s", ErrNoDevice, a)
@@ -135,7 +140,10 @@ func (f *FS) Device(a Address) (Device, error) {
 	defer root.close()
 	var buf [maxAttr]byte
 	d, err := f.summary(bus, root, a, buf[:])
-	return d, errors.Join(err, f.Details(&d))
+	if details {
+		err = errors.Join(err, f.Details(&d))
+	}
+	return d, err
 }
 
 func (f *FS) devPath(a Address, elem ...string) string {

@@ -64,7 +64,12 @@ type Event struct {
 }
 
 // Watcher keeps an inventory of PCI devices and iommu_groups current by
-// re-reading only what each kernel uevent touches.
+// re-reading only what each kernel uevent touches. Its devices are what
+// Scan reads (ids, driver, group, topology: what uevents change); read
+// Details fresh where BARs, NUMA node or SR-IOV matter. Those are not
+// settled when the add uevent comes: pci_rescan_bus adds a device, and
+// its add uevent goes out, before it assigns the bus's BARs (seen in the
+// guest: an edu's BAR moved after the watcher had read it).
 type Watcher struct {
 	fs  *FS
 	src UeventReader
@@ -84,7 +89,7 @@ func NewWatcher(f *FS, src UeventReader) (*Watcher, error) {
 }
 
 func (w *Watcher) rescan() error {
-	devs, derr := w.fs.Devices()
+	devs, derr := w.fs.Scan()
 	groups, gerr := w.fs.Groups()
 	dm := make(map[Address]Device, len(devs))
 	for _, d := range devs {
@@ -188,7 +193,7 @@ func (w *Watcher) Apply(u Uevent) (ev Event, ok bool) {
 		delete(w.devs, a)
 		w.mu.Unlock()
 	} else {
-		d, err := w.fs.Device(a)
+		d, err := w.fs.ScanDevice(a)
 		switch {
 		case errors.Is(err, ErrNoDevice):
 			// Gone again before we looked: its remove uevent follows.

@@ -95,7 +95,7 @@ func next(t *testing.T, events chan sysfs.Event) sysfs.Event {
 // current fails unless the watcher's inventory is what a fresh read gives.
 func current(t *testing.T, f *sysfs.FS, w *sysfs.Watcher) {
 	t.Helper()
-	devs, err := f.Devices()
+	devs, err := f.Scan()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,7 +337,7 @@ func TestGuestHotplug(t *testing.T) {
 	// current fails unless the watcher holds what sysfs says now.
 	current := func(when string) {
 		t.Helper()
-		devs, err := f.Devices()
+		devs, err := f.Scan()
 		if err != nil {
 			t.Fatal(err)
 		}
