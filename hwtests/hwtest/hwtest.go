@@ -9,9 +9,11 @@ package hwtest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -316,4 +318,48 @@ func SweepSetup(t *testing.T, setup func(failAt int) (steps []string, err error)
 		}
 	}
 	t.Logf("failed each of %d steps; every next setup worked", len(steps))
+}
+
+// ConcurrentMapUnmap attaches dev to a new address space of b and maps and
+// unmaps a page from several goroutines: every call must succeed and
+// nothing may stay mapped. The kernel backends share it, since the check
+// speaks only the iommu interface.
+func ConcurrentMapUnmap(t *testing.T, b iommu.Backend, dev iommu.Device) {
+	t.Helper()
+	ctx := context.Background()
+	as, err := b.NewAddressSpace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.Attach(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds, page = 4, 50, 4096
+	mem := DMABuffer(t, workers*page)
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			m := iommu.Mapping{Mem: mem[w*page : (w+1)*page], Perm: iommu.Read | iommu.Write}
+			for range rounds {
+				iova, err := as.Map(ctx, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n, err := as.Unmap(ctx, iova, page); err != nil || n != page {
+					errs <- fmt.Errorf("unmap %#x = %d, %w", iova, n, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 0 {
+		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
+	}
 }

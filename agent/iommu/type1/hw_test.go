@@ -440,41 +440,7 @@ func TestConcurrentMapUnmap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	as, err := b.NewAddressSpace(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := as.Attach(ctx, dev); err != nil {
-		t.Fatal(err)
-	}
-	const workers, rounds = 4, 50
-	mem := hwtest.DMABuffer(t, workers*page)
-	errs := make(chan error, workers)
-	for w := range workers {
-		go func() {
-			m := iommu.Mapping{Mem: mem[w*page : (w+1)*page], Perm: rw}
-			for range rounds {
-				iova, err := as.Map(ctx, m)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if n, err := as.Unmap(ctx, iova, page); err != nil || n != page {
-					errs <- fmt.Errorf("unmap %#x = %d, %w", iova, n, err)
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range workers {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
-	if n, err := as.Unmap(ctx, 0, math.MaxUint64); err != nil || n != 0 {
-		t.Errorf("Unmap all after the workers = %d, %v; want nothing left", n, err)
-	}
+	hwtest.ConcurrentMapUnmap(t, b, dev)
 }
 
 // TestFailTeardown fails VFIO_GROUP_UNSET_CONTAINER in a Close: the error
