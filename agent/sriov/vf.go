@@ -160,22 +160,7 @@ func (m *Manager) set(bdf string, s Settings) (*Report, error) {
 	if s.MAC != nil {
 		call(m.links.LinkSetVfHardwareAddr(l, vf.Index, net.HardwareAddr(s.MAC[:])), AttrMAC)
 	}
-	if s.VLAN != nil || s.QoS != nil {
-		// One request carries both; the one not asked for keeps its value.
-		vlan, qos := before.VLAN, before.QoS
-		if s.VLAN != nil {
-			vlan = *s.VLAN
-		}
-		if s.QoS != nil {
-			qos = *s.QoS
-		}
-		var as []Attr
-		if s.VLAN != nil {
-			as = append(as, AttrVLAN)
-		}
-		if s.QoS != nil {
-			as = append(as, AttrQoS)
-		}
+	if vlan, qos, as := pairOf(s.VLAN, s.QoS, before.VLAN, before.QoS, AttrVLAN, AttrQoS); len(as) > 0 {
 		call(m.links.LinkSetVfVlanQos(l, vf.Index, vlan, qos), as...)
 	}
 	if s.SpoofChk != nil {
@@ -187,21 +172,7 @@ func (m *Manager) set(bdf string, s Settings) (*Report, error) {
 	if s.State != nil {
 		call(m.links.LinkSetVfState(l, vf.Index, uint32(*s.State)), AttrState)
 	}
-	if s.MinRate != nil || s.MaxRate != nil {
-		lo, hi := before.MinRate, before.MaxRate
-		if s.MinRate != nil {
-			lo = *s.MinRate
-		}
-		if s.MaxRate != nil {
-			hi = *s.MaxRate
-		}
-		var as []Attr
-		if s.MinRate != nil {
-			as = append(as, AttrMinRate)
-		}
-		if s.MaxRate != nil {
-			as = append(as, AttrMaxRate)
-		}
+	if lo, hi, as := pairOf(s.MinRate, s.MaxRate, before.MinRate, before.MaxRate, AttrMinRate, AttrMaxRate); len(as) > 0 {
 		call(m.links.LinkSetVfRate(l, vf.Index, lo, hi), as...)
 	}
 	after, err := m.config(vf, link)
@@ -282,4 +253,21 @@ func (m *Manager) Restore(snap Snapshot) (*Report, error) {
 		return r, fmt.Errorf("restore: %w", err)
 	}
 	return r, nil
+}
+
+// pairOf is the values of a request that carries two attributes at once
+// (VLAN with QoS, min with max rate): the one asked for takes its new
+// value, the other keeps its current one. as lists the attributes asked
+// for, empty when neither was.
+func pairOf(a, b *int, curA, curB int, attrA, attrB Attr) (int, int, []Attr) {
+	var as []Attr
+	if a != nil {
+		curA = *a
+		as = append(as, attrA)
+	}
+	if b != nil {
+		curB = *b
+		as = append(as, attrB)
+	}
+	return curA, curB, as
 }
