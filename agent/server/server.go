@@ -231,8 +231,18 @@ func Listen(path string) (*net.UnixListener, error) {
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	s.serving.Store(true)
 	defer s.serving.Store(false)
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
+	// Closing ln ends Accept. Serve returns only once ln is closed: a
+	// Close that runs on the AfterFunc goroutine may still be releasing
+	// the socket when Accept has already failed.
+	lnClosed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { ln.Close(); close(lnClosed) })
+	defer func() {
+		if stop() {
+			ln.Close()
+		} else {
+			<-lnClosed
+		}
+	}()
 	s.wg.Add(1)
 	go s.orphanLoop(ctx)
 	var err error
