@@ -111,9 +111,9 @@ func (h *Host) Findings() []Finding {
 	units, uerr := h.fs.IOMMUs()
 	cmdline, cerr := h.fs.Cmdline()
 	var out []Finding
-	out = append(out, h.platformFinding(units))
+	out = append(out, h.platformFinding())
 	out = append(out, h.firmwareFinding(units))
-	drv := h.iommuDriver(units)
+	drv := h.iommuDriver()
 	out = append(out, h.driverFinding(drv))
 	out = append(out, h.iommuFinding(units, uerr, cmdline, drv))
 	switch {

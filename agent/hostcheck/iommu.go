@@ -10,7 +10,7 @@ import (
 
 // platformFinding says which vendor the advice is for and from what, and
 // which kernel sources could be read: the findings after it lean on both.
-func (h *Host) platformFinding(units []sysfs.IOMMU) Finding {
+func (h *Host) platformFinding() Finding {
 	p := h.Platform
 	fd := Finding{Check: "platform", Status: Pass}
 	var parts []string
@@ -21,7 +21,7 @@ func (h *Host) platformFinding(units []sysfs.IOMMU) Finding {
 	}
 	switch {
 	case p.Units != VendorUnknown:
-		parts = append(parts, "IOMMU "+p.Units.iommuName()+" ("+units[0].Name+")")
+		parts = append(parts, "IOMMU "+p.Units.iommuName()+" ("+p.UnitName+")")
 	case p.firmwareVendor() != VendorUnknown:
 		parts = append(parts, "firmware describes "+p.firmwareVendor().iommuName()+", no unit registered")
 	default:
@@ -121,7 +121,7 @@ func firmwareFix(v Vendor) string {
 // iommuDriver is the vendor's IOMMU driver. VT-d and AMD-Vi are bool
 // options (built in or absent, never modules), so registered units or the
 // config tell; SMMUv3 is tristate and read like any module.
-func (h *Host) iommuDriver(units []sysfs.IOMMU) Component {
+func (h *Host) iommuDriver() Component {
 	v := h.Platform.Vendor()
 	var c Component
 	switch v {
@@ -132,7 +132,7 @@ func (h *Host) iommuDriver(units []sysfs.IOMMU) Component {
 	case ARM:
 		c = h.Module("arm_smmu_v3", "CONFIG_ARM_SMMU_V3")
 		if h.Platform.Units == ARM && !c.State.Ready() {
-			c.State, c.Source = Loaded, units[0].Name+" registered by it"
+			c.State, c.Source = Loaded, h.Platform.UnitName+" registered by it"
 		}
 		return c
 	default:
@@ -141,7 +141,7 @@ func (h *Host) iommuDriver(units []sysfs.IOMMU) Component {
 	cv, known := h.Kernel.ConfigValue(c.Config)
 	switch {
 	case h.Platform.Units == v:
-		c.State, c.Source = BuiltIn, units[0].Name+" registered by it"
+		c.State, c.Source = BuiltIn, h.Platform.UnitName+" registered by it"
 	case cv == "y":
 		c.State, c.Source = BuiltIn, h.Kernel.configText(c.Config)
 	case known:

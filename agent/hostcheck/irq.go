@@ -86,7 +86,7 @@ func (h *Host) irFinding(units []sysfs.IOMMU, c sysfs.Cmdline) Finding {
 		}
 		return fd
 	}
-	switch unitsVendor(units) {
+	switch v, _ := unitsVendor(units); v {
 	case Intel:
 		var without, unknown []string
 		for _, u := range units {

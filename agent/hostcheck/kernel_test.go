@@ -168,3 +168,43 @@ func TestReadMemlock(t *testing.T) {
 		t.Error("ReadMemlock of a missing file: no error")
 	}
 }
+
+func TestCdevState(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		build      func(h *fakeHost)
+		want       State
+		wantSource string
+	}{
+		{name: "config", build: func(h *fakeHost) { h.configGz(configModular...) }, want: BuiltIn, wantSource: "CONFIG_VFIO_DEVICE_CDEV=y"},
+		{name: "config without", build: func(h *fakeHost) { h.configGz("CONFIG_VFIO=m") }, want: Absent, wantSource: "is not set"},
+		{name: "/proc/devices", build: func(h *fakeHost) {
+			h.loaded("vfio").file("proc/devices", "Character devices:\n  1 mem\n236 vfio-dev\n245 vfio\n\nBlock devices:\n")
+		}, want: BuiltIn, wantSource: "/proc/devices lists the vfio-dev major"},
+		{name: "/proc/devices without", build: func(h *fakeHost) {
+			h.loaded("vfio").file("proc/devices", "Character devices:\n  1 mem\n245 vfio\n\nBlock devices:\n236 vfio-dev\n")
+		}, want: Absent, wantSource: "no vfio-dev major"},
+		{name: "/proc/devices says nothing while vfio is not loaded", build: func(h *fakeHost) {
+			h.file("proc/devices", "Character devices:\n  1 mem\n")
+		}, want: Unknown, wantSource: "no kernel config"},
+		{name: "bound device with a dev", build: func(h *fakeHost) {
+			h.file("sys/class/vfio-dev/vfio0/dev", "236:0\n")
+		}, want: BuiltIn, wantSource: "vfio0/dev exists"},
+		{name: "bound device without a dev", build: func(h *fakeHost) {
+			h.file("sys/class/vfio-dev/vfio0/uevent", "")
+		}, want: Absent, wantSource: "no dev attribute"},
+		{name: "/dev/vfio/devices", build: func(h *fakeHost) { h.dir("dev/vfio/devices") }, want: BuiltIn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newFakeHost(t)
+			tc.build(h)
+			x := h.host()
+			st, src := x.cdevState(x.Module("vfio", "CONFIG_VFIO"))
+			if st != tc.want || !strings.Contains(src, tc.wantSource) {
+				t.Errorf("cdevState = %s %q, want %s containing %q", st, src, tc.want, tc.wantSource)
+			}
+		})
+	}
+}

@@ -65,8 +65,10 @@ type Platform struct {
 	// node whose compatible says arm,smmu-v3.
 	DeviceTree bool
 	DTSMMU     string
-	// Units is the vendor of the registered IOMMU units, if any.
-	Units Vendor
+	// Units is the vendor of the registered IOMMU units, if any, and
+	// UnitName the first such unit.
+	Units    Vendor
+	UnitName string
 }
 
 // Vendor is the family the advice is for: the units' if the kernel
@@ -107,18 +109,20 @@ func (p Platform) hasTable(t string) bool {
 	return false
 }
 
-func unitsVendor(units []sysfs.IOMMU) Vendor {
+// unitsVendor is the vendor of the first unit of a known kind, and its
+// name.
+func unitsVendor(units []sysfs.IOMMU) (Vendor, string) {
 	for _, u := range units {
 		switch {
 		case u.Kind == sysfs.KindVTD || strings.HasPrefix(u.Name, "dmar"):
-			return Intel
+			return Intel, u.Name
 		case u.Kind == sysfs.KindAMDVi || strings.HasPrefix(u.Name, "ivhd"):
-			return AMD
+			return AMD, u.Name
 		case u.Kind == sysfs.KindSMMUv3 || strings.HasPrefix(u.Name, "smmu3."):
-			return ARM
+			return ARM, u.Name
 		}
 	}
-	return VendorUnknown
+	return VendorUnknown, ""
 }
 
 func readPlatform(f *sysfs.FS, procRoot string) Platform {
@@ -139,7 +143,7 @@ func readPlatform(f *sysfs.FS, procRoot string) Platform {
 		p.DTSMMU = findSMMUNode(dt)
 	}
 	if units, _ := f.IOMMUs(); len(units) > 0 {
-		p.Units = unitsVendor(units)
+		p.Units, p.UnitName = unitsVendor(units)
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package hostcheck
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // vfioFindings judges the modules and nodes of the two DMA paths: iommufd
@@ -26,7 +27,7 @@ func (h *Host) vfioFindings() []Finding {
 		h.moduleFinding(pci, "the vfio-pci driver devices are bound to", false),
 		h.moduleFinding(iommufd, "iommufd and the VFIO device cdev", haveType1),
 		h.moduleFinding(type1, "the legacy VFIO container", haveIOMMUFD),
-		h.cdevFinding(haveType1),
+		h.cdevFinding(vfio, haveType1),
 	}
 
 	// Named by their usual path whatever DevRoot is, so --json stays stable.
@@ -110,15 +111,25 @@ func (h *Host) nodeFix(c Component, node string) string {
 
 // cdevState reads whether VFIO gives devices a character device
 // (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6+), which the iommufd path needs:
-// from the config, else from a bound device (a /sys/class/vfio-dev/vfioN
-// has a dev attribute only when it is a cdev), else from /dev/vfio/devices.
-func (h *Host) cdevState() (State, string) {
+// from the config; else, with vfio in the kernel, from /proc/devices (only
+// device_cdev.c, built with the option, registers the "vfio-dev" major);
+// else from a bound device (a /sys/class/vfio-dev/vfioN has a dev
+// attribute only when it is a cdev), else from /dev/vfio/devices.
+func (h *Host) cdevState(vfio Component) (State, string) {
 	const sym = "CONFIG_VFIO_DEVICE_CDEV"
 	if v, known := h.Kernel.ConfigValue(sym); known {
 		if v == "y" {
 			return BuiltIn, h.Kernel.configText(sym)
 		}
 		return Absent, h.Kernel.configText(sym)
+	}
+	if vfio.State.Ready() {
+		if has, ok := charMajor(filepath.Join(h.opts.ProcRoot, "devices"), "vfio-dev"); ok {
+			if has {
+				return BuiltIn, "/proc/devices lists the vfio-dev major"
+			}
+			return Absent, "vfio is " + string(vfio.State) + " but /proc/devices has no vfio-dev major: built without " + sym
+		}
 	}
 	class := h.fs.Path("class", "vfio-dev")
 	if ents, err := os.ReadDir(class); err == nil && len(ents) > 0 {
@@ -135,8 +146,8 @@ func (h *Host) cdevState() (State, string) {
 	return Unknown, h.Kernel.NoConfig + ", and no device bound to vfio-pci yet to show a cdev (/sys/class/vfio-dev/vfioN/dev, /dev/vfio/devices/vfioN)"
 }
 
-func (h *Host) cdevFinding(type1 bool) Finding {
-	st, src := h.cdevState()
+func (h *Host) cdevFinding(vfio Component, type1 bool) Finding {
+	st, src := h.cdevState(vfio)
 	fd := Finding{Check: "VFIO device cdev", State: st, Source: src}
 	switch st {
 	case BuiltIn:
@@ -151,4 +162,23 @@ func (h *Host) cdevFinding(type1 bool) Finding {
 		fd.Status, fd.Detail = Warn, "unknown: "+src
 	}
 	return fd
+}
+
+// charMajor reports whether the "Character devices:" part of a
+// /proc/devices file lists name; ok is false when it cannot be read.
+func charMajor(path, name string) (has, ok bool) {
+	inChar := false
+	read, err := readLines(path, false, func(line string) bool {
+		switch {
+		case strings.HasSuffix(line, "devices:"):
+			inChar = line == "Character devices:"
+		case inChar:
+			if f := strings.Fields(line); len(f) == 2 && f[1] == name {
+				has = true
+				return false
+			}
+		}
+		return true
+	})
+	return has, read && err == nil
 }

@@ -132,23 +132,29 @@ func TestGuestCheck(t *testing.T) {
 			t.Errorf("module %s: state %q from %q, want loaded from initstate", m, f.State, f.Source)
 		}
 	}
-	if f := byName["IOMMU driver"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Detail, "intel-iommu") {
-		t.Errorf("IOMMU driver: %+v, want intel-iommu built in", f)
+	// The driver follows the lane's unit: dmar0 (VT-d) or ivhd0 (AMD-Vi),
+	// both bool options, so built in.
+	driver := "intel-iommu"
+	if strings.Contains(byName["IOMMU"].Detail, "ivhd") {
+		driver = "amd-iommu"
 	}
-	// QEMU's intel-iommu,intremap=on with a split irqchip: the kernel
+	if f := byName["IOMMU driver"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Detail, driver) {
+		t.Errorf("IOMMU driver: %+v, want %s built in", f, driver)
+	}
+	// QEMU's IOMMUs with intremap=on and a split irqchip: the kernel
 	// remaps, and /proc/interrupts says so.
 	if f := byName["interrupt remapping"]; !strings.Contains(f.Detail, "IR-") {
 		t.Errorf("interrupt remapping: %q names no IR- chip", f.Detail)
 	}
 	// /lib/modules/RELEASE holds modules.dep only: the guest has neither
 	// modules.builtin nor a kernel config, and the report says so rather
-	// than guess; the VFIO cdev (built into the rebuilt vfio) is never
-	// reported absent.
+	// than guess. The rebuilt vfio has CONFIG_VFIO_DEVICE_CDEV, which
+	// /proc/devices shows (the vfio-dev major) with no config to read.
 	if f := byName["platform"]; !strings.Contains(f.Detail, "/modules.dep") || !strings.Contains(f.Detail, "no modules.builtin") || !strings.Contains(f.Detail, "no kernel config") {
 		t.Errorf("platform: %q, want modules.dep read and modules.builtin, config unread", f.Detail)
 	}
-	if f := byName["VFIO device cdev"]; f.State != hostcheck.BuiltIn && f.State != hostcheck.Unknown {
-		t.Errorf("VFIO device cdev: %+v, want built-in or unknown", f)
+	if f := byName["VFIO device cdev"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Source, "/proc/devices") {
+		t.Errorf("VFIO device cdev: %+v, want built-in from /proc/devices", f)
 	}
 
 	// A module the Debian kernel builds (kvm-amd.ko.xz in modules.dep) whose
