@@ -3,6 +3,7 @@ package hostcheck
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
@@ -185,20 +186,24 @@ func installFix(k Kernel, name string) string {
 // AMD-Vi drivers, VFIO device cdevs) can only be =y.
 func kernelFix(k Kernel, config string) string {
 	val := config + "=y or =m"
-	if boolOptions[config] {
+	if isBool(config) {
 		val = config + "=y"
 	}
 	fix := "boot a kernel built with " + val
-	if mv, known := k.ConfigValue("CONFIG_MODULES"); known && mv == "" && !boolOptions[config] {
+	if mv, known := k.ConfigValue("CONFIG_MODULES"); known && mv == "" && !isBool(config) {
 		fix += " (this one has no module support at all: CONFIG_MODULES is not set)"
 	}
 	return fix
 }
 
-// boolOptions are the options that cannot be modules.
-var boolOptions = map[string]bool{
-	"CONFIG_INTEL_IOMMU": true, "CONFIG_AMD_IOMMU": true, "CONFIG_VFIO_DEVICE_CDEV": true,
-	"CONFIG_VFIO_CONTAINER": true, "CONFIG_VFIO_GROUP": true, "CONFIG_IOMMUFD_VFIO_CONTAINER": true,
+// isBool reports the options that cannot be modules.
+func isBool(config string) bool {
+	switch config {
+	case "CONFIG_INTEL_IOMMU", "CONFIG_AMD_IOMMU", "CONFIG_VFIO_DEVICE_CDEV",
+		"CONFIG_VFIO_CONTAINER", "CONFIG_VFIO_GROUP", "CONFIG_IOMMUFD_VFIO_CONTAINER":
+		return true
+	}
+	return false
 }
 
 func (h *Host) iommuFinding(units []sysfs.IOMMU, uerr error, c sysfs.Cmdline, drv Component) Finding {
@@ -262,7 +267,9 @@ func disabledBy(c sysfs.Cmdline, v Vendor) string {
 // amdIOMMUValues are the values amd_iommu= takes (the kernel's
 // admin-guide/kernel-parameters.txt): none turns the IOMMU on, which is
 // the default with an IVRS table.
-var amdIOMMUValues = []string{"fullflush", "off", "force_isolation", "force_enable", "pgtbl_v1", "pgtbl_v2", "irtcachedis", "nohugepages", "v2_pgsizes_only"}
+func amdIOMMUValues() []string {
+	return []string{"fullflush", "off", "force_isolation", "force_enable", "pgtbl_v1", "pgtbl_v2", "irtcachedis", "nohugepages", "v2_pgsizes_only"}
+}
 
 func (h *Host) cmdlineFinding(c sysfs.Cmdline, units []sysfs.IOMMU, drv Component) Finding {
 	fd := Finding{Check: "kernel command line"}
@@ -298,14 +305,14 @@ func (h *Host) cmdlineFinding(c sysfs.Cmdline, units []sysfs.IOMMU, drv Componen
 	if val, ok := c.Lookup("amd_iommu"); ok && v == AMD {
 		var unknown []string
 		for _, o := range strings.Split(val, ",") {
-			if !contains(amdIOMMUValues, o) {
+			if !slices.Contains(amdIOMMUValues(), o) {
 				unknown = append(unknown, o)
 			}
 		}
 		if len(unknown) > 0 {
 			fd.Status = Warn
 			fd.Detail = "amd_iommu=" + strings.Join(unknown, ",") + " is not a value the kernel knows (it takes " +
-				strings.Join(amdIOMMUValues, ", ") + "), so it changes nothing; AMD-Vi is on by default when the firmware has an IVRS table"
+				strings.Join(amdIOMMUValues(), ", ") + "), so it changes nothing; AMD-Vi is on by default when the firmware has an IVRS table"
 			fd.Fix = "remove amd_iommu=" + strings.Join(unknown, ",") + " from the kernel command line"
 			return fd
 		}
@@ -348,15 +355,6 @@ func (h *Host) cmdlineFinding(c sysfs.Cmdline, units []sysfs.IOMMU, drv Componen
 		fd.Fix = "on Intel add intel_iommu=on (and iommu=pt); on AMD and Arm no parameter is needed: enable the IOMMU in the firmware"
 	}
 	return fd
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // groupFindings names the groups that are not viable: not a host fault,
