@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/iommu-agent/iommu-agent/agent/hostcheck"
 )
 
 // These run the CLI against the guest's real /sys, /proc and /dev: the
@@ -118,6 +120,56 @@ func TestGuestCheck(t *testing.T) {
 	for c := range must {
 		t.Errorf("check has no %q finding", c)
 	}
+
+	// The harness loads vfio, vfio_pci, iommufd and type1 from the
+	// initramfs: live modules, so "loaded", read from initstate.
+	byName := map[string]Finding{}
+	for _, f := range fs {
+		byName[f.Check] = f
+	}
+	for _, m := range []string{"vfio", "vfio_pci", "iommufd", "vfio_iommu_type1"} {
+		if f := byName["module "+m]; f.State != hostcheck.Loaded || !strings.Contains(f.Source, "initstate: live") {
+			t.Errorf("module %s: state %q from %q, want loaded from initstate", m, f.State, f.Source)
+		}
+	}
+	// The driver follows the lane's unit: dmar0 (VT-d) or ivhd0 (AMD-Vi),
+	// both bool options, so built in.
+	driver := "intel-iommu"
+	if strings.Contains(byName["IOMMU"].Detail, "ivhd") {
+		driver = "amd-iommu"
+	}
+	if f := byName["IOMMU driver"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Detail, driver) {
+		t.Errorf("IOMMU driver: %+v, want %s built in", f, driver)
+	}
+	// QEMU's IOMMUs with intremap=on and a split irqchip: the kernel
+	// remaps, and /proc/interrupts says so.
+	if f := byName["interrupt remapping"]; !strings.Contains(f.Detail, "IR-") {
+		t.Errorf("interrupt remapping: %q names no IR- chip", f.Detail)
+	}
+	// /lib/modules/RELEASE holds modules.dep only: the guest has neither
+	// modules.builtin nor a kernel config, and the report says so rather
+	// than guess. The rebuilt vfio has CONFIG_VFIO_DEVICE_CDEV, which
+	// /proc/devices shows (the vfio-dev major) with no config to read.
+	if f := byName["platform"]; !strings.Contains(f.Detail, "/modules.dep") || !strings.Contains(f.Detail, "no modules.builtin") || !strings.Contains(f.Detail, "no kernel config") {
+		t.Errorf("platform: %q, want modules.dep read and modules.builtin, config unread", f.Detail)
+	}
+	if f := byName["VFIO device cdev"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Source, "/proc/devices") {
+		t.Errorf("VFIO device cdev: %+v, want built-in from /proc/devices", f)
+	}
+
+	// A module the Debian kernel builds (kvm-amd.ko.xz in modules.dep) whose
+	// file the initramfs does not carry: not installed, never "modprobe".
+	h, err := hostcheck.New(hostcheck.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := h.Module("kvm_amd", "CONFIG_KVM_AMD"); c.State != hostcheck.NotInstalled {
+		t.Errorf("kvm_amd: %+v, want not-installed (listed in modules.dep, no file)", c)
+	}
+	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != hostcheck.Loaded {
+		t.Errorf("vfio_pci_core: %+v, want loaded", c)
+	}
+	t.Logf("guest kernel %s: config %q, builtin %q, dep %q; missing %q", h.Kernel.Release, h.Kernel.ConfigSource, h.Kernel.BuiltinSource, h.Kernel.DepSource, h.Kernel.Missing)
 }
 
 func TestGuestBindUnbind(t *testing.T) {
