@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,8 +43,7 @@ const memlockWant = 1 << 30
 const capIPCLock = 14
 
 func check(_ context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs := newFlagSet("check")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	procRoot := fs.String("proc", "/proc", "procfs mount point (cmdline, self/limits, self/status)")
 	devRoot := fs.String("dev", "/dev", "device directory")

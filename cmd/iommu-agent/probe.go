@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +19,7 @@ import (
 // registers, iommufd, and the legacy VFIO container. It changes nothing:
 // the IOAS it allocates lives in an iommufd that closes before it returns.
 func probe(_ context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := newFlagSet("probe")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	devRoot := fs.String("dev", "/dev", "device directory")
 	if err := fs.Parse(args); err != nil {
