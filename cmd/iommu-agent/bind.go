@@ -105,10 +105,8 @@ func bindOne(f *sysfs.FS, st bindState, statePath, target string, group int, isG
 		b, err = f.Bind(target)
 	}
 	if err != nil {
-		// sysfs says what it tried: "bind BDF: ..." or "iommu_group N: ...".
-		if isGroup {
-			return fmt.Errorf("bind: %w", err)
-		}
+		// sysfs says what it tried, "bind BDF: ..." or "iommu_group N:
+		// ...": a prefix here would say it twice.
 		return err
 	}
 	if len(b.Devices) == 0 {

@@ -230,7 +230,7 @@ func TestNeedsRoot(t *testing.T) {
 		var errOut bytes.Buffer
 		code := exitStatus(context.Background(), []string{"bind", "group", "5"}, err, &out, &errOut, tc.euid)
 		if code != 1 || strings.Contains(errOut.String(), "needs root (run as root or with CAP_DAC_OVERRIDE)") != tc.want ||
-			strings.Count(errOut.String(), "\n") != 1 {
+			strings.Count(errOut.String(), "\n") != 1 || strings.Count(errOut.String(), "bind") != 1 {
 			t.Errorf("euid %d: exit %d, %q", tc.euid, code, errOut.String())
 		}
 	}

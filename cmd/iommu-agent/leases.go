@@ -151,13 +151,9 @@ func leasesCmd(_ context.Context, args []string, w io.Writer, getenv func(string
 		case !g.Viable:
 			state = "not viable: " + g.Reason
 		}
-		for i, bdf := range g.Devices {
+		for _, bdf := range g.Devices { // a row per device, each whole, for grep
 			d := byBDF[bdf]
-			group, st := strconv.Itoa(g.Number), state
-			if i > 0 {
-				group, st = "", `"`
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%04x:%04x\t%s\t%s\n", group, bdf, d.Vendor, d.Device, orDash(d.Driver), st)
+			fmt.Fprintf(tw, "%d\t%s\t%04x:%04x\t%s\t%s\n", g.Number, bdf, d.Vendor, d.Device, orDash(d.Driver), state)
 		}
 	}
 	return tw.Flush()

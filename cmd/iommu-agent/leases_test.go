@@ -235,6 +235,11 @@ func TestAcquireHolds(t *testing.T) {
 	if len(held) != 1 || held[0].Group != 3 || len(held[0].Devices) != 2 {
 		t.Errorf("held: %+v", held)
 	}
+	code, list, _ := runCode(t, context.Background(), 0, "leases", "-socket", sock)
+	if want := "3      0000:03:00.1  1234:11e8  -       leased " + held[0].ID + " (broker, uid "; code != 0 || !strings.Contains(list, want) {
+		t.Errorf("leases while held lacks %q:\n%s", want, list)
+	}
+	t.Logf("leases:\n%s", list)
 	for !strings.Contains(errOut.String(), "holding lease") { // printed just after the lease is taken
 		time.Sleep(time.Millisecond)
 	}

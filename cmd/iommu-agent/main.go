@@ -151,7 +151,7 @@ var commands = []command{
 	{name: "serve", summary: "the daemon: lease devices to VMMs on a unix socket",
 		root: "run as root, or as packaging/iommu-agent.service does"},
 	{name: "leases", summary: "the agent's devices, groups and leases (a client of serve)", details: socketDoc},
-	{name: "status", summary: "the agent's backend and version, this user as it sees us, our leases", details: socketDoc},
+	{name: "status", summary: "the agent's protocol and backend, this client as the agent sees it, its leases", details: socketDoc},
 	{name: "acquire", args: "DEVICE | group N [-- COMMAND [ARG...]]", maxArgs: 2,
 		summary: "lease a device or group from the agent, for COMMAND or until Ctrl-C", details: acquireDoc, runs: true},
 	{name: "release", args: "LEASE", maxArgs: 1, summary: "end a lease (one kept after its client left, or any as root)", details: socketDoc},
