@@ -33,8 +33,8 @@ long as this command's connection to the agent: broker leases always end with it
 the policy's keep_on_disconnect keeps them (then release ends them).
 
 With -- COMMAND, acquire runs COMMAND holding the lease and releases it when COMMAND exits; its exit
-status is COMMAND's (126: it could not be run, 127: not found). SIGINT and SIGTERM are passed on
-to COMMAND. In mode fds COMMAND inherits the iommufd as fd 3 and each device's VFIO cdev after it
+status is COMMAND's (126: it could not be run, 127: not found). SIGTERM is passed on to COMMAND
+(Ctrl-C reaches it from the terminal), and acquire waits for it to exit. In mode fds COMMAND inherits the iommufd as fd 3 and each device's VFIO cdev after it
 (4, 5, ...). In COMMAND's arguments, these placeholders are replaced:
   {iommufd}             the iommufd's fd number (mode fds)
   {device0}, {device1}  each device's VFIO cdev fd number, in the group's order (mode fds)
@@ -378,14 +378,18 @@ func acquireCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	select {
 	case werr = <-waited:
 	case <-ctx.Done():
-		// Pass the signal on and wait: the lease must outlive the
-		// command, never the other way round.
+		// Wait for the command: the lease must outlive it, never the
+		// other way round. SIGTERM (systemd, kill) came to us alone: pass
+		// it on. Ctrl-C reached the command from the terminal already (one
+		// process group); sent again it would count as a second press,
+		// which some programs take as "quit now, skip the clean shutdown".
 		var intr interrupted
-		sig := syscall.SIGTERM
-		if errors.As(context.Cause(ctx), &intr) {
-			sig = intr.sig
+		if !errors.As(context.Cause(ctx), &intr) {
+			intr.sig = syscall.SIGTERM
 		}
-		cmd.Process.Signal(sig)
+		if intr.sig != syscall.SIGINT {
+			cmd.Process.Signal(intr.sig)
+		}
 		werr = <-waited
 	}
 	code := 0

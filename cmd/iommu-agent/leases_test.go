@@ -385,3 +385,34 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM to acquire reaches the command, whose exit status acquire takes
+// once it has released the lease; Ctrl-C is left to the terminal, which
+// sends it to the command itself.
+func TestAcquireSignals(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 42}, {syscall.SIGINT, 0}} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		out := &syncBuffer{}
+		done := make(chan int, 1)
+		// Without SIGTERM the script ends by itself after ~1 s.
+		script := `trap "exit 42" TERM; echo ready; for i in $(seq 20); do sleep 0.05; done; exit 0`
+		go func() {
+			done <- runMain(ctx, []string{"acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", script}, out, out, 0)
+		}()
+		for !strings.Contains(out.String(), "ready") {
+			time.Sleep(time.Millisecond)
+		}
+		cancel(interrupted{tc.sig})
+		if code := <-done; code != tc.code {
+			t.Errorf("%v: exit %d, want %d; %s", tc.sig, code, tc.code, out.String())
+		}
+		if ls := agentLeases(t, sock); len(ls) != 0 {
+			t.Errorf("%v: leases after: %+v", tc.sig, ls)
+		}
+	}
+}
