@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
@@ -46,7 +47,7 @@ For example, QEMU as an unprivileged user:
       -object iommufd,id=i0,fd={iommufd} -device vfio-pci,iommufd=i0,fd={device0}
 
 Without a COMMAND, acquire prints the lease and holds it until SIGINT (Ctrl-C) or SIGTERM, then
-releases it and exits 0.`
+releases it and exits 0; should the agent go away meanwhile, it says so and exits 1.`
 
 // clientFlags are the flags every client command has.
 type clientFlags struct {
@@ -268,7 +269,16 @@ func (e *childExit) Error() string {
 
 func (e *childExit) Unwrap() error { return e.err }
 
+// holdCheck is how often acquire without a command asks the agent whether
+// the connection, and so the lease, is still there.
+const holdCheck = 2 * time.Second
+
 func acquireCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return acquireEvery(ctx, args, stdout, stderr, getenv, holdCheck)
+}
+
+// acquireEvery is acquire, checking the agent every check while it holds.
+func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, check time.Duration) error {
 	fl := newFlagSet("acquire")
 	cf := addClientFlags(fl, getenv, true)
 	mode := fl.String("mode", "", "`MODE`: fds (the iommufd and VFIO cdevs come to this process) or broker (the agent keeps the IOMMU); default: the agent's (fds on real hardware)")
@@ -347,7 +357,21 @@ func acquireCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			fmt.Fprintf(stdout, "lease %s: iommu_group %d (%s), mode %s\n", a.Lease.ID, a.Lease.Group, strings.Join(a.Lease.Devices, " "), a.Lease.Mode)
 		}
 		fmt.Fprintf(stderr, "iommu-agent: holding lease %s until Ctrl-C or SIGTERM\n", a.Lease.ID)
-		<-ctx.Done()
+		// A lease that ended with its connection (the agent stopped)
+		// is not held: say so rather than wait for a signal.
+		tick := time.NewTicker(check)
+		defer tick.Stop()
+	hold:
+		for {
+			select {
+			case <-ctx.Done():
+				break hold
+			case <-tick.C:
+				if _, err := c.Status(); err != nil {
+					return fmt.Errorf("acquire %s: lost the agent, and lease %s with it unless the policy keeps it: %w", target, a.Lease.ID, err)
+				}
+			}
+		}
 		if err := release(); err != nil {
 			return &childExit{code: 1, err: err} // said, though a signal came first
 		}

@@ -416,3 +416,39 @@ func TestAcquireSignals(t *testing.T) {
 		}
 	}
 }
+
+// acquire holding a lease notices when the agent goes away.
+func TestAcquireLosesAgent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, stop := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Options{
+		Backend: server.BackendEmulated, Devices: demoDevices(), StateDir: filepath.Join(dir, "state"),
+		Policy: &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true}}},
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	errOut := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- acquireEvery(context.Background(), []string{"-socket", sock, "group", "1"}, io.Discard, errOut, os.Getenv, 10*time.Millisecond)
+	}()
+	for !strings.Contains(errOut.String(), "holding lease") {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	<-served
+	err = <-done
+	if err == nil || !strings.Contains(err.Error(), "lost the agent") {
+		t.Errorf("acquire after the agent stopped: %v", err)
+	}
+}
