@@ -316,3 +316,26 @@ func TestDemoInterrupted(t *testing.T) {
 		t.Errorf("demo interrupted: exit %d, stderr %q; want 130 and one line", code, errOut.String())
 	}
 }
+
+// After a signal, a command's own error is still said (serve failing as it
+// stops must be read); only its stopping for the signal reads
+// "interrupted".
+func TestInterruptedOrNot(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(interrupted{syscall.SIGTERM})
+	for _, tc := range []struct {
+		err  error
+		code int
+		want string
+	}{
+		{context.Canceled, 143, "iommu-agent: serve: interrupted\n"},
+		{interrupted{syscall.SIGTERM}, 143, "iommu-agent: serve: interrupted\n"},
+		{errors.New("remove socket: busy"), 1, "iommu-agent: remove socket: busy\n"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := exitStatus(ctx, []string{"serve"}, tc.err, &out, &errOut, 0); code != tc.code || errOut.String() != tc.want {
+			t.Errorf("%v: exit %d, %q; want %d, %q", tc.err, code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}

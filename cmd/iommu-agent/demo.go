@@ -36,7 +36,7 @@ const maxDemoCycles = 1_000_000
 // a temp dir: the agent serves a socket, a client (as any unprivileged VMM
 // would) leases a device, maps memfd memory through the agent, has the device
 // DMA into and out of it, hits an unmapped IOVA and is blocked, and lets go.
-func demo(ctx context.Context, args []string, stdout io.Writer) error {
+func demo(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fl := newFlagSet("demo")
 	cycles := fl.Int("cycles", 2000, fmt.Sprintf("map+DMA+unmap cycles timed for the latency histogram, 1 to %d", maxDemoCycles))
 	verbose := fl.Bool("v", false, "show the agent's log")
@@ -46,6 +46,13 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if *cycles < 1 || *cycles > maxDemoCycles {
 		return fl.usageErrorf("-cycles %d: want 1 to %d", *cycles, maxDemoCycles)
 	}
+	// After Ctrl-C the agent in here stops and its socket closes: what
+	// fails then (an EOF) fails because of the signal, so say that.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+	}()
 	dir, err := os.MkdirTemp("", "iommu-agent-demo-")
 	if err != nil {
 		return err

@@ -92,9 +92,10 @@ func exitStatus(ctx context.Context, args []string, err error, stdout, stderr io
 			fmt.Fprintf(stderr, "iommu-agent: %s\n", oneLine(exit.err))
 		}
 		return exit.code
-	case ctx.Err() != nil && errors.As(context.Cause(ctx), &intr):
-		// Whatever failed after the signal failed because of it (the
-		// demo's agent closing its socket reads as EOF): say so, not that.
+	case errors.As(err, &intr), errors.Is(err, context.Canceled) && errors.As(context.Cause(ctx), &intr):
+		// The command stopped for the signal (it returned ctx.Err() or
+		// the cause): say that. Other errors are said as they are,
+		// signal or not: serve failing as it stops must be read.
 		name := "iommu-agent"
 		if len(args) > 0 {
 			name = args[0]
