@@ -81,3 +81,40 @@ func TestReadmeFirstCommands(t *testing.T) {
 		t.Error("make test does not run the host setup first")
 	}
 }
+
+// Neither the code nor its comments point at notes the repository does not
+// ship (the README pointed at one).
+func TestNoPointersOutsideRepo(t *testing.T) {
+	t.Parallel()
+	// Spelled in pieces, so this file does not match itself.
+	bad := []string{"vm-" + "recipe", "vm-" + "guest-tools", "../" + "shared", "/work/" + "shared", "reference/" + "uapi.md"}
+	err := filepath.WalkDir("../..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		switch filepath.Ext(p) {
+		case ".go", ".md", ".c", ".h", ".txtar", ".service", ".json", ".sh", "":
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, s := range bad {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s mentions %s, which the repository does not have", strings.TrimPrefix(p, "../../"), s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
