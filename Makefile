@@ -1,11 +1,25 @@
 # The one test command: `make test` (what .ci/run runs). Each step also runs alone.
+# It needs root on Debian 12 (bookworm): when a tool is missing, `host` runs
+# hwtests/vm/setup-host, which installs them from Debian's mirror.
 GO ?= go
 STATICCHECK := $(GO) tool staticcheck
 UAPI_INC = $(shell .ci/uapi-headers)
 
-.PHONY: test lint bpfcheck unit uapicheck fuzz guest
+.PHONY: test host lint bpfcheck unit uapicheck fuzz guest
 
-test: lint bpfcheck unit uapicheck fuzz guest
+test: host lint bpfcheck unit uapicheck fuzz guest
+
+# What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and
+# uapicheck), clang-19 and llvm-strip-19 (bpfcheck), the module rebuild's
+# make, bc, cpio and pahole. setup-host is idempotent (about a second when
+# all is there) but needs root, so it runs only when something is missing.
+HOST_TOOLS := qemu-system-x86_64 gcc clang-19 llvm-strip-19 make bc cpio pahole
+host:
+	@missing=; for t in $(HOST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "host: missing$$missing; running hwtests/vm/setup-host (root, Debian 12, network to Debian's mirror)"; \
+		bash hwtests/vm/setup-host; \
+	fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
@@ -28,7 +42,9 @@ bpfcheck:
 	out=$$(git ls-files --others --exclude-standard -- 'ebpf/*_bpfel.*'); \
 	if [ -n "$$out" ]; then echo "bpfcheck: not committed: $$out"; exit 1; fi
 
+# -race needs cgo, so a C compiler: say so instead of cgo's own message.
 unit:
+	@command -v $${CC:-gcc} >/dev/null || { echo "unit: go test -race needs a C compiler for cgo: install gcc (make host does)"; exit 1; }
 	$(GO) test -race -count=1 ./...
 
 # The cgo cross-check of ioctl/uapi against the kernel's own 6.12 headers.

@@ -5,7 +5,7 @@ package hwtests
 // The errnos the kernel returns for the same misuse on its two paths, with
 // a VT-d domain attached (so the IOVA alignment is 4 KiB and the reserved
 // interrupt window is in force). Sources: iommufd.h, the iommufd selftests,
-// vfio_iommu_type1.c; reference/uapi.md §5 rows 13-24 and 43-48.
+// vfio_iommu_type1.c.
 
 import (
 	"encoding/binary"

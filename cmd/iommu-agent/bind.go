@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,43 +38,37 @@ type bindOriginal struct {
 }
 
 // bindTarget parses "BDF" or "group N" into the key the state file uses.
-func bindTarget(cmd string, args []string) (target string, group int, isGroup bool, err error) {
+// Its errors are usage errors of fl.
+func bindTarget(fl *flagSet, args []string) (target string, group int, isGroup bool, err error) {
 	switch {
+	case len(args) == 1 && args[0] == "group":
+		return "", 0, false, fl.usageErrorf("group needs its number: %s group N", fl.cmd.name)
 	case len(args) == 1:
 		a, err := sysfs.ParseAddress(args[0])
 		if err != nil {
-			return "", 0, false, fmt.Errorf("%s: %w", cmd, err)
+			return "", 0, false, fl.usageError(fmt.Errorf("want BDF (e.g. 0000:03:00.0) or group N: %w", err))
 		}
 		return a.String(), 0, false, nil
 	case len(args) == 2 && args[0] == "group":
 		n, err := strconv.Atoi(args[1])
 		if err != nil || n < 0 {
-			return "", 0, false, fmt.Errorf("%s: group %q is not a group number", cmd, args[1])
+			return "", 0, false, fl.usageErrorf("group %q is not a group number: want group N", args[1])
 		}
 		return "group " + strconv.Itoa(n), n, true, nil
 	}
-	return "", 0, false, fmt.Errorf("%s: want BDF or group N, got %q", cmd, args)
+	return "", 0, false, fl.usageErrorf("want BDF or group N, got %q", args)
 }
 
 // bindCmd runs bind and unbind. opts reach sysfs.New: tests pass the fake
 // kernel there, run passes none.
 func bindCmd(_ context.Context, cmd string, args []string, w io.Writer, opts ...sysfs.Option) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs := newFlagSet(cmd)
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	statePath := fs.String("state", defaultState, "file recording the drivers bind displaced, for unbind")
-	// Flags may come before, between or after the target words.
-	var words []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		if rest = fs.Args(); len(rest) == 0 {
-			break
-		}
-		words, rest = append(words, rest[0]), rest[1:]
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	target, group, isGroup, err := bindTarget(cmd, words)
+	target, group, isGroup, err := bindTarget(fs, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -112,7 +105,9 @@ func bindOne(f *sysfs.FS, st bindState, statePath, target string, group int, isG
 		b, err = f.Bind(target)
 	}
 	if err != nil {
-		return fmt.Errorf("bind %s: %w", target, err)
+		// sysfs says what it tried, "bind BDF: ..." or "iommu_group N:
+		// ...": a prefix here would say it twice.
+		return err
 	}
 	if len(b.Devices) == 0 {
 		fmt.Fprintf(w, "%s: already on %s, nothing changed\n", target, sysfs.VFIOPCI)
@@ -182,29 +177,78 @@ func driverText(d string) string {
 	return d
 }
 
-// lockState takes an exclusive flock on path's lock file, which it creates,
-// and returns its release. bind and unbind hold it from reading the state
-// to writing it back, so two at once cannot lose each other's record. The
-// lock is on a file of its own: saveState renames a new inode over path.
+// lockState takes an exclusive flock on path+".lock" and returns its
+// release. bind and unbind hold it from reading the state to writing it
+// back, so two at once cannot lose each other's record. The lock is a file
+// of its own because saveState renames a new inode over path.
+//
+// Nothing of the lock outlives the command: the release removes the lock
+// file (while still holding it), and the directories lockState created
+// when they are empty again, so a failed bind leaves nothing behind. A
+// waiter that then gets the lock on the removed file sees that the name no
+// longer leads to its file and starts over, so two commands never hold
+// locks on different files at once. (/run/lock would spare the cleanup
+// but not the -state directory bind needs anyway, and flock on that
+// directory would block on whatever else keeps a lock there.)
 func lockState(path string) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("lock state: %w", err)
-	}
-	fd, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock state: %w", err)
-	}
-	for {
-		err = syscall.Flock(int(fd.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
+	dir, name := filepath.Dir(path), path+".lock"
+	var created []string
+	removeCreated := func() {
+		for _, d := range created { // deepest first; fails harmlessly when not empty
+			os.Remove(d)
 		}
 	}
-	if err != nil {
-		fd.Close()
-		return nil, fmt.Errorf("lock state %s: %w", fd.Name(), err)
+	for tries := 0; ; tries++ {
+		created = append(missingDirs(dir), created...)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			removeCreated()
+			return nil, fmt.Errorf("lock state: %w", err)
+		}
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		if errors.Is(err, os.ErrNotExist) && tries < 100 {
+			continue // another command removed the directory it created: again
+		}
+		if err != nil {
+			removeCreated()
+			return nil, fmt.Errorf("lock state: %w", err)
+		}
+		for {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			removeCreated()
+			return nil, fmt.Errorf("lock state %s: %w", name, err)
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(name)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() {
+				os.Remove(name)
+				f.Close() // drops the lock
+				removeCreated()
+			}, nil
+		}
+		f.Close() // the previous holder removed it as we waited
 	}
-	return func() { fd.Close() }, nil // closing drops the lock
+}
+
+// missingDirs returns dir and those of its parents that do not exist,
+// deepest first: what MkdirAll(dir) would create.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			return missing
+		}
+	}
 }
 
 // loadState reads the state file; a missing one is empty.

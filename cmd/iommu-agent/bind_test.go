@@ -87,8 +87,8 @@ func TestBindGroupAndUnbind(t *testing.T) {
 			t.Errorf("state lacks %s:\n%s", w, st)
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(e.state)); len(ents) != 2 || ents[0].Name() != "bindings.json" || ents[1].Name() != "bindings.json.lock" {
-		t.Errorf("state dir holds %v, want the state and its lock alone (temp file left?)", ents)
+	if ents, _ := os.ReadDir(filepath.Dir(e.state)); len(ents) != 1 || ents[0].Name() != "bindings.json" {
+		t.Errorf("state dir holds %v, want the state alone (temp or lock file left?)", ents)
 	}
 
 	if _, err := e.run("bind", "group", "5"); err == nil || !strings.Contains(err.Error(), "already bound by iommu-agent") {
@@ -165,7 +165,8 @@ func TestBindRefuses(t *testing.T) {
 		{cmd: "bind", args: []string{"group", "42"}, is: sysfs.ErrNoGroup},
 		{cmd: "bind", args: []string{"group", "five"}, text: "not a group number"},
 		{cmd: "bind", args: []string{}, text: "want BDF or group N"},
-		{cmd: "bind", args: []string{"a", "b", "c"}, text: "want BDF or group N"},
+		{cmd: "bind", args: []string{"a", "b", "c"}, text: "unexpected argument"},
+		{cmd: "bind", args: []string{"a", "b"}, text: "want BDF or group N"},
 		{cmd: "unbind", args: []string{"group", "6"}, text: "group 6 was not bound by iommu-agent"},
 		{cmd: "unbind", args: []string{"0000:02:01.0"}, text: "not bound by iommu-agent"},
 		{cmd: "unbind", args: []string{"zz:00.0"}, is: sysfs.ErrAddress},

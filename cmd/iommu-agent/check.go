@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 
@@ -24,8 +23,7 @@ const (
 )
 
 func check(_ context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs := newFlagSet("check")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	procRoot := fs.String("proc", "/proc", "procfs mount point (cmdline, cpuinfo, interrupts, config.gz, sys/kernel/osrelease, self/limits, self/status)")
 	devRoot := fs.String("dev", "/dev", "device directory")

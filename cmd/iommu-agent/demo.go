@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,17 +29,30 @@ func demoDevices() []iommu.Device {
 	}
 }
 
+// maxDemoCycles bounds demo -cycles: a million takes about a minute.
+const maxDemoCycles = 1_000_000
+
 // demo runs the agent's whole job on the emulated IOMMU, in this process and
 // a temp dir: the agent serves a socket, a client (as any unprivileged VMM
 // would) leases a device, maps memfd memory through the agent, has the device
 // DMA into and out of it, hits an unmapped IOVA and is blocked, and lets go.
-func demo(ctx context.Context, args []string, stdout io.Writer) error {
-	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	cycles := fl.Int("cycles", 2000, "map+DMA+unmap cycles timed for the latency histogram")
+func demo(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	fl := newFlagSet("demo")
+	cycles := fl.Int("cycles", 2000, fmt.Sprintf("map+DMA+unmap cycles timed for the latency histogram, 1 to %d", maxDemoCycles))
 	verbose := fl.Bool("v", false, "show the agent's log")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	if *cycles < 1 || *cycles > maxDemoCycles {
+		return fl.usageErrorf("-cycles %d: want 1 to %d", *cycles, maxDemoCycles)
+	}
+	// After Ctrl-C the agent in here stops and its socket closes: what
+	// fails then (an EOF) fails because of the signal, so say that.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+	}()
 	dir, err := os.MkdirTemp("", "iommu-agent-demo-")
 	if err != nil {
 		return err
@@ -149,6 +161,9 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	start := time.Now()
 	for i := range *cycles {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		at := uint64(0x200000 + (i%64)*0x10000)
 		if _, err := c.Map(a.Lease.ID, memfd, uint64(i%32)*0x10000, 0x10000, at, true, "rw"); err != nil {
 			return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -126,8 +125,7 @@ const noIOMMU = "No IOMMU: the kernel uses none on this host (no units in /sys/c
 	"Use the emulated backend (agent/iommu/emulated), or boot the test guest with an emulated VT-d: go run ./hwtests/vm/cmd/hwtests"
 
 func list(_ context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs := newFlagSet("list")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	asJSON := fs.Bool("json", false, "print the inventory as JSON (see type Inventory)")
 	if err := fs.Parse(args); err != nil {

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +20,7 @@ import (
 // registers, iommufd, and the legacy VFIO container. It changes nothing:
 // the IOAS it allocates lives in an iommufd that closes before it returns.
 func probe(_ context.Context, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := newFlagSet("probe")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	devRoot := fs.String("dev", "/dev", "device directory")
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +72,7 @@ func probeUnits(w io.Writer, dir string) (int, error) {
 func probeIOMMUFD(w io.Writer, path string) {
 	fd, err := iommufd.Open(path)
 	if err != nil {
-		fmt.Fprintf(w, "iommufd: %v\n", err)
+		fmt.Fprintf(w, "iommufd: %v%s\n", err, rootNote(err))
 		return
 	}
 	defer fd.Close()
@@ -102,7 +102,7 @@ func probeIOMMUFD(w io.Writer, path string) {
 func probeContainer(w io.Writer, path string) {
 	c, err := vfio.OpenContainer(path)
 	if err != nil {
-		fmt.Fprintf(w, "VFIO container: %v\n", err)
+		fmt.Fprintf(w, "VFIO container: %v%s\n", err, rootNote(err))
 		return
 	}
 	defer c.Close()
@@ -125,4 +125,13 @@ func probeContainer(w io.Writer, path string) {
 		}
 	}
 	fmt.Fprintf(w, "VFIO container: %s API %d, extensions: %s\n", path, v, strings.Join(exts, " "))
+}
+
+// rootNote is what probe adds to a device node it could not open for lack
+// of permission: probe reports and goes on, so main never sees the error.
+func rootNote(err error) string {
+	if os.Geteuid() != 0 && errors.Is(err, fs.ErrPermission) {
+		return ": needs root (" + lookupCommand("probe").root + ")"
+	}
+	return ""
 }

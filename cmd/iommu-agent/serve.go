@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +36,7 @@ type serveConfig struct {
 // called once the socket listens (tests wait on it).
 func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock, metrics string)) error {
 	var c serveConfig
-	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl := newFlagSet("serve")
 	fl.StringVar(&c.config, "config", "", "policy file (JSON, see agent/server.Policy); default: only root may lease")
 	fl.StringVar(&c.socket, "socket", "/run/iommu-agent/agent.sock", "unix socket to serve")
 	fl.StringVar(&c.state, "state", defaultLeaseDir, "directory of lease records")

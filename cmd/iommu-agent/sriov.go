@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -16,14 +15,14 @@ import (
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
-const sriovUsage = `usage: iommu-agent sriov <command> [flags]
+// sriovUsage is sriov's own commands, for its -h.
+const sriovUsage = `commands:
   list                    PFs, their VFs (address, iommu_group, driver) and VF configs [--json]
   enable PF N             give PF N VFs (a different non-zero count goes through 0) [--autoprobe 0|1]
   disable PF              remove every VF of PF; refused while one is leased by the agent
                           (serve's lease records) or bound by iommu-agent bind; enable too
   set VF key=value...     configure a VF through its PF; keys: mac, vlan, qos, trust, spoofchk,
                           state (auto|enable|disable), min_rate, max_rate (Mbit/s) [--json]
-flags: -sysfs DIR, -state FILE (bind's record), -leases DIR (serve's -state), --json
 `
 
 // sriovDeps is what tests substitute: the fake kernel's writer and a fake
@@ -99,27 +98,18 @@ type SRIOVSetResult struct {
 }
 
 func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) error {
-	fs := flag.NewFlagSet("sriov", flag.ContinueOnError)
-	fs.SetOutput(w)
+	fs := newFlagSet("sriov")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	asJSON := fs.Bool("json", false, "print JSON")
 	statePath := fs.String("state", defaultState, "bind's record; VFs it holds count as in use")
 	leaseDir := fs.String("leases", defaultLeaseDir, "the agent's lease records (serve -state); VFs they name count as in use")
 	autoprobe := fs.String("autoprobe", "", "enable: write sriov_drivers_autoprobe first (0: new VFs get no driver)")
-	fs.Usage = func() { fmt.Fprint(w, sriovUsage) }
-	var words []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		if rest = fs.Args(); len(rest) == 0 {
-			break
-		}
-		words, rest = append(words, rest[0]), rest[1:]
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
+	words := fs.Args()
 	if len(words) == 0 {
-		fmt.Fprint(w, sriovUsage)
-		return errors.New("sriov: no command")
+		return fs.usageErrorf("no command")
 	}
 	cmd, words := words[0], words[1:]
 	want := map[string]func(n int) bool{
@@ -130,12 +120,10 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 	}
 	ok, known := want[cmd]
 	if !known {
-		fmt.Fprint(w, sriovUsage)
-		return fmt.Errorf("sriov: unknown command %q", cmd)
+		return fs.usageErrorf("unknown command %q", cmd)
 	}
 	if !ok(len(words)) {
-		fmt.Fprint(w, sriovUsage)
-		return fmt.Errorf("sriov %s: wrong arguments %q", cmd, words)
+		return fs.usageErrorf("%s: wrong arguments %q", cmd, words)
 	}
 	// Requests are checked before anything is opened.
 	var (
@@ -147,7 +135,7 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 	switch cmd {
 	case "enable":
 		if n, err = strconv.Atoi(words[1]); err != nil {
-			return fmt.Errorf("sriov enable: VF count %q is not a number", words[1])
+			return fs.usageErrorf("enable: VF count %q is not a number", words[1])
 		}
 		switch *autoprobe {
 		case "":
@@ -155,11 +143,11 @@ func sriovCmd(_ context.Context, args []string, w io.Writer, deps sriovDeps) err
 			b := *autoprobe == "1"
 			probe = &b
 		default:
-			return fmt.Errorf("sriov enable: --autoprobe %q: want 0 or 1", *autoprobe)
+			return fs.usageErrorf("enable: --autoprobe %q: want 0 or 1", *autoprobe)
 		}
 	case "set":
 		if settings, err = sriov.ParseSettings(words[1:]); err != nil {
-			return fmt.Errorf("sriov set: %w", err)
+			return fs.usageError(fmt.Errorf("set: %w", err))
 		}
 	}
 	var opts []sysfs.Option

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,8 +27,7 @@ import (
 // IOMMU (labelled so: its numbers are no kernel's). It prints at every
 // --interval and once at the end (--duration, or Ctrl-C, which detaches).
 func trace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("trace")
 	interval := fs.Duration("interval", 0, "print the histograms every `D` (0: at the end only)")
 	duration := fs.Duration("duration", 0, "stop after `D` (0: at Ctrl-C; with --emulated, after one workload)")
 	pid := fs.Uint("pid", 0, "trace only process `N`")
@@ -47,19 +45,16 @@ func trace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, name := range strings.Split(*opsList, ",") {
 			op := latency.Op(strings.TrimSpace(name))
 			if !slices.Contains(latency.Ops(), op) {
-				return fmt.Errorf("trace: --ops: unknown operation %q (known: %s)", op, opNames())
+				return fs.usageErrorf("--ops: unknown operation %q (known: %s)", op, opNames())
 			}
 			ops = append(ops, op)
 		}
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("trace: unexpected argument %q", fs.Arg(0))
-	}
 	if *interval < 0 || *duration < 0 || *slow < 0 {
-		return errors.New("trace: --interval, --duration and --slow must not be negative")
+		return fs.usageErrorf("--interval, --duration and --slow must not be negative")
 	}
 	if *pid > 1<<32-1 {
-		return fmt.Errorf("trace: --pid %d out of range", *pid)
+		return fs.usageErrorf("--pid %d out of range", *pid)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

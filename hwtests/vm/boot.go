@@ -56,7 +56,7 @@ type BootSpec struct {
 	HostRoot, OutDir string
 }
 
-// 9p mount tags and options the guest uses (vm-guest-tools.md: cache=loose
+// 9p mount tags and options the guest uses (cache=loose
 // is what makes host binaries fast; the writable export stays uncached so
 // the host sees every write).
 const (

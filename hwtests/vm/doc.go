@@ -1,7 +1,7 @@
 // Package vm is the real-kernel test harness: it boots the module's
 // hwtests-tagged test binaries in a QEMU guest with an emulated IOMMU and
 // a stock Debian 6.12 kernel whose iommufd and vfio modules are rebuilt
-// with CONFIG_IOMMUFD, following the team's verified VM recipe (shared/reference/vm-recipe.md).
+// with CONFIG_IOMMUFD (kbuild/).
 //
 // The pieces, in run order:
 //

@@ -47,7 +47,7 @@ func parseModulesDep(r io.Reader) (map[string]depEntry, error) {
 // rebuilt modules (iommufd, then the lane's stock helpers such as
 // irqbypass, then vfio...), the 9p stack, then device drivers. Stock
 // modules come from modules.dep with their dependencies, loaded
-// last-listed first (vm-recipe.md §4); each module appears once.
+// last-listed first; each module appears once.
 func loadOrder(lane Lane, v Variant, stock []string, dep map[string]depEntry, uname string) ([]wire.Module, error) {
 	var (
 		order []wire.Module

@@ -33,8 +33,8 @@ const kernelRecipeRevision = "1"
 // versioned by ABI.
 const sourcePackage = "linux-source-6.12"
 
-// sourceSubset is what the module rebuild needs from linux-source
-// (vm-recipe.md §2.3): directories end in "/".
+// sourceSubset is what the module rebuild needs from linux-source:
+// directories end in "/".
 func sourceSubset() []string {
 	return []string{
 		"drivers/iommu/iommufd/",
@@ -74,7 +74,7 @@ func (k Kernel) Headers() string {
 // ModulesDir is /lib/modules/<uname> of the extracted image.
 func (k Kernel) ModulesDir() string { return filepath.Join(k.Root(), "lib", "modules", k.Uname) }
 
-// packages lists the five packages of one kernel (vm-recipe.md §1); the
+// packages lists the five packages of one kernel; the
 // signed image is used as is.
 func kernelPackages(abi, flavour string) []string {
 	return []string{

@@ -13,7 +13,7 @@ import (
 // the guest. Everything lane-specific lives here so a new lane is a new
 // value, not new code paths.
 //
-// arm64-smmuv3 (vm-recipe-arm64-smmuv3.md) maps onto the fields as QEMU
+// arm64-smmuv3 maps onto the fields as QEMU
 // qemu-system-aarch64, GOARCH/DebArch/Flavour arm64, CrossCompile
 // aarch64-linux-gnu-, Machine "-machine virt,iommu=smmuv3,gic-version=3",
 // TCGCPU "max,pauth-impdef=on", Console ttyAMA0, TestPort hvc0 (virt has
@@ -97,7 +97,7 @@ func Lanes() []Lane {
 			HostTools:    hostToolsX86(),
 		},
 		{
-			// vm-recipe.md §6: the timer check panics with AMD interrupt
+			// The timer check panics with AMD interrupt
 			// remapping, pt=on lets DMA bypass translation, and
 			// userspace writes to the serial ports block (no serial IRQ),
 			// so the test stream goes through /dev/kmsg.

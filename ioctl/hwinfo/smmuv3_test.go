@@ -225,7 +225,7 @@ func TestIDRFields(t *testing.T) {
 
 // TestSMMUv3QEMU decodes what QEMU 10.0's emulated SMMUv3 (-machine
 // virt,iommu=smmuv3) reported through IOMMU_GET_HW_INFO on a 7.3 kernel
-// (reference/vm-recipe-arm64-smmuv3.md), against decodings worked out by
+// (an arm64 guest), against decodings worked out by
 // hand from IHI 0070:
 //
 //	IDR0 0x0d44101b = 0000_1101_0100_0100_0001_0000_0001_1011:

@@ -294,7 +294,7 @@ func TestECapFields(t *testing.T) {
 }
 
 // TestVTDQEMU decodes what QEMU 10.0's emulated VT-d reported through
-// IOMMU_GET_HW_INFO and sysfs in our guest (reference/vm-recipe.md §5, §7),
+// IOMMU_GET_HW_INFO and sysfs in our guest (hwtests/vm),
 // against decodings worked out by hand from the spec:
 //
 //	cap 0x00d2008c222f0686, bytes from bit 0 up:

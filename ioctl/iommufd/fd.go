@@ -129,7 +129,7 @@ func wrap(req uintptr, err error) error {
 const firstRelease = "6.2"
 
 // describe returns the kernel name of an iommufd request and the first
-// mainline release that has it (reference/uapi.md §2).
+// mainline release that has it.
 func describe(req uintptr) (name, since string) {
 	switch req {
 	case uapi.IOMMU_DESTROY:

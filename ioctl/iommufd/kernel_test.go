@@ -5,8 +5,7 @@ package iommufd
 // Device-less checks against a real /dev/iommu, run by hwtests/vm in the
 // guest: an IOAS with no device attached still maps, copies and unmaps,
 // and the kernel's size checks need no device either. Expected errnos
-// are those of iommufd.h and tools/testing/selftests/iommu/iommufd.c
-// (reference/uapi.md §5).
+// are those of iommufd.h and tools/testing/selftests/iommu/iommufd.c.
 
 import (
 	"encoding/binary"

@@ -53,7 +53,7 @@ const (
 )
 
 // Request numbers, _IO(IOMMUFD_TYPE, IOMMUFD_CMD_*). The first release of
-// each is in reference/uapi.md §2.
+// each is in ioctl/iommufd's describe.
 const (
 	IOMMU_DESTROY                 = iocNone<<iocDirShift | IOMMUFD_TYPE<<iocTypeShift | IOMMUFD_CMD_DESTROY<<iocNRShift                 // 0x3b80, 6.2
 	IOMMU_IOAS_ALLOC              = iocNone<<iocDirShift | IOMMUFD_TYPE<<iocTypeShift | IOMMUFD_CMD_IOAS_ALLOC<<iocNRShift              // 0x3b81, 6.2

@@ -16,7 +16,7 @@
 // An ioctl the running kernel predates (ENOTTY) is an
 // *ioctl.UnsupportedError, which matches ioctl.ErrNotSupported.
 //
-// A typical legacy sequence (reference/vm-recipe.md §7):
+// A typical legacy sequence (as in the VT-d guest of hwtests/vm):
 //
 //	c, _ := vfio.OpenContainer(vfio.DefaultContainerPath)
 //	c.APIVersion()                        // uapi.VFIO_API_VERSION

@@ -8,7 +8,7 @@
 //
 // The errnos are the kernel's, wrapped with iommu.Wrap like the kernel
 // backends wrap theirs, per Flavour where the kernel's paths differ
-// (shared/reference/uapi.md §5 rows 13-24 and 43-48). Every instance keeps
+// (hwtests/errno_test.go checks them against the real kernel). Every instance keeps
 // its own state; instances meant to share a machine (group ownership) or a
 // user (memlock accounting) are given the same *Machine or *Accounting.
 package emulated

@@ -4,7 +4,7 @@
 // the caller supplies a constructor, every case gets a fresh Target, and
 // cases run as subtests.
 //
-// Expectations are the kernel's (../shared/reference/uapi.md §5). Where the
+// Expectations are the kernel's (iommufd.h, vfio_iommu_type1.c). Where the
 // kernel's paths differ, the case asks Backend.Flavour():
 //
 //	                         iommufd        type1v2       compat

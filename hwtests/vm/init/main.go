@@ -194,7 +194,7 @@ func loadModules(out *stream, mods []wire.Module) error {
 
 // mountExports mounts the 9p exports. The host-root export gets the
 // guest's /proc, /sys and /dev bound under it and fresh tmpfs on tmp and
-// run, so host programs run chrooted there (vm-guest-tools.md).
+// run, so host programs run chrooted there.
 func mountExports(out *stream, mounts []wire.Mount) error {
 	var errs []error
 	for _, m := range mounts {
