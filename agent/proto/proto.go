@@ -206,6 +206,10 @@ const (
 	CodeExists      Code = "exists"       // the IOVA is taken
 	CodeTooMany     Code = "too-many-fds" // wrong number of fds for the op
 	CodeRefused     Code = "refused"      // the driver refused a required VF attribute
+	// CodeLimit is a cap of the agent's policy (connections, maps, bytes
+	// mapped): the client, or its uid, holds too much already. Other
+	// clients are not affected; the message names the cap and its value.
+	CodeLimit Code = "limit"
 )
 
 // Error is a failed request, as sent on the wire.
@@ -233,6 +237,7 @@ var (
 	ErrFault     = &Error{Code: CodeFault}
 	ErrVersion   = &Error{Code: CodeVersion}
 	ErrRefused   = &Error{Code: CodeRefused}
+	ErrLimit     = &Error{Code: CodeLimit}
 )
 
 // Frame errors of Conn.

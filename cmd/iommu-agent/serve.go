@@ -128,7 +128,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	if err != nil {
 		return err
 	}
-	defer os.Remove(c.socket)
+	// Serve closes ln, which removes the socket file only while it is
+	// still this agent's.
 	metricsAddr := ""
 	if c.metrics != "" {
 		ml, err := net.Listen("tcp", c.metrics)
