@@ -126,8 +126,10 @@ func (s *Server) refuse(c *net.UnixConn, reason, msg string) {
 		raw.Control(func(fd uintptr) {
 			unix.Shutdown(int(fd), unix.SHUT_RDWR)
 			var b [1]byte
-			for { // whatever the client sent before the shutdown; fds are dropped with it
-				if _, _, _, _, err := unix.Recvmsg(int(fd), b[:], nil, unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
+			// Whatever the client sent before the shutdown (fds are
+			// dropped with it); a shut-down socket then reads 0.
+			for range 64 {
+				if n, _, _, _, err := unix.Recvmsg(int(fd), b[:], nil, unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil || n == 0 {
 					break
 				}
 			}

@@ -6,11 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,7 +201,7 @@ func TestAcceptEMFILE(t *testing.T) {
 }
 
 func emfileChild(t *testing.T) {
-	sock, _ := start(t, server.Options{Devices: edus(1)})
+	sock, srv := start(t, server.Options{Devices: edus(1)})
 	var lim unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
 	n := len(openFDs(t))
@@ -216,6 +220,11 @@ func emfileChild(t *testing.T) {
 		conns = append(conns, c)
 	}
 	time.Sleep(100 * time.Millisecond) // the agent tries to accept the rest of the backlog
+	w := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(w.Body.String(), `iommu_agent_accept_errors_total{errno="EMFILE"}`) {
+		t.Errorf("the agent met no EMFILE")
+	}
 	for _, c := range conns {
 		c.Close()
 	}
@@ -269,5 +278,321 @@ func TestMapsPerLeaseCapped(t *testing.T) {
 	}
 	if _, err := c.Map(b.Lease.ID, f, 0, 1<<12, 0, false, "rw"); err != nil {
 		t.Errorf("map on another lease: %v", err)
+	}
+}
+
+// limited is a policy letting this process lease anything, under limits
+// changed by set from the defaults.
+func limited(set func(*server.Limits)) *server.Policy {
+	p := me()
+	p.Limits = server.DefaultLimits()
+	set(p.Limits)
+	return p
+}
+
+// TestConnectionCaps: a uid with a rule gets max_conns_per_uid connections,
+// one without max_conns_no_rule, everyone together max_conns; the one over
+// gets a limit error; a closed connection frees its place.
+func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
+	t.Run("per uid", func(t *testing.T) {
+		sock, _ := start(t, server.Options{Devices: edus(1), Policy: limited(func(l *server.Limits) { l.MaxConnsPerUID = 3 })})
+		var cs []*client.Client
+		for range 3 {
+			cs = append(cs, dial(t, sock))
+		}
+		_, err := client.Dial(sock)
+		if !errors.Is(err, proto.ErrLimit) || !strings.Contains(err.Error(), "max_conns_per_uid") {
+			t.Fatalf("4th connection of a uid with a rule: %v, want limit", err)
+		}
+		cs[0].Close()
+		waitFor(t, func() bool {
+			c, err := client.Dial(sock)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	})
+	t.Run("no rule", func(t *testing.T) {
+		other := &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid()) + 1}, All: true}}, Limits: server.DefaultLimits()}
+		other.Limits.MaxConnsNoRule = 2
+		sock, _ := start(t, server.Options{Devices: edus(1), Policy: other})
+		dial(t, sock)
+		dial(t, sock)
+		if _, err := client.Dial(sock); !errors.Is(err, proto.ErrLimit) || !strings.Contains(err.Error(), "max_conns_no_rule") {
+			t.Fatalf("3rd connection of a uid without a rule: %v, want limit", err)
+		}
+	})
+	t.Run("total", func(t *testing.T) {
+		sock, _ := start(t, server.Options{Devices: edus(1), Policy: limited(func(l *server.Limits) { l.MaxConns = 2 })})
+		dial(t, sock)
+		dial(t, sock)
+		// A raw client that says nothing still reads the refusal.
+		c := rawConn(t, sock)
+		c.UnixConn().SetReadDeadline(time.Now().Add(30 * time.Second))
+		var r proto.Response
+		if _, err := c.Recv(&r); err != nil || r.Error == nil || r.Error.Code != proto.CodeLimit || !strings.Contains(r.Error.Message, "max_conns") {
+			t.Fatalf("3rd connection over max_conns 2: %+v, %v", r.Error, err)
+		}
+		if _, err := c.Recv(&r); err == nil {
+			t.Error("the refused connection stays open")
+		}
+	})
+}
+
+// TestIdleTimeouts: silence before hello, and after it without a lease,
+// ends the connection; a connection holding a lease stays.
+func TestIdleTimeouts(t *testing.T) {
+	t.Parallel()
+	const hello, idle = 100 * time.Millisecond, 300 * time.Millisecond
+	sock, _ := start(t, server.Options{Devices: edus(1), Policy: limited(func(l *server.Limits) {
+		l.HelloTimeout, l.IdleTimeout = server.Duration(hello), server.Duration(idle)
+	})})
+	closed := func(c *proto.Conn) time.Duration {
+		t.Helper()
+		start := time.Now()
+		c.UnixConn().SetReadDeadline(start.Add(30 * time.Second))
+		var err error
+		for err == nil { // answers to bad frames, then the close
+			var r proto.Response
+			_, err = c.Recv(&r)
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("silent connection: %v, want closed by the agent", err)
+		}
+		return time.Since(start)
+	}
+	silent := rawConn(t, sock)
+	t.Logf("no hello: closed after %v", closed(silent))
+
+	// Bad frames are no hello: the hello timeout runs from connect.
+	chatty := rawConn(t, sock)
+	for range 3 {
+		chatty.SendRaw([]byte{1})
+		time.Sleep(hello / 2)
+	}
+	closed(chatty)
+
+	idler := rawConn(t, sock)
+	idler.Send(proto.Request{ID: 1, Op: proto.OpHello, Version: proto.Version})
+	if r := answer(t, idler); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	t.Logf("hello, no lease: closed after %v", closed(idler))
+
+	holder := dial(t, sock)
+	a, err := holder.AcquireGroup(1, client.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * idle)
+	if _, err := holder.Status(); err != nil {
+		t.Fatalf("connection holding a lease after 3 idle timeouts: %v", err)
+	}
+	if err := holder.Release(a.Lease.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInFlight: with one frame in flight at a time, many clients sending
+// maximum-size frames at once are all answered, in turn.
+func TestInFlight(t *testing.T) {
+	t.Parallel()
+	sock, _ := start(t, server.Options{Devices: edus(1), Policy: limited(func(l *server.Limits) { l.MaxInFlight = 1 })})
+	big := proto.Frame([]byte(`{"id":2,"op":"status","data":"` + strings.Repeat("A", proto.MaxFrame-64) + `"}`))
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			c, err := proto.Dial(sock)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.UnixConn().SetDeadline(time.Now().Add(30 * time.Second))
+			c.Send(proto.Request{ID: 1, Op: proto.OpHello, Version: proto.Version})
+			var r proto.Response
+			if _, err := c.Recv(&r); err != nil || r.Error != nil {
+				errs <- fmt.Errorf("hello: %v %v", err, r.Error)
+				return
+			}
+			for range 20 {
+				if err := c.SendRaw(big); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := c.Recv(&r); err != nil || r.Error != nil || r.ID != 2 {
+					errs <- fmt.Errorf("max-size status: %v %v", err, r.Error)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestMapCaps: maps are capped per lease and per uid, in count and bytes,
+// with code limit; an unmap gives its place back.
+func TestMapCaps(t *testing.T) {
+	t.Parallel()
+	const page = 1 << 12
+	sock, _ := start(t, server.Options{Devices: edus(3), Policy: limited(func(l *server.Limits) {
+		l.MaxMapsPerLease, l.MaxMapsPerUID, l.MaxMapBytesPerLease = 4, 6, 8*page
+	})})
+	c := dial(t, sock)
+	f, _, err := client.NewMemfd("m", 16*page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lease := func(g int) string {
+		a, err := c.AcquireGroup(g, client.AcquireOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Lease.ID
+	}
+	l1, l2, l3 := lease(1), lease(2), lease(3)
+	var iovas []uint64
+	for range 4 {
+		iova, err := c.Map(l1, f, 0, page, 0, false, "rw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		iovas = append(iovas, iova)
+	}
+	if _, err := c.Map(l1, f, 0, page, 0, false, "rw"); !errors.Is(err, proto.ErrLimit) || !strings.Contains(err.Error(), "max_maps_per_lease") {
+		t.Errorf("5th map of a lease: %v", err)
+	}
+	if _, err := c.Map(l2, f, 0, 9*page, 0, false, "rw"); !errors.Is(err, proto.ErrLimit) || !strings.Contains(err.Error(), "max_map_bytes_per_lease") {
+		t.Errorf("9 pages on a lease of 8: %v", err)
+	}
+	for range 2 {
+		if _, err := c.Map(l2, f, 0, page, 0, false, "rw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Map(l3, f, 0, page, 0, false, "rw"); !errors.Is(err, proto.ErrLimit) || !strings.Contains(err.Error(), "max_maps_per_uid") {
+		t.Errorf("7th map of a uid: %v", err)
+	}
+	if _, err := c.Unmap(l1, iovas[0], page); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Map(l3, f, 0, page, 0, false, "rw"); err != nil {
+		t.Errorf("map after an unmap freed a place: %v", err)
+	}
+	if err := c.Release(l1); err != nil { // its 3 maps go with it
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.Map(l3, f, 0, page, 0, false, "rw"); err != nil {
+			t.Errorf("map after a release freed places: %v", err)
+		}
+	}
+}
+
+// TestPolicyLimits: limits in a policy file keep the defaults of the fields
+// left out; unknown, non-positive and malformed ones are refused.
+func TestPolicyLimits(t *testing.T) {
+	t.Parallel()
+	p, err := server.ParsePolicy([]byte(`{"rules":[{"uids":[1],"all":true}],"limits":{"max_conns":10,"idle_timeout":"1m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.DefaultLimits()
+	want.MaxConns, want.IdleTimeout = 10, server.Duration(time.Minute)
+	if *p.Limits != *want {
+		t.Errorf("limits %+v, want %+v", *p.Limits, *want)
+	}
+	if p, err := server.ParsePolicy([]byte(`{"rules":[]}`)); err != nil || *p.Limits != *server.DefaultLimits() {
+		t.Errorf("no limits: %+v, %v", p, err)
+	}
+	for _, bad := range []string{
+		`{"rules":[],"limits":{"max_conn":10}}`,
+		`{"rules":[],"limits":{"max_conns":0}}`,
+		`{"rules":[],"limits":{"max_maps_per_uid":-1}}`,
+		`{"rules":[],"limits":{"hello_timeout":"0s"}}`,
+		`{"rules":[],"limits":{"idle_timeout":300}}`,
+		`{"rules":[],"limits":{"write_timeout":"soon"}}`,
+		`{"rules":[],"limits":{"max_map_bytes_per_uid":0}}`,
+	} {
+		if _, err := server.ParsePolicy([]byte(bad)); err == nil {
+			t.Errorf("ParsePolicy(%s) accepted", bad)
+		}
+	}
+	if _, err := server.New(context.Background(), server.Options{StateDir: t.TempDir(), Policy: &server.Policy{Limits: &server.Limits{MaxConns: 1}}}); err == nil {
+		t.Error("New with zero limits succeeded")
+	}
+}
+
+// failingListener fails Accept with an errno a number of times before
+// passing to the real listener: EMFILE without exhausting the test's fds.
+type failingListener struct {
+	*server.Listener
+	fails atomic.Int32
+}
+
+func (l *failingListener) AcceptUnix() (*net.UnixConn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "unixpacket", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.AcceptUnix()
+}
+
+// TestAcceptBackoff: accept failures are retried with a backoff, counted
+// by errno, and /healthz fails while they last past UnhealthyAfter.
+func TestAcceptBackoff(t *testing.T) {
+	t.Parallel()
+	srv, err := server.New(context.Background(), server.Options{Devices: edus(1), StateDir: filepath.Join(t.TempDir(), "state"),
+		Policy: me(), UnhealthyAfter: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: ln}
+	fl.fails.Store(8) // 5 ms doubling: 1.3 s of failures
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, fl) }()
+	h := srv.Handler()
+	get := func(path string) (int, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w.Code, w.Body.String()
+	}
+	waitFor(t, func() bool {
+		code, body := get("/healthz")
+		return code == 503 && strings.Contains(body, "accept failing")
+	})
+	if code, body := get("/healthz"); !strings.Contains(body, "too many open files") {
+		t.Errorf("healthz while accept fails: %d %q", code, body)
+	}
+	c, err := client.Dial(sock) // answered once the failures end
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("healthz after accept recovered: %d %q", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, `iommu_agent_accept_errors_total{errno="EMFILE"} 8`) {
+		t.Errorf("metrics lack 8 EMFILE accept errors")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "not serving") {
+		t.Errorf("healthz after Serve: %d %q", code, body)
 	}
 }
