@@ -23,6 +23,11 @@
 // client can retry). Every Request carries an ID, echoed by the Response.
 // Requests on one connection are answered in order.
 //
+// An agent over one of its caps (connections in all or per uid) answers a
+// new connection with a single frame of ID 0 carrying an Error of code
+// limit, and hangs up. A connection silent too long (before hello, or
+// after it while holding no lease) or not reading its answers is closed.
+//
 // # Ops
 //
 //	hello    {version}                          → {version, backend, uid, gid, pid}

@@ -120,7 +120,7 @@ func (s *Server) refuse(c *net.UnixConn, reason, msg string) {
 	if s.refusals.allow(time.Now()) {
 		s.log.Warn("connection refused (logged at most every 10 s)", "reason", reason, "msg", msg)
 	}
-	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.SetWriteDeadline(time.Now().Add(time.Second)) // a fresh socket has room: a guard, not a wait
 	proto.NewConn(c).Send(proto.Response{Error: &proto.Error{Code: proto.CodeLimit, Message: msg}})
 	if raw, err := c.SyscallConn(); err == nil {
 		raw.Control(func(fd uintptr) {

@@ -50,7 +50,8 @@ type Limits struct {
 //     (about 10 MiB for all); the agent keeps as many fds again for memfds,
 //     lease fds and its state dir under the common RLIMIT_NOFILE of 4096
 //     and more (Go raises the soft limit to the hard one). New lowers the
-//     cap further when RLIMIT_NOFILE is too low for it.
+//     cap when RLIMIT_NOFILE leaves too little room beside it for the fds
+//     of frames in flight and of leases.
 //   - 64 per uid with a rule: more VMMs than a host of one user runs at
 //     once, fewer than it takes to shut others out. 4 without a rule: such
 //     a peer can only list and be refused, which takes one connection.

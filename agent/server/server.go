@@ -194,12 +194,16 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	lim := o.Policy.limits()
 	// Connections must run out before fds do: at EMFILE nobody, root
-	// included, gets in, and memfds and lease fds fail too.
+	// included, gets in, and memfds and lease fds fail too. Beside its
+	// connections the agent needs the fds of the frames in flight (up to
+	// MaxFDs each), of its leases and of its own files.
 	var nofile unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) == nil && nofile.Cur < uint64(2*lim.MaxConns) {
-		capped := max(int(nofile.Cur/2), 1)
-		o.Log.Warn("RLIMIT_NOFILE is low for max_conns: capping connections at half of it", "nofile", nofile.Cur, "max_conns", lim.MaxConns, "capped", capped)
-		lim.MaxConns = capped
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) == nil {
+		reserve := min(uint64(lim.MaxInFlight*proto.MaxFDs+256), nofile.Cur/2)
+		if room := nofile.Cur - reserve; room < uint64(lim.MaxConns) {
+			o.Log.Warn("RLIMIT_NOFILE is low for max_conns: capping connections below it", "nofile", nofile.Cur, "max_conns", lim.MaxConns, "capped", room)
+			lim.MaxConns = max(int(room), 1)
+		}
 	}
 	s := &Server{
 		o:        o,
