@@ -78,6 +78,9 @@ func (s *Server) serveConn(ctx context.Context, uc *net.UnixConn) {
 		s.mu.Unlock()
 		s.disconnect(context.WithoutCancel(ctx), sess, ls)
 	}()
+	if ctx.Err() != nil {
+		return // Serve is closing the sessions, maybe before this one registered
+	}
 	log := s.log.With("uid", peer.UID, "pid", peer.PID)
 	bad := 0
 	for {
