@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"golang.org/x/sys/unix"
@@ -51,12 +52,24 @@ func (c *Client) do(req proto.Request, fds ...int) (proto.Response, []int, error
 	c.next++
 	req.ID = c.next
 	if err := c.c.Send(req, fds...); err != nil {
+		// An agent over a cap sends one error frame and hangs up,
+		// maybe before this request went out: that frame says why.
+		c.c.UnixConn().SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		var resp proto.Response
+		if got, rerr := c.c.Recv(&resp); rerr == nil && resp.Error != nil {
+			proto.CloseFDs(got)
+			return resp, nil, resp.Error
+		}
 		return proto.Response{}, nil, err
 	}
 	var resp proto.Response
 	got, err := c.c.Recv(&resp)
 	if err != nil {
 		return proto.Response{}, nil, err
+	}
+	if resp.ID == 0 && resp.Error != nil { // not an answer: the agent refused the connection (code limit)
+		proto.CloseFDs(got)
+		return resp, nil, resp.Error
 	}
 	if resp.ID != req.ID {
 		proto.CloseFDs(got)

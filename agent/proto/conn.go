@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,19 +19,19 @@ const Network = "unixpacket"
 
 // Conn sends and receives frames on one SOCK_SEQPACKET connection. It is not
 // safe for concurrent Sends or concurrent Recvs; one of each may run at once.
+//
+// A Conn holds no receive buffer between frames: Recv sizes the waiting
+// packet with MSG_PEEK|MSG_TRUNC and allocates just that, so an idle
+// connection costs its fd and a few words, not MaxFrame bytes (an agent with
+// thousands of idle clients would otherwise hold 64 KiB for each).
 type Conn struct {
 	c   *net.UnixConn
-	buf []byte
 	oob []byte
 }
 
 // NewConn wraps c, which must be a "unixpacket" connection.
 func NewConn(c *net.UnixConn) *Conn {
-	return &Conn{
-		c:   c,
-		buf: make([]byte, headerLen+MaxFrame+1), // +1: a larger packet shows as MSG_TRUNC
-		oob: make([]byte, unix.CmsgSpace(MaxFDs*4)),
-	}
+	return &Conn{c: c, oob: make([]byte, unix.CmsgSpace(MaxFDs*4))}
 }
 
 // Dial connects to the agent's socket at path.
@@ -82,12 +83,45 @@ func (c *Conn) SendRaw(packet []byte, fds ...int) error {
 	return err
 }
 
+// Wait blocks until a packet (or the peer's close) can be read, without
+// reading it or allocating for it, and returns the packet's size. It
+// honours the connection's read deadline. A server waits with it before it
+// takes one of its in-flight slots and calls Recv.
+func (c *Conn) Wait() (int, error) {
+	raw, err := c.c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var serr error
+	var hdr [headerLen]byte
+	if err := raw.Read(func(fd uintptr) bool {
+		// No control buffer: a peek must not install the packet's fds
+		// (the kernel drops its duplicates and sets MSG_CTRUNC).
+		n, _, _, _, serr = unix.Recvmsg(int(fd), hdr[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		return serr != unix.EAGAIN && serr != unix.EINTR
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, &net.OpError{Op: "read", Net: Network, Err: os.NewSyscallError("recvmsg", serr)}
+	}
+	return n, nil
+}
+
 // Recv reads one frame into v and returns the fds that came with it; the
 // caller owns them. On any error every received fd is already closed, and
 // the connection may be used again unless the error is from the socket
-// itself (io.EOF, a closed connection).
+// itself (io.EOF, a closed connection, a passed deadline).
 func (c *Conn) Recv(v any) (fds []int, err error) {
-	n, oobn, flags, _, err := c.c.ReadMsgUnix(c.buf, c.oob)
+	size, err := c.Wait()
+	if err != nil {
+		return nil, err
+	}
+	// One byte more than the largest frame shows a larger packet as
+	// MSG_TRUNC; the peeked size keeps small frames small.
+	buf := make([]byte, min(size, headerLen+MaxFrame)+1)
+	n, oobn, flags, _, err := c.c.ReadMsgUnix(buf, c.oob)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +151,10 @@ func (c *Conn) Recv(v any) (fds []int, err error) {
 	if n < headerLen {
 		return fds, fmt.Errorf("%w: %d bytes, no header", ErrMalformed, n)
 	}
-	if l := binary.BigEndian.Uint32(c.buf); int(l) != n-headerLen {
+	if l := binary.BigEndian.Uint32(buf); int(l) != n-headerLen {
 		return fds, fmt.Errorf("%w: header says %d bytes, packet has %d", ErrMalformed, l, n-headerLen)
 	}
-	d := json.NewDecoder(bytes.NewReader(c.buf[headerLen:n]))
+	d := json.NewDecoder(bytes.NewReader(buf[headerLen:n]))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		return fds, fmt.Errorf("%w: %w", ErrMalformed, err)

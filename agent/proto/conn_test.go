@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 )
@@ -129,4 +131,65 @@ func FuzzRecv(f *testing.F) {
 			t.Fatalf("accepted a %d-byte packet", len(packet))
 		}
 	})
+}
+
+// TestIdleConnHoldsNoBuffer: a Conn waiting for its next frame holds no
+// receive buffer, so an agent with thousands of idle clients does not hold
+// MaxFrame bytes for each.
+func TestIdleConnHoldsNoBuffer(t *testing.T) {
+	a, _ := pair(t)
+	const n = 1000
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	conns := make([]*proto.Conn, 0, n)
+	before := heap()
+	for range n {
+		conns = append(conns, proto.NewConn(a.UnixConn()))
+	}
+	per := (int64(heap()) - int64(before)) / n
+	runtime.KeepAlive(conns)
+	t.Logf("%d bytes per idle Conn", per)
+	if per > 1024 {
+		t.Errorf("an idle Conn holds %d bytes", per)
+	}
+}
+
+// TestWaitPeeks: Wait reports the next packet's size without taking it or
+// its fds; Recv then gets both.
+func TestWaitPeeks(t *testing.T) {
+	a, b := pair(t)
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	frame := proto.Frame([]byte(`{"id":1,"op":"list"}`))
+	if err := a.SendRaw(frame, int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	fdsBefore, _ := os.ReadDir("/proc/self/fd")
+	for range 2 {
+		n, err := b.Wait()
+		if err != nil || n != len(frame) {
+			t.Fatalf("Wait = %d, %v; want %d", n, err, len(frame))
+		}
+	}
+	if fdsAfter, _ := os.ReadDir("/proc/self/fd"); len(fdsAfter) != len(fdsBefore) {
+		t.Errorf("Wait installed fds: %d -> %d", len(fdsBefore), len(fdsAfter))
+	}
+	var req proto.Request
+	fds, err := b.Recv(&req)
+	if err != nil || len(fds) != 1 || req.Op != proto.OpList {
+		t.Fatalf("Recv after Wait: %+v, fds %v, %v", req, fds, err)
+	}
+	proto.CloseFDs(fds)
+	// A deadline ends a Wait with nothing to read.
+	b.UnixConn().SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := b.Wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Wait past its deadline: %v", err)
+	}
 }

@@ -23,6 +23,11 @@
 // client can retry). Every Request carries an ID, echoed by the Response.
 // Requests on one connection are answered in order.
 //
+// An agent over one of its caps (connections in all or per uid) answers a
+// new connection with a single frame of ID 0 carrying an Error of code
+// limit, and hangs up. A connection silent too long (before hello, or
+// after it while holding no lease) or not reading its answers is closed.
+//
 // # Ops
 //
 //	hello    {version}                          → {version, backend, uid, gid, pid}
@@ -206,6 +211,10 @@ const (
 	CodeExists      Code = "exists"       // the IOVA is taken
 	CodeTooMany     Code = "too-many-fds" // wrong number of fds for the op
 	CodeRefused     Code = "refused"      // the driver refused a required VF attribute
+	// CodeLimit is a cap of the agent's policy (connections, maps, bytes
+	// mapped): the client, or its uid, holds too much already. Other
+	// clients are not affected; the message names the cap and its value.
+	CodeLimit Code = "limit"
 )
 
 // Error is a failed request, as sent on the wire.
@@ -233,6 +242,7 @@ var (
 	ErrFault     = &Error{Code: CodeFault}
 	ErrVersion   = &Error{Code: CodeVersion}
 	ErrRefused   = &Error{Code: CodeRefused}
+	ErrLimit     = &Error{Code: CodeLimit}
 )
 
 // Frame errors of Conn.

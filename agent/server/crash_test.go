@@ -76,7 +76,11 @@ func TestCrash(t *testing.T) {
 	for _, g := range groups {
 		k := &killSwitch{w: h.k}
 		fs, _ := sysfs.New(h.sys, sysfs.WithWriter(k))
-		sock, _ := start(t, options(fs, k.effect, g != 1))
+		srv, err := server.New(context.Background(), options(fs, k.effect, g != 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock, stop := serve(t, srv) // one agent at a time on the state dir
 		c := dial(t, sock)
 		a, err := c.AcquireGroup(g, client.AcquireOptions{})
 		if err != nil {
@@ -89,6 +93,10 @@ func TestCrash(t *testing.T) {
 		k.mu.Lock()
 		full[g] = k.n
 		k.mu.Unlock()
+		c.Close()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("durable effects per acquire+release: group 1 (broker): %d, group 3: %d, group 4: %d", full[1], full[3], full[4])
 
@@ -173,6 +181,7 @@ func TestCrash(t *testing.T) {
 			stop2()
 		} else {
 			released++
+			srv2.Close() // never served: let the next round's agent lock the state dir
 		}
 		if got := h.drivers(t); !mapsEqual(got, want) {
 			t.Fatalf("round %d: after the last release %v, want %v", round, got, want)

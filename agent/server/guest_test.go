@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -506,4 +507,50 @@ func TestGuestBroker(t *testing.T) {
 	if after := eduState(t, edu.BDF); after != before {
 		t.Errorf("edu after release: %s, want %s", after, before)
 	}
+}
+
+// TestGuestSecondAgent starts a second agent process against a running
+// one's socket and state dir, then against its socket alone: each exits
+// non-zero naming the first, which keeps serving (a client lists after)
+// and keeps its socket.
+func TestGuestSecondAgent(t *testing.T) {
+	needDevice(t, "edu")
+	state := t.TempDir()
+	sock := "/run/iommu-agent-second.sock"
+	first := startAgent(t, sock, state)
+	defer func() {
+		first.Process.Signal(syscall.SIGTERM)
+		first.Wait()
+		os.Remove(sock)
+	}()
+	for _, tc := range []struct {
+		name, state, want string
+	}{
+		{"same state dir and socket", state, fmt.Sprintf("another iommu-agent (pid %d) holds state dir %s", first.Process.Pid, state)},
+		{"same socket", t.TempDir(), "another iommu-agent is serving on " + sock},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, "/proc/self/exe")
+		cmd.Env = []string{guestAgentEnv + "=" + tc.state, guestSockEnv + "=" + sock}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: second agent: %v, output %q; want a non-zero exit saying %q", tc.name, err, out, tc.want)
+		}
+		t.Logf("%s: second agent exits %v: %s", tc.name, err, strings.TrimSpace(string(out)))
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("the first agent's socket: %v", err)
+	}
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatalf("first agent after the second tried: %v", err)
+	}
+	defer c.Close()
+	devs, _, err := c.List()
+	if err != nil || len(devs) == 0 {
+		t.Fatalf("list on the first agent: %v, %v", devs, err)
+	}
+	t.Logf("the first agent still serves: %d devices listed", len(devs))
 }

@@ -20,9 +20,18 @@ type metrics struct {
 	ops        *prometheus.HistogramVec
 	reconciled *prometheus.CounterVec
 	conns      prometheus.Gauge
+	info       *prometheus.GaugeVec
+	// The caps at work: accept failures by errno, connections refused
+	// over a cap and closed for silence, memfd mappings held.
+	acceptErrors *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	closed       *prometheus.CounterVec
+	maps         prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+// newMetrics makes the series of a server on backend, which iommu_agent_info
+// names: an agent that serves emulated devices says so on /metrics too.
+func newMetrics(backend string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		leases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -45,20 +54,38 @@ func newMetrics() *metrics {
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "iommu_agent_connections", Help: "Open client connections.",
 		}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "iommu_agent_info", Help: "Always 1; the backend the agent serves (emulated: no real IOMMU).",
+		}, []string{"backend"}),
+		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iommu_agent_accept_errors_total", Help: "Failed accepts of the socket (retried with backoff), by errno.",
+		}, []string{"errno"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iommu_agent_connections_refused_total", Help: "Connections refused over a cap (total or per uid), by cap.",
+		}, []string{"cap"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iommu_agent_connections_timed_out_total", Help: "Connections closed by a timeout: hello, idle or write.",
+		}, []string{"timeout"}),
+		maps: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "iommu_agent_maps", Help: "Memfd mappings held for broker leases.",
+		}),
 	}
-	m.reg.MustRegister(m.leases, m.binds, m.errors, m.ops, m.reconciled, m.conns,
+	m.info.WithLabelValues(backend).Set(1)
+	m.reg.MustRegister(m.leases, m.binds, m.errors, m.ops, m.reconciled, m.conns, m.info, m.acceptErrors, m.refused, m.closed, m.maps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Handler serves /metrics from the server's registry and /healthz, which
-// answers 200 while the server accepts connections.
+// answers 200 while the server accepts connections, and 503 with the reason
+// when Serve is not running or accept has been failing for longer than
+// Options.UnhealthyAfter (a supervisor should restart such an agent).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.serving.Load() {
-			http.Error(w, "not serving", http.StatusServiceUnavailable)
+		if why := s.unhealthy(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -22,7 +22,12 @@ import (
 //	{"rules": [
 //	  {"uids": [1000], "gids": [107], "devices": ["0000:00:01.0"], "groups": [4],
 //	   "all": false, "memlock": 1073741824, "keep_on_disconnect": true}
-//	]}
+//	 ],
+//	 "limits": {"max_conns": 1024, "max_conns_per_uid": 64, "max_conns_no_rule": 4,
+//	   "hello_timeout": "10s", "idle_timeout": "5m", "write_timeout": "10s",
+//	   "max_in_flight": 64, "max_maps_per_lease": 1024, "max_maps_per_uid": 4096,
+//	   "max_maps": 16384, "max_map_bytes_per_lease": 68719476736,
+//	   "max_map_bytes_per_uid": 274877906944}}
 //
 // A rule matches a peer whose uid is in uids or whose primary or
 // supplementary gid is in gids. It allows a group lease when every endpoint
@@ -32,8 +37,22 @@ import (
 // connection closes (the VMM holds the fds; the agent releases the lease once
 // nobody does); broker leases always end with their connection, because
 // their address space lives in it.
+//
+// limits are the caps on what any peer may hold (see Limits for each field
+// and DefaultLimits for why the defaults above are what they are); a field
+// left out keeps its default, a missing limits object means all defaults.
+// max_conns caps the connections served at once; max_conns_per_uid one
+// uid's when a rule matches it, max_conns_no_rule when none does.
+// hello_timeout and idle_timeout close connections silent that long before
+// hello, or after it while holding no lease; write_timeout closes one that
+// does not read its answers. max_in_flight caps the frames handled at once.
+// max_maps_per_lease, max_maps_per_uid and max_maps cap the memfd mappings
+// of broker leases, max_map_bytes_per_lease and max_map_bytes_per_uid
+// their bytes. A request over a cap fails with code limit; a connection over
+// one gets that error as its only frame.
 type Policy struct {
-	Rules []Rule `json:"rules"`
+	Rules  []Rule  `json:"rules"`
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // Rule is one entry of a Policy.
@@ -71,15 +90,21 @@ func LoadPolicy(path string) (*Policy, error) {
 func ParsePolicy(b []byte) (*Policy, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	var p Policy
+	p := Policy{Limits: DefaultLimits()} // fields the file leaves out keep their default
 	if err := d.Decode(&p); err != nil {
 		return nil, err
 	}
 	return &p, p.Validate()
 }
 
-// Validate checks that every rule names someone and something.
+// Validate checks that every rule names someone and something, and that the
+// limits, when given, are all positive.
 func (p *Policy) Validate() error {
+	if p.Limits != nil {
+		if err := p.Limits.validate(); err != nil {
+			return err
+		}
+	}
 	for i, r := range p.Rules {
 		if len(r.UIDs) == 0 && len(r.GIDs) == 0 {
 			return fmt.Errorf("rule %d: no uids or gids", i)
@@ -94,6 +119,28 @@ func (p *Policy) Validate() error {
 		}
 	}
 	return nil
+}
+
+// limits are p's caps, the defaults when it has none.
+func (p *Policy) limits() Limits {
+	if p == nil || p.Limits == nil {
+		return *DefaultLimits()
+	}
+	return *p.Limits
+}
+
+// hasRule reports whether any rule matches peer: such a peer may lease
+// something, so it gets more connections than one that can only be refused.
+func (p *Policy) hasRule(peer Peer) bool {
+	if p == nil {
+		return false
+	}
+	for i := range p.Rules {
+		if p.Rules[i].matches(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 // Peer is a client as SO_PEERCRED (and /proc for supplementary groups) saw it

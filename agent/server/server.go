@@ -97,22 +97,40 @@ type Options struct {
 	// an error fails the write. Crash tests use it (with sysfs.WithWriter)
 	// to stop a server's effects at a chosen point, as kill -9 would.
 	Effect func(what string) error
+	// UnhealthyAfter is how long accept may keep failing (EMFILE and the
+	// like, retried with backoff) before /healthz fails; 5 s.
+	UnhealthyAfter time.Duration
 }
 
 // Server is the daemon. Create it with New, run it with Serve.
 type Server struct {
-	o       Options
-	log     *slog.Logger
-	st      *store
-	m       *metrics
-	machine *emulated.Machine
-	serving atomic.Bool
+	o         Options
+	lim       Limits
+	log       *slog.Logger
+	st        *store
+	m         *metrics
+	machine   *emulated.Machine
+	serving   atomic.Bool
+	accept    acceptHealth
+	inFlight  chan struct{} // one token per frame being read and handled
+	closeOnce sync.Once
+	refusals  every // rate of the refused-connection log line
 
-	mu     sync.Mutex
-	leases map[string]*lease // by ID
-	groups map[int]string    // group → lease ID, also while acquiring
-	conns  map[*session]struct{}
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	leases   map[string]*lease // by ID
+	groups   map[int]string    // group → lease ID, also while acquiring
+	conns    map[*session]struct{}
+	nconns   int            // admitted connections, sessions or starting
+	uidConns map[uint32]int // sessions by peer uid
+	uidMaps  map[uint32]*mapUse
+	maps     int // memfd mappings over all leases
+	wg       sync.WaitGroup
+}
+
+// mapUse is what a uid's (or a lease's) memfd mappings hold.
+type mapUse struct {
+	n     int
+	bytes uint64
 }
 
 // lease is one held group.
@@ -126,6 +144,7 @@ type lease struct {
 	as   iommu.AddressSpace
 	atts map[string]iommu.Attachment
 	maps []memMap
+	use  mapUse // of maps, charged to the owner's uid too
 }
 
 type memMap struct {
@@ -167,14 +186,39 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Effect == nil {
 		o.Effect = func(string) error { return nil }
 	}
-	s := &Server{
-		o:      o,
-		log:    o.Log,
-		m:      newMetrics(),
-		leases: map[string]*lease{},
-		groups: map[int]string{},
-		conns:  map[*session]struct{}{},
+	if o.UnhealthyAfter == 0 {
+		o.UnhealthyAfter = 5 * time.Second
 	}
+	if err := o.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	lim := o.Policy.limits()
+	// Connections must run out before fds do: at EMFILE nobody, root
+	// included, gets in, and memfds and lease fds fail too. Beside its
+	// connections the agent needs the fds of the frames in flight (up to
+	// MaxFDs each), of its leases and of its own files.
+	var nofile unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) == nil {
+		reserve := min(uint64(lim.MaxInFlight*proto.MaxFDs+256), nofile.Cur/2)
+		if room := nofile.Cur - reserve; room < uint64(lim.MaxConns) {
+			o.Log.Warn("RLIMIT_NOFILE is low for max_conns: capping connections below it", "nofile", nofile.Cur, "max_conns", lim.MaxConns, "capped", room)
+			lim.MaxConns = max(int(room), 1)
+		}
+	}
+	s := &Server{
+		o:        o,
+		lim:      lim,
+		log:      o.Log,
+		m:        newMetrics(o.Backend),
+		inFlight: make(chan struct{}, lim.MaxInFlight),
+		refusals: every{period: 10 * time.Second},
+		leases:   map[string]*lease{},
+		groups:   map[int]string{},
+		conns:    map[*session]struct{}{},
+		uidConns: map[uint32]int{},
+		uidMaps:  map[uint32]*mapUse{},
+	}
+	s.accept.log.period = 10 * time.Second
 	if o.Latency != nil {
 		if err := s.m.reg.Register(latency.NewCollector(o.Latency)); err != nil {
 			return nil, err
@@ -185,6 +229,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.st = st
+	ok := false
+	defer func() {
+		if !ok {
+			st.close()
+		}
+	}()
 	if o.Backend == BackendIOMMUFD && o.NewBroker == nil {
 		o.NewBroker = func(ctx context.Context) (iommu.Backend, error) {
 			return cdev.Open(ctx, cdev.Options{Path: o.IOMMUPath, SysfsRoot: o.Sysfs.Path(), DevDir: o.DevDir})
@@ -205,30 +255,34 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := s.reconcile(ctx); err != nil {
 		return nil, err
 	}
+	ok = true
 	return s, nil
 }
 
-// Listen removes a stale socket at path and listens there. The socket is
-// world-connectable (0666): the policy, not the file mode, decides.
-func Listen(path string) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
-	}
-	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: path, Net: proto.Network})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
+// Close releases the state dir's lock, for the next agent. Serve does it
+// when it returns; Close is for a Server that is never served. It is
+// idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.st.close() })
+	return err
 }
 
-// Serve accepts connections on ln until ctx ends, then closes every
-// connection (ending their broker leases; fds leases stay, persisted, for
-// the next agent to re-adopt) and returns.
-func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
+// Acceptor is what Serve accepts connections from: a *Listener, or any
+// *net.UnixListener of Network "unixpacket".
+type Acceptor interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
+}
+
+// Serve accepts connections on ln until ctx ends or ln is closed, then
+// closes every connection (ending their broker leases; fds leases stay,
+// persisted, for the next agent to re-adopt), releases the state dir and
+// returns. Any other accept error (EMFILE, ENFILE, ENOBUFS, ENOMEM,
+// ECONNABORTED...) is retried with a backoff, as net/http does, logged
+// (not on every retry) and counted; /healthz fails while it lasts.
+func (s *Server) Serve(ctx context.Context, ln Acceptor) error {
+	defer s.Close()
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	// Closing ln ends Accept. Serve returns only once ln is closed: a
@@ -246,14 +300,29 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	s.wg.Add(1)
 	go s.orphanLoop(ctx)
 	var err error
+	var delay time.Duration
 	for {
 		var c *net.UnixConn
 		c, err = ln.AcceptUnix()
 		if err != nil {
-			break
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.acceptFailed(err, delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+			continue
 		}
-		s.wg.Add(1)
-		go s.serveConn(ctx, c)
+		if delay != 0 {
+			delay = 0
+			s.acceptRecovered()
+		}
+		s.admit(ctx, c)
 	}
 	s.mu.Lock()
 	for sess := range s.conns {
@@ -536,7 +605,7 @@ func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request)
 	}
 	if err != nil {
 		closeFDs()
-		l.close()
+		s.closeLease(l)
 		undo()
 		return nil, nil, nil, vfResults, err
 	}
@@ -654,8 +723,8 @@ func (s *Server) setMemlock(peer Peer, bytes uint64) error {
 	return nil
 }
 
-// close ends the lease's address space and its memfd mappings.
-func (l *lease) close() {
+// closeLease ends l's address space and its memfd mappings.
+func (s *Server) closeLease(l *lease) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.as != nil {
@@ -666,6 +735,7 @@ func (l *lease) close() {
 	}
 	for _, m := range l.maps {
 		unix.Munmap(m.mem)
+		s.uncharge(l, uint64(len(m.mem)))
 	}
 	l.maps = nil
 	l.as, l.be = nil, nil
@@ -709,7 +779,7 @@ func (s *Server) release(ctx context.Context, l *lease, explicit bool) error {
 
 	rec.State = stateReleasing
 	err := s.save(rec)
-	l.close()
+	s.closeLease(l)
 	if err == nil {
 		err = s.restore(rec)
 	}

@@ -49,6 +49,7 @@ func start(t testing.TB, o server.Options) (string, *server.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	sock, _ := serve(t, srv)
 	return sock, srv
 }
@@ -268,7 +269,11 @@ func TestFDsLease(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	o := server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.fs, IOMMUPath: h.iommu, DevDir: h.devDir, StateDir: state,
 		Policy: &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true, KeepOnDisconnect: true}}}}
-	sock, _ := start(t, o)
+	srv1, err := server.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, stop := serve(t, srv1)
 	c, err := client.Dial(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +289,10 @@ func TestFDsLease(t *testing.T) {
 	if err := c.Release(a.Lease.ID); !errors.Is(err, proto.ErrBusy) {
 		t.Errorf("release while the cdev is open: %v, want busy", err)
 	}
-	c.Close() // kept by policy: the VMM holds the fds
+	c.Close()                      // kept by policy: the VMM holds the fds
+	if err := stop(); err != nil { // one agent at a time on a state dir
+		t.Fatal(err)
+	}
 
 	// A new agent on the same state re-adopts it.
 	o2 := o

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -26,27 +28,49 @@ type session struct {
 	c      *proto.Conn
 	peer   Peer
 	hello  bool
+	start  time.Time
 	leases map[string]*lease // guarded by Server.mu
 }
 
+// serveConn serves one admitted connection (admit counted it in nconns).
 func (s *Server) serveConn(ctx context.Context, uc *net.UnixConn) {
 	defer s.wg.Done()
-	sess := &session{c: proto.NewConn(uc), leases: map[string]*lease{}}
-	defer uc.Close()
+	defer func() {
+		s.mu.Lock()
+		s.nconns--
+		s.mu.Unlock()
+	}()
 	peer, err := peerOf(uc, s.o.ProcRoot)
 	if err != nil {
+		uc.Close()
 		s.log.Error("peer credentials", "err", err)
 		return
 	}
-	sess.peer = peer
+	// The per-uid cap, before anything is allocated for the session: a
+	// uid no rule names can only list and be refused, so it gets few.
+	limit, which := s.lim.MaxConnsNoRule, "max_conns_no_rule"
+	if s.o.Policy.hasRule(peer) {
+		limit, which = s.lim.MaxConnsPerUID, "max_conns_per_uid"
+	}
 	s.mu.Lock()
+	if s.uidConns[peer.UID] >= limit {
+		s.mu.Unlock()
+		s.refuse(uc, "uid", fmt.Sprintf("uid %d has %d connections, the most it may (limits.%s): close some", peer.UID, limit, which))
+		return
+	}
+	s.uidConns[peer.UID]++
+	sess := &session{c: proto.NewConn(uc), peer: peer, start: time.Now(), leases: map[string]*lease{}}
 	s.conns[sess] = struct{}{}
 	s.mu.Unlock()
+	defer uc.Close()
 	s.m.conns.Inc()
 	defer func() {
 		s.m.conns.Dec()
 		s.mu.Lock()
 		delete(s.conns, sess)
+		if s.uidConns[peer.UID]--; s.uidConns[peer.UID] == 0 {
+			delete(s.uidConns, peer.UID)
+		}
 		var ls []*lease
 		for _, l := range sess.leases {
 			ls = append(ls, l)
@@ -54,47 +78,107 @@ func (s *Server) serveConn(ctx context.Context, uc *net.UnixConn) {
 		s.mu.Unlock()
 		s.disconnect(context.WithoutCancel(ctx), sess, ls)
 	}()
+	if ctx.Err() != nil {
+		return // Serve is closing the sessions, maybe before this one registered
+	}
 	log := s.log.With("uid", peer.UID, "pid", peer.PID)
 	bad := 0
 	for {
-		var req proto.Request
-		fds, err := sess.c.Recv(&req)
-		if err != nil {
-			if errors.Is(err, proto.ErrTooLarge) || errors.Is(err, proto.ErrTruncated) || errors.Is(err, proto.ErrMalformed) {
-				bad++
-				log.Warn("bad frame", "err", err, "in_a_row", bad)
-				s.m.errors.WithLabelValues("frame", string(proto.CodeFrame)).Inc()
-				if bad >= maxBadFrames || sess.c.Send(proto.Response{Error: &proto.Error{Code: proto.CodeFrame, Message: err.Error()}}) != nil {
-					return
+		// Wait for the next frame holding nothing but the fd, under the
+		// idle timeouts: before hello, and while no lease is held.
+		uc.SetReadDeadline(s.idleDeadline(sess))
+		if _, err := sess.c.Wait(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason := "idle"
+				if !sess.hello {
+					reason = "hello"
 				}
-				continue
+				s.m.closed.WithLabelValues(reason).Inc()
+				log.Info("connection closed: silent too long", "reason", reason)
 			}
 			return // EOF, or the server is closing the connection
 		}
-		bad = 0
-		start := time.Now()
-		resp, out := s.handle(ctx, sess, &req, fds)
-		resp.ID = req.ID
-		op := string(req.Op)
-		if !slices.Contains([]proto.Op{proto.OpHello, proto.OpList, proto.OpAcquire, proto.OpRelease, proto.OpStatus, proto.OpMap, proto.OpUnmap, proto.OpDMA}, req.Op) {
-			op = "unknown" // no label per garbage op name
-		}
-		s.m.ops.WithLabelValues(op).Observe(time.Since(start).Seconds())
-		if resp.Error != nil {
-			s.m.errors.WithLabelValues(op, string(resp.Error.Code)).Inc()
-			lvl := log.Info
-			if resp.Error.Code == proto.CodeDenied {
-				lvl = log.Warn
-			}
-			lvl("request failed", "op", op, "code", resp.Error.Code, "err", resp.Error.Message)
-		}
-		err = sess.c.Send(resp, out...)
-		proto.CloseFDs(out) // the client has its own copies now; ours would keep the binding alive
-		if err != nil {
-			log.Warn("send", "op", op, "err", err)
+		if !s.frame(ctx, sess, log, &bad) {
 			return
 		}
 	}
+}
+
+// idleDeadline is when sess's silence ends it: hello_timeout after it
+// connected until it says hello, then idle_timeout from now while it holds
+// no lease; never while it holds one.
+func (s *Server) idleDeadline(sess *session) time.Time {
+	if !sess.hello {
+		return sess.start.Add(time.Duration(s.lim.HelloTimeout))
+	}
+	s.mu.Lock()
+	n := len(sess.leases)
+	s.mu.Unlock()
+	if n > 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(time.Duration(s.lim.IdleTimeout))
+}
+
+// frame reads, handles and answers one frame under one of the server's
+// in-flight tokens, which bound the memory frames take however many
+// clients send at once. It reports whether the session goes on.
+func (s *Server) frame(ctx context.Context, sess *session, log *slog.Logger, bad *int) bool {
+	select {
+	case s.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-s.inFlight }()
+	uc := sess.c.UnixConn()
+	send := func(resp proto.Response, fds ...int) error {
+		uc.SetWriteDeadline(time.Now().Add(time.Duration(s.lim.WriteTimeout)))
+		err := sess.c.Send(resp, fds...)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.m.closed.WithLabelValues("write").Inc()
+		}
+		return err
+	}
+	var req proto.Request
+	fds, err := sess.c.Recv(&req)
+	if err != nil {
+		if errors.Is(err, proto.ErrTooLarge) || errors.Is(err, proto.ErrTruncated) || errors.Is(err, proto.ErrMalformed) {
+			*bad++
+			log.Warn("bad frame", "err", err, "in_a_row", *bad)
+			s.m.errors.WithLabelValues("frame", string(proto.CodeFrame)).Inc()
+			return *bad < maxBadFrames && send(proto.Response{Error: &proto.Error{Code: proto.CodeFrame, Message: err.Error()}}) == nil
+		}
+		return false // EOF, or the server is closing the connection
+	}
+	*bad = 0
+	start := time.Now()
+	resp, out := s.handle(ctx, sess, &req, fds)
+	resp.ID = req.ID
+	op := string(req.Op)
+	if !slices.Contains([]proto.Op{proto.OpHello, proto.OpList, proto.OpAcquire, proto.OpRelease, proto.OpStatus, proto.OpMap, proto.OpUnmap, proto.OpDMA}, req.Op) {
+		op = "unknown" // no label per garbage op name
+	}
+	s.m.ops.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if resp.Error != nil {
+		s.m.errors.WithLabelValues(op, string(resp.Error.Code)).Inc()
+		switch resp.Error.Code {
+		case proto.CodeInternal:
+			// The agent's own failure: everything needed to find it.
+			log.Error("request failed: internal error", "op", op, "err", resp.Error.Message, "lease", req.Lease,
+				"device", req.Device, "group", req.Group, "iova", req.IOVA, "length", req.Length, "offset", req.Offset)
+		case proto.CodeDenied, proto.CodeLimit:
+			log.Warn("request failed", "op", op, "code", resp.Error.Code, "err", resp.Error.Message)
+		default:
+			log.Info("request failed", "op", op, "code", resp.Error.Code, "err", resp.Error.Message)
+		}
+	}
+	err = send(resp, out...)
+	proto.CloseFDs(out) // the client has its own copies now; ours would keep the binding alive
+	if err != nil {
+		log.Warn("send", "op", op, "err", err)
+		return false
+	}
+	return true
 }
 
 // disconnect ends a closed connection's leases: broker leases always, fds
@@ -195,7 +279,8 @@ func wireError(err error) *proto.Error {
 		code = proto.CodeExists
 	case errors.Is(err, iommu.ErrBusy):
 		code = proto.CodeBusy
-	case errors.Is(err, iommu.ErrInvalid):
+	case errors.Is(err, iommu.ErrInvalid), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOVERFLOW):
+		// EOVERFLOW: iova+length wraps (iommufd.h), the request's fault.
 		code = proto.CodeInvalid
 	case errors.Is(err, iommu.ErrNotSupported):
 		code = proto.CodeUnsupported
@@ -255,6 +340,8 @@ func parsePerm(s string) (iommu.Perm, error) {
 // mapMem maps [Offset, Offset+Length) of the client's memfd. The memfd must be
 // sealed against shrinking: the agent (and the emulated device) touch the
 // pages, and a client that truncated them would crash the agent with SIGBUS.
+// The agent maps it writable only when perm lets the device write, so a
+// memfd sealed against writes can still be mapped "r".
 func (s *Server) mapMem(ctx context.Context, sess *session, req *proto.Request, memfd int) (uint64, error) {
 	perm, err := parsePerm(req.Perm)
 	if err != nil {
@@ -263,6 +350,22 @@ func (s *Server) mapMem(ctx context.Context, sess *session, req *proto.Request, 
 	seals, err := unix.FcntlInt(uintptr(memfd), unix.F_GET_SEALS, 0)
 	if err != nil || seals&unix.F_SEAL_SHRINK == 0 {
 		return 0, &proto.Error{Code: proto.CodeInvalid, Message: "map wants a memfd sealed with F_SEAL_SHRINK"}
+	}
+	prot := unix.PROT_READ
+	if perm&iommu.Write != 0 {
+		prot |= unix.PROT_WRITE
+		for _, seal := range []struct {
+			bit  int
+			name string
+		}{{unix.F_SEAL_WRITE, "F_SEAL_WRITE"}, {unix.F_SEAL_FUTURE_WRITE, "F_SEAL_FUTURE_WRITE"}} {
+			if seals&seal.bit != 0 {
+				return 0, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf(
+					"the memfd is sealed with %s, so the device may not write it: map it with perm \"r\", or seal it without %s", seal.name, seal.name)}
+			}
+		}
+	}
+	if req.Fixed && req.IOVA+req.Length < req.IOVA {
+		return 0, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("map at iova %#x+%#x wraps past 2^64: choose a lower iova", req.IOVA, req.Length)}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(memfd, &st); err != nil {
@@ -277,13 +380,18 @@ func (s *Server) mapMem(ctx context.Context, sess *session, req *proto.Request, 
 		return 0, err
 	}
 	defer l.mu.Unlock()
-	mem, err := unix.Mmap(memfd, int64(req.Offset), int(req.Length), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err := s.charge(l, req.Length); err != nil {
+		return 0, err
+	}
+	mem, err := unix.Mmap(memfd, int64(req.Offset), int(req.Length), prot, unix.MAP_SHARED)
 	if err != nil {
+		s.uncharge(l, req.Length)
 		return 0, fmt.Errorf("mmap memfd: %w", err)
 	}
 	iova, err := l.as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: iommu.IOVA(req.IOVA), Fixed: req.Fixed, Perm: perm})
 	if err != nil {
 		unix.Munmap(mem)
+		s.uncharge(l, req.Length)
 		return 0, err
 	}
 	l.maps = append(l.maps, memMap{iova: iova, mem: mem})
@@ -305,6 +413,7 @@ func (s *Server) unmap(ctx context.Context, sess *session, req *proto.Request) (
 		in := uint64(m.iova) >= req.IOVA && (end < req.IOVA || uint64(m.iova)+uint64(len(m.mem)) <= end)
 		if in && !mapped(l.as, m.iova, err == nil) {
 			unix.Munmap(m.mem)
+			s.uncharge(l, uint64(len(m.mem)))
 			return true
 		}
 		return false
@@ -350,6 +459,10 @@ func (s *Server) dma(sess *session, req *proto.Request) ([]byte, error) {
 	}
 	if n == 0 || n > emulated.EduBufferSize {
 		return nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf("dma of %d bytes: 1 to %d", n, emulated.EduBufferSize)}
+	}
+	if last := req.IOVA + n - 1; last < req.IOVA || last > emulated.EduDMAMask {
+		return nil, &proto.Error{Code: proto.CodeInvalid, Message: fmt.Sprintf(
+			"dma at iova %#x+%d: past the device's DMA mask %#x (28 bits): map the buffer below it", req.IOVA, n, uint64(emulated.EduDMAMask))}
 	}
 	if req.Write {
 		copy(eng.Buffer(), req.Data)

@@ -46,17 +46,29 @@ type record struct {
 
 // store keeps one file per lease in dir, each replaced atomically: written to
 // a temp file, fsynced, renamed over, and the directory fsynced.
+//
+// An open store holds the directory's lock: one agent per state dir, taken
+// before anything in it is read, so a second agent never reconciles (undoes)
+// the leases of a running one.
 type store struct {
 	dir    string
 	effect func(what string) error
+	lock   *os.File
 }
 
 func openStore(dir string, effect func(string) error) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	return &store{dir: dir, effect: effect}, nil
+	lock, err := lockStateDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &store{dir: dir, effect: effect, lock: lock}, nil
 }
+
+// close releases the state dir for the next agent.
+func (s *store) close() error { return s.lock.Close() }
 
 func (s *store) path(id string) string { return filepath.Join(s.dir, id+".lease") }
 

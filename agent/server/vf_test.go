@@ -419,6 +419,7 @@ func TestVFCrash(t *testing.T) {
 			t.Fatalf("kill at %d: records left %v", at, recs)
 		}
 		diffState(t, "kill at effect "+strconv.Itoa(at), vfState(t, h.FS, m), want)
+		srv.Close() // never served: the next cycle's agent locks the state dir
 	}
 }
 
@@ -464,6 +465,7 @@ func TestVFReadopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer srv2.Close()
 	if ls := srv2.Leases(); len(ls) != 1 || ls[0].ID != a.Lease.ID || !ls[0].Orphan {
 		t.Fatalf("after restart: leases %+v, want %s re-adopted", ls, a.Lease.ID)
 	}

@@ -64,11 +64,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	o := server.Options{Policy: policy, StateDir: c.state, Log: log, OrphanCheck: c.orphanCheck}
 	backend := c.backend
 	if backend == "auto" {
+		// Falling back is what auto is for (a laptop, CI, the demo), but
+		// never silently: a host whose IOMMU is off in firmware or on the
+		// kernel command line must not look like one serving its devices.
+		// -backend iommufd refuses to start instead.
 		backend = server.BackendEmulated
-		if _, err := os.Stat("/dev/iommu"); err == nil {
-			if ents, _ := os.ReadDir(filepath.Join(c.sysfsRoot, "kernel", "iommu_groups")); len(ents) > 0 {
-				backend = server.BackendIOMMUFD
+		groups := filepath.Join(c.sysfsRoot, "kernel", "iommu_groups")
+		var why string
+		if _, err := os.Stat("/dev/iommu"); err != nil {
+			why = fmt.Sprintf("/dev/iommu: %v (iommufd not loaded or not built)", err)
+		} else if ents, err := os.ReadDir(groups); len(ents) == 0 {
+			why = fmt.Sprintf("no iommu_groups in %s: the IOMMU is off in firmware or on the kernel command line", groups)
+			if err != nil {
+				why += fmt.Sprintf(" (%v)", err)
 			}
+		} else {
+			backend = server.BackendIOMMUFD
+		}
+		if why != "" {
+			log.Warn("no IOMMU found: serving EMULATED devices, not this host's; -backend emulated says so on purpose, -backend iommufd refuses instead", "reason", why)
 		}
 	}
 	switch backend {
@@ -125,9 +139,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	}
 	ln, err := server.Listen(c.socket)
 	if err != nil {
+		srv.Close()
 		return err
 	}
-	defer os.Remove(c.socket)
+	// Serve closes ln, which removes the socket file only while it is
+	// still this agent's.
 	metricsAddr := ""
 	if c.metrics != "" {
 		ml, err := net.Listen("tcp", c.metrics)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
+	"github.com/iommu-agent/iommu-agent/agent/server"
 )
 
 func TestDemo(t *testing.T) {
@@ -108,4 +109,87 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// startServe runs serve with args until the test ends and returns its
+// socket, metrics address and log.
+func startServe(t *testing.T, args ...string) (sock, metrics string, logs func() string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type addrs struct{ sock, metrics string }
+	ready := make(chan addrs, 1)
+	done := make(chan error, 1)
+	var buf bytes.Buffer
+	sw := &syncWriter{w: &buf}
+	go func() { done <- serve(ctx, args, sw, func(s, m string) { ready <- addrs{s, m} }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case a := <-ready:
+		return a.sock, a.metrics, func() string { sw.mu.Lock(); defer sw.mu.Unlock(); return buf.String() }
+	case err := <-done:
+		done <- nil
+		t.Fatalf("serve: %v", err)
+	}
+	return
+}
+
+// TestServeSecondAgent starts a second serve on the first one's state dir
+// and socket: it must fail, naming the first agent, and leave it serving.
+func TestServeSecondAgent(t *testing.T) {
+	dir := t.TempDir()
+	state, sockPath := filepath.Join(dir, "state"), filepath.Join(dir, "a.sock")
+	sock, _, _ := startServe(t, "-backend", "emulated", "-socket", sockPath, "-state", state)
+	for name, args := range map[string][]string{
+		"same state and socket": {"-state", state, "-socket", sockPath},
+		"same socket":           {"-state", filepath.Join(dir, "state2"), "-socket", sockPath},
+	} {
+		err := serve(context.Background(), append([]string{"-backend", "emulated"}, args...), io.Discard, nil)
+		if !errors.Is(err, server.ErrAnotherAgent) {
+			t.Errorf("%s: second serve: %v, want another agent refused", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatalf("first agent after the second tried: %v", err)
+	}
+	defer c.Close()
+	if _, _, err := c.List(); err != nil {
+		t.Errorf("list on the first agent: %v", err)
+	}
+}
+
+// TestServeAutoWithoutIOMMU: -backend auto on a host without iommu_groups
+// serves emulated devices, and says so in its log and on /metrics.
+func TestServeAutoWithoutIOMMU(t *testing.T) {
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "sys")
+	os.MkdirAll(filepath.Join(sys, "kernel", "iommu_groups"), 0o755)
+	sock, metrics, logs := startServe(t, "-backend", "auto", "-sysfs", sys, "-socket", filepath.Join(dir, "a.sock"),
+		"-state", filepath.Join(dir, "state"), "-metrics", "127.0.0.1:0")
+	if l := logs(); !strings.Contains(l, "serving EMULATED devices") || !strings.Contains(l, `"level":"WARN"`) {
+		t.Errorf("no warning that devices are emulated:\n%s", l)
+	}
+	c, err := client.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Hello.Backend != "emulated" {
+		t.Errorf("hello says backend %q", c.Hello.Backend)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `iommu_agent_info{backend="emulated"} 1`) {
+		t.Errorf("/metrics does not name the backend")
+	}
 }
