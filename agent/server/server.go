@@ -177,6 +177,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
+	if o.OrphanCheck < 0 {
+		return nil, fmt.Errorf("orphan check every %s: want a positive interval", o.OrphanCheck)
+	}
 	if o.OrphanCheck == 0 {
 		o.OrphanCheck = 10 * time.Second
 	}

@@ -49,8 +49,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected %q", fl.Args())
+	switch c.backend {
+	case "auto", server.BackendIOMMUFD, server.BackendEmulated:
+	default:
+		return fl.usageErrorf("-backend %q: want auto, iommufd or emulated", c.backend)
+	}
+	if c.emulated < 1 || c.emulated > 1024 {
+		return fl.usageErrorf("-emulated-devices %d: want 1 to 1024", c.emulated)
+	}
+	if c.orphanCheck <= 0 {
+		return fl.usageErrorf("-orphan-check %s: want a positive duration", c.orphanCheck)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	policy := server.DefaultPolicy()
