@@ -3,12 +3,14 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/server"
 )
 
-// The example policy the README installs is one serve accepts.
+// The example policy the README installs is one serve accepts, and its
+// limits spell out the defaults, as the README says.
 func TestPolicyExample(t *testing.T) {
 	t.Parallel()
 	p, err := server.LoadPolicy("../../packaging/policy.example.json")
@@ -17,5 +19,8 @@ func TestPolicyExample(t *testing.T) {
 	}
 	if len(p.Rules) == 0 {
 		t.Fatal("the example has no rules")
+	}
+	if !reflect.DeepEqual(p.Limits, server.DefaultLimits()) {
+		t.Errorf("example limits %+v, defaults %+v", *p.Limits, *server.DefaultLimits())
 	}
 }
