@@ -53,6 +53,11 @@ type Lane struct {
 	// FirstSlot is the PCI slot on the root bus of the first -devices entry
 	// (the AMD IOMMU is itself a PCI function at 00:01.0).
 	FirstSlot int
+	// BridgeSlot is the first slot devices take behind a PCIe-to-PCI
+	// bridge; 0 lets QEMU pick (slot 0). On virt the bridge's standard
+	// hotplug controller refuses slot 0 ("Valid slots are between 1 and
+	// 31"); q35 hotplugs bridges through ACPI and takes it.
+	BridgeSlot int
 	// HostTools are programs the host needs for this lane; missing ones
 	// make the harness run setup-host.
 	HostTools []string
@@ -141,6 +146,7 @@ func Lanes() []Lane {
 			Output:       wire.OutputSerial,
 			IOMMUClass:   "smmu3.0x0000000009050000",
 			FirstSlot:    1,
+			BridgeSlot:   1,
 			HostTools:    hostToolsARM64(),
 		},
 	}

@@ -110,6 +110,9 @@ func TestQEMUArgsSMMUv3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if br := bootArgs(t, "arm64-smmuv3", "tcg", "bridge:edu,e1000"); !strings.Contains(br, "-device edu,id=edu0,bus=br1,addr=0x1 -netdev user,id=net-e10000,restrict=on -device e1000,id=e10000,bus=br1,addr=0x2,netdev=net-e10000") {
+		t.Errorf("smmuv3 bridge args: %s", br)
+	}
 	if l.CrossCompile != "aarch64-linux-gnu-" || l.DebArch != "arm64" || len(l.StockModules) != 0 {
 		t.Errorf("arm64 lane: cross %q arch %q stock modules %v", l.CrossCompile, l.DebArch, l.StockModules)
 	}
