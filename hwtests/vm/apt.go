@@ -14,8 +14,7 @@ import (
 // lane on an amd64 host) gets a private state under the cache with
 // APT::Architecture set to it, reading the host's sources. That fetches
 // and lists the arm64 packages without `dpkg --add-architecture`, which
-// would change what the host itself installs and upgrades
-// (vm-recipe-arm64-smmuv3.md, "private apt state").
+// would change what the host itself installs and upgrades.
 type apt struct {
 	arch string
 	env  []string // nil: the host's apt

@@ -127,12 +127,14 @@ func Lanes() []Lane {
 			HostTools:    hostToolsX86(),
 		},
 		{
-			// vm-recipe-arm64-smmuv3.md. gic-version=3 brings the ITS,
-			// which is what makes MSIs isolated: with the default GICv2,
-			// BIND_IOMMUFD and type1's SET_IOMMU fail with EPERM ("No
-			// interrupt remapping support"). virt has one PL011, so the
-			// test stream rides a virtconsole (CONFIG_VIRTIO_CONSOLE=y).
-			// The SMMU is a platform device: edu keeps slot 1.
+			// Debian's arm64 kernel boots from -kernel with a device
+			// tree. gic-version=3 brings the ITS, which is what makes
+			// MSIs isolated: with the default GICv2, BIND_IOMMUFD and
+			// type1's SET_IOMMU fail with EPERM ("No interrupt remapping
+			// support"). virt has one PL011, so the test stream rides a
+			// virtconsole (CONFIG_VIRTIO_CONSOLE=y). The SMMU is a
+			// platform device: edu keeps slot 1. No stock modules: the
+			// arm64 kernel has irqbypass built in.
 			Name:    "arm64-smmuv3",
 			QEMU:    "qemu-system-aarch64",
 			GOARCH:  "arm64",
