@@ -34,8 +34,9 @@ func TestConformance(t *testing.T) {
 		hwtest.BindVFIO(t, d)
 		devices = append(devices, iommu.Device{BDF: d.BDF, Group: d.Group, Cdev: cdevPath(t, d)})
 	}
-	// x86's interrupt window, which VT-d reports as reserved.
-	reserved := []iommu.Range{{Start: 0xfee00000, Last: 0xfeefffff}}
+	// The interrupt window the IOMMU reserves: x86's on VT-d, the
+	// software MSI window on an SMMUv3.
+	reserved := []iommu.Range{hwtest.MSIWindow(t, devices[0])}
 
 	target := func(t *testing.T, b iommu.Backend, pinned string) iommutest.Target {
 		return iommutest.Target{

@@ -28,9 +28,10 @@ const (
 
 // TestDifferential runs the same random operations, valid and invalid, on
 // the kernel's iommufd (an IOAS with edu attached) and on the emulator
-// (iommufd flavour, one device, no dirty tracking, as QEMU's VT-d gives an
-// automatic HWPT), over one memfd pool both map, and wants every answer
-// alike: IOVA, bytes, ranges, errno.
+// (iommufd flavour, one device, no dirty tracking, as QEMU's VT-d and
+// SMMUv3 give an automatic HWPT, and the interrupt window the kernel
+// reserves for the device), over one memfd pool both map, and wants every
+// answer alike: IOVA, bytes, ranges, errno.
 func TestDifferential(t *testing.T) {
 	ctx := context.Background()
 	pd := hwtest.FindEdu(t)[0]
@@ -49,7 +50,8 @@ func TestDifferential(t *testing.T) {
 		t.Fatalf("attach %s: %v", dev.BDF, err)
 	}
 
-	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true})
+	msi := hwtest.MSIWindow(t, dev)
+	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true, MSIWindow: msi})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +73,9 @@ func TestDifferential(t *testing.T) {
 	cfg := iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: diffPoolPages, PageSize: 4096,
 		Copy: true, Allow: true, Attach: true, Other: true,
-		// VT-d's interrupt window and the ends of 39- and 48-bit apertures.
-		Edges: []iommu.IOVA{0xfee00000, 0xfef00000, 1 << 39, 1 << 48},
+		// The interrupt window's edges and the ends of 39- and 48-bit
+		// apertures.
+		Edges: []iommu.IOVA{msi.Start, msi.Last + 1, 1 << 39, 1 << 48},
 	}
 	// A second IOAS on each side, for IOAS_COPY between two.
 	kother, err := kb.NewAddressSpace(ctx)

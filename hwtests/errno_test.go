@@ -3,8 +3,9 @@
 package hwtests
 
 // The errnos the kernel returns for the same misuse on its two paths, with
-// a VT-d domain attached (so the IOVA alignment is 4 KiB and the reserved
-// interrupt window is in force). Sources: iommufd.h, the iommufd selftests,
+// a domain attached (so the IOVA alignment is 4 KiB and the reserved
+// interrupt window is in force: x86's on VT-d, the software MSI window on
+// an SMMUv3). Sources: iommufd.h, the iommufd selftests,
 // vfio_iommu_type1.c.
 
 import (
@@ -21,8 +22,6 @@ import (
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
-const msiWindow = 0xfee00000 // VT-d's interrupt range, reserved in every domain
-
 func wantErrno(t *testing.T, what string, err error, want unix.Errno) {
 	t.Helper()
 	if !errors.Is(err, want) {
@@ -36,6 +35,7 @@ func TestErrnoIOMMUFD(t *testing.T) {
 	s := newCdev(t, dev)
 	mem := hwtest.DMABuffer(t, 4*page)
 	rw := iommufd.FixedIOVA | iommufd.Readable | iommufd.Writeable
+	msiWindow := uint64(hwtest.MSIWindow(t, dev).Start)
 
 	_, err := s.fd.Unmap(s.ioas, 0x400000, page)
 	wantErrno(t, "unmap of a never-mapped range", err, unix.ENOENT)
@@ -55,7 +55,7 @@ func TestErrnoIOMMUFD(t *testing.T) {
 	_, err = s.fd.Unmap(s.ioas, 0x100000, page)
 	wantErrno(t, "unmap cutting an area in two", err, unix.ENOENT)
 
-	_, err = s.fd.Map(s.ioas, mem[:page], msiWindow, rw)
+	_, err = s.fd.Map(s.ioas, mem[:page], iommufd.IOVA(msiWindow), rw)
 	wantErrno(t, "map inside the reserved MSI window", err, unix.EINVAL)
 	ranges, _, err := s.fd.IOVARanges(s.ioas)
 	if err != nil {
@@ -101,6 +101,7 @@ func TestErrnoType1(t *testing.T) {
 	s := newType1(t, dev)
 	mem := hwtest.DMABuffer(t, 4*page)
 	rw := vfio.DMARead | vfio.DMAWrite
+	msiWindow := uint64(hwtest.MSIWindow(t, dev).Start)
 
 	// type1 reports "nothing unmapped" as success, where iommufd says ENOENT.
 	if n, err := s.c.UnmapDMA(0x400000, page, 0); err != nil || n != 0 {

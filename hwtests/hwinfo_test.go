@@ -6,16 +6,24 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 )
 
-// TestHWInfo checks IOMMU_GET_HW_INFO against the registers the VT-d
-// driver shows in sysfs for the same unit, and against what QEMU's
-// intel-iommu advertises with intremap=on,caching-mode=on.
+// TestHWInfo checks IOMMU_GET_HW_INFO per IOMMU. VT-d: against the
+// registers the driver shows in sysfs for the same unit, and against what
+// QEMU's intel-iommu advertises with intremap=on,caching-mode=on. SMMUv3:
+// the ARM_SMMUV3 type arrived in 6.13 and needs ARM_SMMU_V3_IOMMUFD, so a
+// 6.12 kernel (the arm64-smmuv3 lane's Debian one) reports type NONE and no
+// data; a kernel that reports the IDRs gets them decoded and checked
+// against what QEMU's smmuv3 advertises.
 func TestHWInfo(t *testing.T) {
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
@@ -26,6 +34,46 @@ func TestHWInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	switch kind := hwtest.IOMMUKind(t); kind {
+	case hwtest.VTD:
+		checkVTDInfo(t, dev, info)
+	case hwtest.SMMUv3:
+		checkSMMUv3Info(t, info)
+	default:
+		t.Fatalf("no GET_HW_INFO expectation for %s (type %d, %d bytes)", kind, info.Type, len(info.Data))
+	}
+}
+
+func checkSMMUv3Info(t *testing.T, info *iommufd.HWInfo) {
+	t.Helper()
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	if strings.HasPrefix(release, "6.12.") {
+		if info.Type != iommufd.HWInfoTypeNone || len(info.Data) != 0 {
+			t.Fatalf("kernel %s: GET_HW_INFO type %d with %d bytes, want NONE and no data (ARM_SMMUV3 hw_info is 6.13's)", release, info.Type, len(info.Data))
+		}
+		t.Logf("kernel %s: SMMUv3 reports GET_HW_INFO type NONE, no data", release)
+		return
+	}
+	if info.Type != iommufd.HWInfoTypeARMSMMUv3 {
+		t.Fatalf("kernel %s: GET_HW_INFO type %d, want ARM SMMUv3", release, info.Type)
+	}
+	got, err := hwinfo.DecodeSMMUv3(info.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v", got)
+	// QEMU 10's smmuv3 advertises both stages.
+	if !got.IDR0().S1P() || !got.IDR0().S2P() {
+		t.Errorf("IDR0 %#x: want stage 1 and stage 2", got.IDR[0])
+	}
+}
+
+func checkVTDInfo(t *testing.T, dev iommu.Device, info *iommufd.HWInfo) {
+	t.Helper()
 	if info.Type != iommufd.HWInfoTypeIntelVTD {
 		t.Fatalf("GET_HW_INFO type %d, want Intel VT-d", info.Type)
 	}

@@ -59,7 +59,8 @@ func Need(t *testing.T, what string, err error) {
 }
 
 // FindEdu returns every edu function of the machine as an iommu.Device, in
-// BDF order.
+// BDF order. An edu without an iommu_group that no driver has probed yet
+// is probed once (see ProbeGroup), so that its group exists.
 func FindEdu(t *testing.T) []iommu.Device {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(sysPCI, "devices"))
@@ -71,6 +72,10 @@ func FindEdu(t *testing.T) []iommu.Device {
 			continue
 		}
 		link, err := os.Readlink(filepath.Join(dir, "iommu_group"))
+		if errors.Is(err, os.ErrNotExist) && driverOf(e.Name()) == "" {
+			ProbeGroup(t, e.Name())
+			link, err = os.Readlink(filepath.Join(dir, "iommu_group"))
+		}
 		if err != nil {
 			t.Fatalf("edu %s has no iommu_group (is the IOMMU on?): %v", e.Name(), err)
 		}
@@ -84,6 +89,29 @@ func FindEdu(t *testing.T) []iommu.Device {
 		Need(t, "find an edu device (QEMU -device edu)", fmt.Errorf("none under %s: %w", sysPCI, os.ErrNotExist))
 	}
 	return out
+}
+
+// ProbeGroup has vfio-pci probe the driverless device bdf and lets it go
+// again, leaving it driverless but with an iommu_group. On an SMMUv3
+// described by a device tree (Debian's arm64 6.12) the kernel creates a
+// PCI device's group only when a driver first probes it (really_probe →
+// of_dma_configure → iommu_probe_device), and keeps it after the unbind;
+// on VT-d and AMD-Vi every device has its group from boot.
+// TestGroupAtBoot pins which lanes behave which way.
+func ProbeGroup(t *testing.T, bdf string) {
+	t.Helper()
+	if !*destructive && !Strict() {
+		t.Skipf("%s has no iommu_group until a driver probes it (SMMUv3 with a device tree); run with -destructive to let the test probe it", bdf)
+	}
+	dir := filepath.Join(sysPCI, "devices", bdf)
+	writeSys(t, filepath.Join(dir, "driver_override"), "vfio-pci")
+	writeSys(t, filepath.Join(sysPCI, "drivers_probe"), bdf)
+	if got := driverOf(bdf); got != "vfio-pci" {
+		t.Fatalf("%s: driver %q after the probe, want vfio-pci", bdf, got)
+	}
+	writeSys(t, filepath.Join(dir, "driver", "unbind"), bdf)
+	writeSys(t, filepath.Join(dir, "driver_override"), "\n")
+	t.Logf("%s had no iommu_group before a driver probed it; vfio-pci probed it once", bdf)
 }
 
 func readHex(t *testing.T, dir, name string) uint64 {

@@ -100,7 +100,7 @@ func (b BootSpec) QEMUArgs() []string {
 		"-append", l.kernelCmdline(),
 	)
 	// Devices before the 9p exports, so their addresses stay fixed.
-	args = append(args, b.Devices.QEMUArgs(l.FirstSlot)...)
+	args = append(args, b.Devices.QEMUArgs(l.FirstSlot, l.BridgeSlot)...)
 	args = append(args,
 		"-fsdev", "local,id=fs-"+hostRootTag+",path="+b.HostRoot+",security_model=none,readonly=on,multidevs=remap",
 		"-device", "virtio-9p-pci,fsdev=fs-"+hostRootTag+",mount_tag="+hostRootTag,

@@ -19,6 +19,7 @@ import (
 //	<Dir>/modules/<key>/  rebuilt modules (one per kernel entry, variant and Kbuild)
 //	<Dir>/tmp/<pid>-*/    entries being built; renamed into place when complete
 //	<Dir>/runs/<stamp>/   per-run directories (console log, guest /out, initramfs)
+//	<Dir>/apt-<arch>/     private apt state of a foreign guest architecture (apt.go)
 //
 // An entry directory exists only once it is complete: it is filled under
 // tmp/ and renamed, so an interrupted run leaves only a tmp dir that the

@@ -83,12 +83,14 @@ func (d Devices) String() string {
 // bus gets an explicit address in list order starting at slot firstSlot,
 // so the first device is 00:01.0 on VT-d whatever follows: a root-bus
 // device takes a slot, a PCIe device takes one for its own root port, a
-// bridge takes one for the root port it sits on.
-func (d Devices) QEMUArgs(firstSlot int) []string {
+// bridge takes one for the root port it sits on. Devices behind a bridge
+// take its slots from bridgeSlot on, in list order; 0 leaves them to QEMU.
+func (d Devices) QEMUArgs(firstSlot, bridgeSlot int) []string {
 	kinds := deviceKinds()
 	var args []string
 	slot, port := firstSlot, 0
 	bridgeBus := map[int]string{}
+	bridgeNext := map[int]int{}
 	count := map[string]int{}
 	rootPort := func() string {
 		port++
@@ -112,6 +114,10 @@ func (d Devices) QEMUArgs(firstSlot int) []string {
 				args = append(args, "-device", fmt.Sprintf("pcie-pci-bridge,id=%s,bus=%s", br, rp))
 			}
 			opts += ",bus=" + br
+			if bridgeSlot > 0 {
+				opts += fmt.Sprintf(",addr=%#x", bridgeSlot+bridgeNext[dev.Bridge])
+				bridgeNext[dev.Bridge]++
+			}
 		case k.pcie:
 			opts += ",bus=" + rootPort()
 		default:

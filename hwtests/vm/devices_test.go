@@ -64,7 +64,7 @@ func TestDevicesQEMUArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(d.QEMUArgs(tc.firstSlot), " "); got != tc.want {
+		if got := strings.Join(d.QEMUArgs(tc.firstSlot, 0), " "); got != tc.want {
 			t.Errorf("%q slot %d:\n got %s\nwant %s", tc.in, tc.firstSlot, got, tc.want)
 		}
 	}

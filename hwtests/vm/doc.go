@@ -7,8 +7,10 @@
 //
 //   - Lane: architecture, QEMU binary, IOMMU arguments and kernel flavour.
 //   - Cache: downloads and builds outside the repo, committed atomically.
-//   - kernel: apt-get download of the five packages, partial extraction,
-//     depmod; modbuild: the out-of-tree module rebuild (kbuild/).
+//   - kernel: apt-get download of the five packages (a foreign lane's
+//     image and headers through a private apt state, apt.go), partial
+//     extraction, depmod; modbuild: the out-of-tree module rebuild
+//     (kbuild/), cross-compiled for a foreign lane.
 //   - gobuild: static /init (./init) and `go test -c -cover` binaries.
 //   - initramfs: a gzip'd newc cpio with the manifest (package wire).
 //   - Boot: QEMU with a deadline, the kernel console to a file and the

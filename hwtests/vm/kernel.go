@@ -74,8 +74,8 @@ func (k Kernel) Headers() string {
 // ModulesDir is /lib/modules/<uname> of the extracted image.
 func (k Kernel) ModulesDir() string { return filepath.Join(k.Root(), "lib", "modules", k.Uname) }
 
-// packages lists the five packages of one kernel; the
-// signed image is used as is.
+// kernelPackages lists the five packages of one kernel; the signed image
+// is used as is.
 func kernelPackages(abi, flavour string) []string {
 	return []string{
 		"linux-image-" + abi + "-" + flavour,
@@ -84,6 +84,13 @@ func kernelPackages(abi, flavour string) []string {
 		"linux-kbuild-" + abi,
 		sourcePackage,
 	}
+}
+
+// forHost reports whether package p must match the host rather than the
+// guest: kbuild's scripts and modpost run on the host, and the source is
+// arch all. The image and headers are the guest's architecture.
+func forHost(p string) bool {
+	return p == sourcePackage || strings.HasPrefix(p, "linux-kbuild-")
 }
 
 // pickVersion chooses the kernel version from `apt-cache madison
@@ -135,12 +142,12 @@ func parseABI(show, flavour, version string) (string, error) {
 // -kernel-version) is looked up directly; `apt-cache madison` runs only
 // when the pin is gone, to find the fallback. Each apt-cache call reads
 // all lists (~2 s), hence few of them.
-func resolveKernel(ctx context.Context, lane Lane, flagVersion, pin string, log *slog.Logger) (Kernel, error) {
+func resolveKernel(ctx context.Context, lane Lane, a apt, flagVersion, pin string, log *slog.Logger) (Kernel, error) {
 	k := Kernel{Version: flagVersion, From: "flag"}
 	if k.Version == "" {
 		k.Version, k.From = pin, "pinned"
 	}
-	abi, err := lookupABI(ctx, lane, k.Version)
+	abi, err := lookupABI(ctx, lane, a, k.Version)
 	if err != nil && k.From == "pinned" {
 		out, merr := command(ctx, "", "apt-cache", "madison", sourcePackage)
 		if merr != nil {
@@ -152,7 +159,7 @@ func resolveKernel(ctx context.Context, lane Lane, flagVersion, pin string, log 
 		}
 		log.Warn("pinned kernel version is gone from the mirror; using the newest bookworm 6.12", "pinned", pin, "using", v)
 		k.Version, k.From = v, "fallback"
-		abi, err = lookupABI(ctx, lane, v)
+		abi, err = lookupABI(ctx, lane, a, v)
 	}
 	if err != nil {
 		return Kernel{}, err
@@ -167,8 +174,10 @@ func resolveKernel(ctx context.Context, lane Lane, flagVersion, pin string, log 
 // 6.12 backports/security builds name it linux-image-amd64 or
 // linux-image-6.12-amd64. One apt-cache call asks for both; the one
 // missing makes it exit non-zero, so its output is parsed regardless.
-func lookupABI(ctx context.Context, lane Lane, version string) (string, error) {
-	out, err := command(ctx, "", "apt-cache", "show",
+// The meta package is the guest's architecture: a asks the apt that
+// lists it.
+func lookupABI(ctx context.Context, lane Lane, a apt, version string) (string, error) {
+	out, err := a.run(ctx, "", "apt-cache", "show",
 		"linux-image-6.12-"+lane.Flavour+"="+version, "linux-image-"+lane.Flavour+"="+version)
 	abi, perr := parseABI(string(out), lane.Flavour, version)
 	if perr != nil {
@@ -198,8 +207,20 @@ func prepareKernel(ctx context.Context, c Cache, lane Lane, flagVersion string, 
 		}
 		return k, err
 	}
+	a, err := aptFor(c, lane.DebArch)
+	if err != nil {
+		return Kernel{}, err
+	}
+	if a.private() {
+		stop := ph.start("apt update (" + a.arch + ")")
+		err := a.update(ctx)
+		stop()
+		if err != nil {
+			return Kernel{}, fmt.Errorf("%s package lists: %w", a.arch, err)
+		}
+	}
 	stop := ph.start("resolve kernel")
-	k, err := resolveKernel(ctx, lane, flagVersion, DefaultKernelVersion, log)
+	k, err := resolveKernel(ctx, lane, a, flagVersion, DefaultKernelVersion, log)
 	stop()
 	if err != nil {
 		return Kernel{}, err
@@ -209,7 +230,7 @@ func prepareKernel(ctx context.Context, c Cache, lane Lane, flagVersion string, 
 		cached.From = k.From
 		return cached, err
 	}
-	return fetchKernel(ctx, c, lane, k, ph)
+	return fetchKernel(ctx, c, lane, a, k, ph)
 }
 
 // cachedKernel loads the cache entry of version, if complete.
@@ -234,23 +255,36 @@ func cachedKernel(c Cache, lane Lane, version string) (Kernel, bool, error) {
 // there already. The .debs live in the staging directory only and are
 // gone before the entry is committed; the source tarball is never written
 // to disk (streamed out of its .deb).
-func fetchKernel(ctx context.Context, c Cache, lane Lane, k Kernel, ph *phases) (Kernel, error) {
+func fetchKernel(ctx context.Context, c Cache, lane Lane, a apt, k Kernel, ph *phases) (Kernel, error) {
 	dir, _, err := c.Fill("kernel", kernelKey(lane, k.Version), func(staging string) error {
 		dl := filepath.Join(staging, "debs")
 		if err := os.Mkdir(dl, 0o755); err != nil {
 			return err
 		}
 		stop := ph.start("download")
-		args := []string{"download", "-qq"}
-		if os.Geteuid() == 0 {
-			// apt's sandbox user cannot write into our directory.
-			args = append(args, "-o", "APT::Sandbox::User=root")
-		}
+		// One apt-get per architecture: the host's for kbuild and the
+		// source, a's for the image and headers (the same apt on x86).
+		byAPT := map[bool][]string{}
 		for _, p := range k.Packages {
-			args = append(args, p+"="+k.Version)
+			host := forHost(p) || !a.private()
+			byAPT[host] = append(byAPT[host], p+"="+k.Version)
 		}
-		if _, err := command(ctx, dl, "apt-get", args...); err != nil {
-			return err
+		for _, host := range []bool{true, false} {
+			if len(byAPT[host]) == 0 {
+				continue
+			}
+			via := a
+			if host {
+				via = hostAPT()
+			}
+			args := []string{"download", "-qq"}
+			if os.Geteuid() == 0 {
+				// apt's sandbox user cannot write into our directory.
+				args = append(args, "-o", "APT::Sandbox::User=root")
+			}
+			if _, err := via.run(ctx, dl, "apt-get", append(args, byAPT[host]...)...); err != nil {
+				return err
+			}
 		}
 		stop()
 		debs, err := filepath.Glob(filepath.Join(dl, "*.deb"))

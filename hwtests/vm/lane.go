@@ -13,16 +13,10 @@ import (
 // the guest. Everything lane-specific lives here so a new lane is a new
 // value, not new code paths.
 //
-// arm64-smmuv3 maps onto the fields as QEMU
-// qemu-system-aarch64, GOARCH/DebArch/Flavour arm64, CrossCompile
-// aarch64-linux-gnu-, Machine "-machine virt,iommu=smmuv3,gic-version=3",
-// TCGCPU "max,pauth-impdef=on", Console ttyAMA0, TestPort hvc0 (virt has
-// one PL011; portArgs adds a virtconsole), no StockModules (irqbypass is
-// built in), IOMMUClass "smmu3.0x0000000009050000", FirstSlot 1. What it
-// adds beyond a value: apt must fetch image and headers for arm64 (a
-// private APT state with APT::Architecture=arm64, as the recipe shows)
-// while linux-kbuild stays the host's amd64 build, and the host tools
-// list gains qemu-system-aarch64 and the cross gcc (setup-host installs).
+// A lane whose DebArch is not the host's (arm64 on an amd64 host) gets
+// its image and headers from a private apt state (apt.go) while
+// linux-kbuild stays the host's build, cross-compiles the modules with
+// CrossCompile, and always runs under TCG.
 type Lane struct {
 	Name string
 	QEMU string // system emulator binary
@@ -59,6 +53,11 @@ type Lane struct {
 	// FirstSlot is the PCI slot on the root bus of the first -devices entry
 	// (the AMD IOMMU is itself a PCI function at 00:01.0).
 	FirstSlot int
+	// BridgeSlot is the first slot devices take behind a PCIe-to-PCI
+	// bridge; 0 lets QEMU pick (slot 0). On virt the bridge's standard
+	// hotplug controller refuses slot 0 ("Valid slots are between 1 and
+	// 31"); q35 hotplugs bridges through ACPI and takes it.
+	BridgeSlot int
 	// HostTools are programs the host needs for this lane; missing ones
 	// make the harness run setup-host.
 	HostTools []string
@@ -68,6 +67,15 @@ type Lane struct {
 // amd64 host building amd64 modules.
 func hostToolsX86() []string {
 	return []string{"qemu-system-x86_64", "make", "gcc-12", "depmod", "pahole", "dpkg-deb", "apt-get", "apt-cache", "xz", "strip"}
+}
+
+// hostToolsARM64 is what the arm64 lane needs on an amd64 host: the
+// emulator, the cross gcc (the headers' .kernelvariables name
+// aarch64-linux-gnu-gcc-12) and its strip, besides the native build tools
+// kbuild's host programs use.
+func hostToolsARM64() []string {
+	return []string{"qemu-system-aarch64", "make", "gcc-12", "aarch64-linux-gnu-gcc-12", "depmod", "pahole",
+		"dpkg-deb", "apt-get", "apt-cache", "xz", "aarch64-linux-gnu-strip"}
 }
 
 // Lanes lists the implemented lanes. The first is the default.
@@ -117,6 +125,31 @@ func Lanes() []Lane {
 			IOMMUClass:   "ivhd0",
 			FirstSlot:    2,
 			HostTools:    hostToolsX86(),
+		},
+		{
+			// Debian's arm64 kernel boots from -kernel with a device
+			// tree. gic-version=3 brings the ITS, which is what makes
+			// MSIs isolated: with the default GICv2, BIND_IOMMUFD and
+			// type1's SET_IOMMU fail with EPERM ("No interrupt remapping
+			// support"). virt has one PL011, so the test stream rides a
+			// virtconsole (CONFIG_VIRTIO_CONSOLE=y). The SMMU is a
+			// platform device: edu keeps slot 1. No stock modules: the
+			// arm64 kernel has irqbypass built in.
+			Name:    "arm64-smmuv3",
+			QEMU:    "qemu-system-aarch64",
+			GOARCH:  "arm64",
+			DebArch: "arm64", Flavour: "arm64",
+			CrossCompile: "aarch64-linux-gnu-",
+			Machine:      []string{"-machine", "virt,iommu=smmuv3,gic-version=3"},
+			KVMCPU:       "host",
+			TCGCPU:       "max,pauth-impdef=on",
+			Console:      "ttyAMA0",
+			TestPort:     "hvc0",
+			Output:       wire.OutputSerial,
+			IOMMUClass:   "smmu3.0x0000000009050000",
+			FirstSlot:    1,
+			BridgeSlot:   1,
+			HostTools:    hostToolsARM64(),
 		},
 	}
 }

@@ -91,3 +91,29 @@ func TestPortArgs(t *testing.T) {
 		t.Errorf("hvc0: %s", got)
 	}
 }
+
+func TestQEMUArgsSMMUv3(t *testing.T) {
+	t.Parallel()
+	got := bootArgs(t, "arm64-smmuv3", "tcg", "edu")
+	for _, want := range []string{
+		"-accel tcg -machine virt,iommu=smmuv3,gic-version=3 -cpu max,pauth-impdef=on -m",
+		"-append console=ttyAMA0 quiet panic=-1 -device",
+		"-device edu,id=edu0,bus=pcie.0,addr=0x1 ", // the SMMU is a platform device
+		"-chardev file,id=console,path=/r/console.log -serial chardev:console ",
+		"-chardev stdio,id=tests,signal=off -device virtio-serial-pci,id=vser-tests -device virtconsole,chardev=tests",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("smmuv3 args lack %q:\n%s", want, got)
+		}
+	}
+	l, err := LaneByName("arm64-smmuv3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br := bootArgs(t, "arm64-smmuv3", "tcg", "bridge:edu,e1000"); !strings.Contains(br, "-device edu,id=edu0,bus=br1,addr=0x1 -netdev user,id=net-e10000,restrict=on -device e1000,id=e10000,bus=br1,addr=0x2,netdev=net-e10000") {
+		t.Errorf("smmuv3 bridge args: %s", br)
+	}
+	if l.CrossCompile != "aarch64-linux-gnu-" || l.DebArch != "arm64" || len(l.StockModules) != 0 {
+		t.Errorf("arm64 lane: cross %q arch %q stock modules %v", l.CrossCompile, l.DebArch, l.StockModules)
+	}
+}

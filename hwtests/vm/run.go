@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -155,6 +156,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		accel, why = "tcg", "-icount"
 	}
 	memo := kvmMemo{path: filepath.Join(cache.Dir, "kvm-broken.json"), qemu: cfg.Lane.QEMU}
+	if accel == "auto" && cfg.Lane.GOARCH != runtime.GOARCH {
+		accel, why = "tcg", "the guest is "+cfg.Lane.GOARCH+", the host "+runtime.GOARCH
+	}
 	if accel == "auto" {
 		accel, why = probeAccel(ctx, cfg.Lane)
 		if accel == "kvm" {

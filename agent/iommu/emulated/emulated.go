@@ -61,6 +61,12 @@ type Options struct {
 	// automatic HWPT, and QEMU's VT-d: no dirty ops, so dirty tracking
 	// is EOPNOTSUPP. The differential test against the guest sets it.
 	NoDirtyTracking bool
+	// MSIWindow is the interrupt window every attached device reserves
+	// (the "msi" line of its group's reserved_regions). The zero value is
+	// x86's 0xfee00000-0xfeefffff, which VT-d and AMD-Vi reserve; an
+	// SMMUv3 reserves its software MSI window instead (Linux puts it at
+	// 0x8000000-0x80fffff), so a differential run against one sets it.
+	MSIWindow iommu.Range
 	// Latency, when set, observes every Map and Unmap: their duration
 	// and the bytes they mapped or unmapped (0 on failure), as
 	// latency.IOASMap/IOASUnmap on iommufd and Type1Map/Type1Unmap on
@@ -80,6 +86,7 @@ type Backend struct {
 	user    *Accounting
 	proc    *Accounting
 	noDirty bool
+	msi     resv // the interrupt window, owner unset
 	pool    nodePool
 	// freed areas and pages, so map and unmap do not allocate
 	areaPool  []*area
@@ -141,8 +148,15 @@ func New(opts Options) (*Backend, error) {
 		user:    user,
 		proc:    proc,
 		noDirty: opts.NoDirtyTracking,
+		msi:     resv{start: msiStart, last: msiLast},
 		objects: make(map[uint32]string),
 		bound:   make(map[string]*Attachment),
+	}
+	if w := opts.MSIWindow; w != (iommu.Range{}) {
+		if w.Last < w.Start {
+			return nil, errnoErr(fmt.Sprintf("new emulated backend: MSI window %v", w), syscall.EINVAL)
+		}
+		b.msi = resv{start: uint64(w.Start), last: uint64(w.Last)}
 	}
 	if opts.Latency != nil {
 		b.lat = opts.Latency
@@ -306,7 +320,7 @@ func (b *Backend) NewIOAS(ctx context.Context) (*AddressSpace, error) {
 		// the emulated one has the VT-d domain from the start.
 		as.domain = true
 		as.alignment = pageSize
-		as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64}, resv{start: msiStart, last: msiLast})
+		as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64}, b.msi)
 		sortResv(as.reserved)
 	}
 	b.spaces = append(b.spaces, as)

@@ -205,6 +205,37 @@ func TestRanges(t *testing.T) {
 	}
 }
 
+// TestMSIWindow: an SMMUv3 reserves its software MSI window where VT-d
+// reserves x86's interrupt range; the ranges seen by the arm64 guest's
+// kernel are [0, 0x7ffffff] and [0x8100000, 2^48-1].
+func TestMSIWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	smmu := iommu.Range{Start: 0x8000000, Last: 0x80fffff}
+	want := []iommu.Range{{Start: 0, Last: 0x7ffffff}, {Start: 0x8100000, Last: 1<<48 - 1}}
+	for _, f := range flavours {
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
+			b := newBackend(t, Options{Flavour: f, MSIWindow: smmu})
+			as := newSpace(t, b)
+			attach(t, as, eduA)
+			if r, _, err := as.Ranges(ctx); err != nil || !slices.Equal(r, want) {
+				t.Errorf("ranges %v, %v; want %v", r, err, want)
+			}
+			m := mem(t, 4096, 4096)
+			if _, err := as.Map(ctx, iommu.Mapping{Mem: m, IOVA: 0x8000000, Fixed: true, Perm: iommu.Read}); !errors.Is(err, iommu.ErrInvalid) {
+				t.Errorf("map in the SMMU's MSI window: %v, want invalid", err)
+			}
+			if _, err := as.Map(ctx, iommu.Mapping{Mem: m, IOVA: 0xfee00000, Fixed: true, Perm: iommu.Read}); err != nil {
+				t.Errorf("map at x86's interrupt window, free on an SMMU: %v", err)
+			}
+		})
+	}
+	if _, err := New(Options{MSIWindow: iommu.Range{Start: 2, Last: 1}}); !errors.Is(err, iommu.ErrInvalid) {
+		t.Errorf("inverted MSI window: %v", err)
+	}
+}
+
 // TestAutoIOVA: row 17 (alignment to the length's power of two, skipping
 // reserved ranges and areas, inside the allowed list) and row 18.
 func TestAutoIOVA(t *testing.T) {

@@ -1047,10 +1047,10 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 		}
 		at.id = id
 		// iopt_table_enforce_dev_resv_regions: the interrupt window.
-		if as.areaHit(msiStart, msiLast) || as.allowedHit(msiStart, msiLast) {
+		if as.areaHit(b.msi.start, b.msi.last) || as.allowedHit(b.msi.start, b.msi.last) {
 			delete(b.objects, id)
 			undo()
-			return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, msiStart, msiLast), syscall.EADDRINUSE)
+			return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, b.msi.start, b.msi.last), syscall.EADDRINUSE)
 		}
 		if !as.domain {
 			if err := as.addDomain(); err != nil {
@@ -1059,7 +1059,7 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 				return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
 			}
 		}
-		as.reserved = append(as.reserved, resv{start: msiStart, last: msiLast, owner: at})
+		as.reserved = append(as.reserved, resv{start: b.msi.start, last: b.msi.last, owner: at})
 		sortResv(as.reserved)
 	}
 	as.attached = append(as.attached, at)
