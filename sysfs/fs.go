@@ -6,6 +6,12 @@
 // (sysfs/sysfstest) and the same code runs on /sys. A missing file means
 // "absent"; a broken one is a per-device error, joined with errors.Join while
 // discovery goes on, so callers get a partial result together with its error.
+//
+// Discovery trusts no tree: every read is capped (ErrTooLarge) and takes
+// regular files only (ErrNotRegular), links must stay in the tree
+// (ErrEscapes), and names from it must be names (ErrName). What could not
+// be read is never taken as harmless: a group whose members are unknown is
+// not viable.
 package sysfs
 
 import (

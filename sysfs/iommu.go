@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
@@ -161,23 +163,38 @@ func (f *FS) GroupsContext(ctx context.Context) ([]Group, error) {
 		}
 		return nil, nil
 	}
-	out := make([]Group, 0, len(names))
-	var errs []error
-	buf := make([]byte, bufSize)
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("list iommu_groups: %w", err)
-		}
-		n, err := parseDecimal(name)
+	// As for devices: a few workers, each writing only its own indexes.
+	groups := make([]Group, len(names))
+	errs := make([]error, len(names))
+	done := make([]bool, len(names))
+	read := func(i int, buf []byte) {
+		n, err := parseDecimal(names[i])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("iommu_groups: %w", err))
-			continue
+			errs[i] = fmt.Errorf("iommu_groups: %w", err)
+			return
 		}
-		g, err := readGroup(root, n, buf)
-		if err != nil {
-			errs = append(errs, err)
+		groups[i], errs[i] = readGroup(root, n, buf)
+		done[i] = true
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8, len(names)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, bufSize)
+			for i := w; i < len(names) && ctx.Err() == nil; i += workers {
+				read(i, buf)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list iommu_groups: %w", err)
+	}
+	out := groups[:0]
+	for i, g := range groups {
+		if done[i] {
+			out = append(out, g)
 		}
-		out = append(out, g)
 	}
 	slices.SortFunc(out, func(x, y Group) int { return x.Number - y.Number })
 	return out, errors.Join(errs...)
