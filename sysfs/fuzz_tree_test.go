@@ -2,6 +2,7 @@ package sysfs_test
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
@@ -25,7 +26,7 @@ func FuzzTree(f *testing.F) {
 		if len(b) > 128 {
 			return // the shape takes 40 bytes; the rest is one file's text
 		}
-		h, err := sysfstest.BuildHostile(t.TempDir(), b)
+		h, err := sysfstest.BuildHostile(scratch(t), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,4 +74,16 @@ func FuzzTree(f *testing.F) {
 			}
 		}
 	})
+}
+
+// scratch returns a directory for one input's tree, removed after it: on
+// /dev/shm when there is one, since a tree takes 0.8 ms to build on tmpfs
+// and 18 ms on the disk of this project's CI machine, which would make a
+// fuzz run of 50,000 inputs take 15 minutes; else under t.TempDir().
+func scratch(t *testing.T) string {
+	if d, err := os.MkdirTemp("/dev/shm", "sysfs-fuzz-"); err == nil {
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return t.TempDir()
 }
