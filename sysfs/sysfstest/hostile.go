@@ -78,13 +78,14 @@ func BuildHostile(dir string, b []byte) (Hostile, error) {
 			w.hostile(c/8, p, outside, func(p string) { w.mkdir(p) })
 		}
 	}
-	if r.next()%2 == 1 { // a name that is no name among a group's members
+	members := filepath.Join(h.Root, "kernel/iommu_groups/1/devices")
+	if st, err := os.Lstat(members); r.next()%2 == 1 && (err != nil || st.IsDir()) { // a name that is no name among a group's members
 		w.link(filepath.Join(h.Root, "kernel/iommu_groups/1/devices", "x\n\x1b[2J"), "../../../../devices/pci0000:00/0000:00:01.0")
 	}
 	// What is left of b is the text of one attribute.
 	if rest := r.rest(); len(rest) > 0 {
 		p := filepath.Join(h.Root, "devices/pci0000:00/0000:00:01.0", []string{"uevent", "class", "config"}[len(rest)%3])
-		if _, err := os.Lstat(filepath.Dir(p)); err == nil {
+		if st, err := os.Lstat(filepath.Dir(p)); err == nil && st.IsDir() {
 			if w.err == nil {
 				w.err = os.RemoveAll(p)
 			}
