@@ -20,7 +20,9 @@ import (
 //
 // Every open goes through openat2 with RESOLVE_BENEATH: no link met on the
 // way, nor "..", nor an absolute link, leads out of the directory (EXDEV,
-// reported as ErrEscapes). Kernels before 5.6 lack openat2; there the
+// reported as ErrEscapes). Kernels before 5.6 lack openat2 (ENOSYS), and
+// older container seccomp profiles refuse it (EPERM, which openat2 gives
+// for nothing else discovery asks); there plain openat is used, and the
 // lexical check of each link discovery follows (resolve) is what keeps a
 // tree's links inside it. Readlinkat has no such flag: a link read below a
 // directory that is itself a link out of the tree is read where it points,
@@ -69,7 +71,7 @@ func (d *dir) open(name string, flags uint64) (int, error) {
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := ignoringEINTR(func() (int, error) { return unix.Openat2(d.fd, name, &how) })
-	if errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		fd, err = ignoringEINTR(func() (int, error) { return unix.Openat(d.fd, name, int(how.Flags), 0) })
 	}
 	switch {
