@@ -124,7 +124,7 @@ func (f *FS) bindOne(d Device) error {
 		return fmt.Errorf("bind %s: %w", bdf, err)
 	}
 	// drivers_probe succeeds even when no driver takes the device.
-	if drv, _, err := readLink(f.devPath(d.Address, "driver")); err != nil {
+	if drv, err := f.driver(d.Address); err != nil {
 		return fmt.Errorf("bind %s: %w", bdf, err)
 	} else if drv != VFIOPCI {
 		return fmt.Errorf("bind %s: %w: %s after drivers_probe, driver %q", bdf, ErrNotBound, VFIOPCI, drv)
@@ -152,7 +152,7 @@ func (f *FS) restoreAll(devs []Original) error {
 // restore brings one device back to o from whatever state it is in.
 func (f *FS) restore(o Original) error {
 	bdf := o.Address.String()
-	cur, _, err := readLink(f.devPath(o.Address, "driver"))
+	cur, err := f.driver(o.Address)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", bdf, err)
 	}
@@ -175,7 +175,7 @@ func (f *FS) restore(o Original) error {
 	if err := f.writeAttr(f.Path("bus", "pci", "drivers", o.Driver, "bind"), bdf); err != nil {
 		return fmt.Errorf("restore %s: bind to %s: %w", bdf, o.Driver, err)
 	}
-	if drv, _, err := readLink(f.devPath(o.Address, "driver")); err != nil {
+	if drv, err := f.driver(o.Address); err != nil {
 		return fmt.Errorf("restore %s: %w", bdf, err)
 	} else if drv != o.Driver {
 		return fmt.Errorf("restore %s: %w: %s, driver %q", bdf, ErrNotBound, o.Driver, drv)

@@ -6,20 +6,47 @@
 // (sysfs/sysfstest) and the same code runs on /sys. A missing file means
 // "absent"; a broken one is a per-device error, joined with errors.Join while
 // discovery goes on, so callers get a partial result together with its error.
+//
+// Discovery trusts no tree: every read is capped (ErrTooLarge) and takes
+// regular files only (ErrNotRegular), links must stay in the tree
+// (ErrEscapes), and names from it must be names (ErrName). What could not
+// be read is never taken as harmless: a group whose members are unknown is
+// not viable.
 package sysfs
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// maxAttr bounds a single-value read: sysfs show() returns at most a page.
-const maxAttr = 4096
+// Caps on what one read takes in. A tree may hold anything where an
+// attribute should be (a 100 MiB file, a link to /dev/zero): discovery
+// reads no more than these, and says so.
+const (
+	// maxAttr bounds a single-value attribute: show() fills at most a
+	// page, 64 KiB on arm64 kernels with 64K pages.
+	maxAttr = 64 << 10
+	// maxFile bounds a multi-line file (resource, reserved_regions,
+	// cmdline), each a few KiB on any real host.
+	maxFile = 1 << 20
+	// bufSize is what a read starts with when the caller has no buffer.
+	bufSize = 8 << 10
+	// maxName bounds a name taken from the tree: a driver, a group
+	// member, a module parameter.
+	maxName = 128
+)
+
+// Errors of bounded discovery, each wrapped with the file it is about.
+var (
+	ErrTooLarge   = errors.New("larger than the read cap")
+	ErrNotRegular = errors.New("not a regular file")
+	ErrEscapes    = errors.New("leaves the sysfs root")
+	ErrName       = errors.New("malformed name")
+)
 
 // Writer performs attribute writes. The kernel reacts to them (bind, unbind,
 // probe), so tests substitute a fake kernel (sysfstest.Kernel) that does what
@@ -69,57 +96,51 @@ func (f *FS) Path(elem ...string) string {
 	return filepath.Join(append([]string{f.sys}, elem...)...)
 }
 
-// procPath joins elem under the procfs root, "" when there is none.
-func (f *FS) procPath(elem ...string) string {
-	if f.proc == "" {
-		return ""
+// root opens the tree's root for one operation's lookups.
+func (f *FS) root() (*dir, error) {
+	d, err := openRoot(f.sys)
+	if err != nil {
+		return nil, fmt.Errorf("sysfs root: %w", err)
 	}
-	return filepath.Join(append([]string{f.proc}, elem...)...)
+	return d, nil
 }
 
-// readAttr reads a single-value attribute with one bounded read (some
-// drivers answer EAGAIN forever to a read loop). ok is false when the file
-// does not exist.
-func readAttr(path string) (value string, ok bool, err error) {
-	fd, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	defer fd.Close()
-	var buf [maxAttr]byte
-	n, err := fd.Read(buf[:])
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", false, fmt.Errorf("read %s: %w", path, err)
-	}
-	return strings.TrimSpace(string(buf[:n])), true, nil
+// attr reads the single-value attribute rel below d, trimmed; ok is false
+// when it does not exist.
+func (d *dir) attr(rel string, buf []byte) (string, bool, error) {
+	b, ok, err := d.read(rel, buf, maxAttr)
+	return strings.TrimSpace(string(b)), ok, err
 }
 
-// readFile reads a multi-line file whole; ok is false when it does not exist.
-func readFile(path string) (data string, ok bool, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+// resolve reads the link rel below d and returns where it points, as a
+// path relative to the root: the target joined to the link's directory.
+// The kernel's links are relative and stay in /sys; an absolute target,
+// or one that climbs above the root, is ErrEscapes. ok is false when there
+// is no such link; a name that is no link is an error wrapping EINVAL.
+func (d *dir) resolve(rel string) (string, bool, error) {
+	t, ok, err := d.target(rel)
+	if err != nil || !ok {
+		return "", ok, err
 	}
-	if err != nil {
-		return "", false, err
+	p := filepath.Join(d.rel, filepath.Dir(rel), t)
+	if filepath.IsAbs(t) || !filepath.IsLocal(p) {
+		return "", false, &fs.PathError{Op: "readlink", Path: filepath.Join(d.path, rel), Err: fmt.Errorf("%w: target %s", ErrEscapes, quote(t))}
 	}
-	return string(b), true, nil
+	return p, true, nil
 }
 
-// readLink returns the basename of a symlink's target; ok is false when the
-// link does not exist. A dangling link still names its target.
-func readLink(path string) (base string, ok bool, err error) {
-	t, err := os.Readlink(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+// checkName refuses a name from the tree that is empty, too long, "." or
+// "..", or holds anything but printable ASCII without '/': names end up in
+// paths (bus/pci/drivers/NAME/unbind) and on terminals.
+func checkName(what, s string) error {
+	ok := s != "" && len(s) <= maxName && s != "." && s != ".."
+	for i := 0; ok && i < len(s); i++ {
+		ok = s[i] > ' ' && s[i] < 0x7f && s[i] != '/'
 	}
-	if err != nil {
-		return "", false, err
+	if !ok {
+		return fmt.Errorf("%w: %s %s", ErrName, what, quote(s))
 	}
-	return filepath.Base(t), true, nil
+	return nil
 }
 
 // writeAttr is the one place that writes to sysfs.

@@ -1,12 +1,17 @@
 package sysfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
 )
@@ -37,17 +42,24 @@ var ErrNoGroup = errors.New("no such iommu_group")
 // IOMMUs lists /sys/class/iommu by name. None (or no directory) means the
 // host runs without an IOMMU, which is not an error.
 func (f *FS) IOMMUs() ([]IOMMU, error) {
-	ents, err := os.ReadDir(f.Path("class", "iommu"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	root, err := f.root()
+	if err != nil {
+		return nil, err
 	}
+	defer root.close()
+	names, _, err := root.list("class/iommu")
 	if err != nil {
 		return nil, fmt.Errorf("list IOMMUs: %w", err)
 	}
 	var out []IOMMU
 	var errs []error
-	for _, e := range ents {
-		u, err := f.readIOMMU(e.Name())
+	buf := make([]byte, bufSize)
+	for _, name := range names {
+		if err := checkName("class/iommu entry", name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		u, err := readIOMMU(root, name, buf)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -56,40 +68,48 @@ func (f *FS) IOMMUs() ([]IOMMU, error) {
 	return out, errors.Join(errs...)
 }
 
-func (f *FS) readIOMMU(name string) (IOMMU, error) {
+func readIOMMU(root *dir, name string, buf []byte) (IOMMU, error) {
 	u := IOMMU{Name: name, Kind: KindUnknown}
-	dir := func(elem ...string) string { return f.Path(append([]string{"class", "iommu", name}, elem...)...) }
 	var errs []error
+	// class/iommu/NAME links to the unit under devices/; a tree may have
+	// the unit there itself.
+	unit, _, err := root.resolve(filepath.Join("class", "iommu", name))
 	switch {
-	case isDir(dir("intel-iommu")):
+	case errors.Is(err, syscall.EINVAL):
+		unit = filepath.Join("class", "iommu", name)
+	case err != nil:
+		return u, fmt.Errorf("iommu %s: %w", name, err)
+	}
+	switch {
+	case root.isDir(unit + "/intel-iommu"):
 		u.Kind = KindVTD
-		c, okc, err := readAttr(dir("intel-iommu", "cap"))
+		c, okc, err := root.attr(unit+"/intel-iommu/cap", buf)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		e, oke, err2 := readAttr(dir("intel-iommu", "ecap"))
+		e, oke, err2 := root.attr(unit+"/intel-iommu/ecap", buf)
 		if err2 != nil {
 			errs = append(errs, err2)
 		}
 		if okc && oke && err == nil && err2 == nil {
-			v, err := hwinfo.ParseVTDRegs(c, e)
+			v, err := hwinfo.ParseVTDRegs(shorten(c), shorten(e))
 			if err != nil {
 				errs = append(errs, err)
 			} else {
 				u.VTD = &v
 			}
 		}
-	case isDir(dir("amd-iommu")):
+	case root.isDir(unit + "/amd-iommu"):
 		u.Kind = KindAMDVi
 	case strings.HasPrefix(name, "smmu3."):
 		u.Kind = KindSMMUv3
 	}
-	ents, err := os.ReadDir(dir("devices"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	names, _, err := root.list(unit + "/devices")
+	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, e := range ents {
-		if a, err := ParseAddress(e.Name()); err == nil {
+	for _, n := range names {
+		if a, err := ParseAddress(n); err == nil {
 			u.Devices = append(u.Devices, a)
 		} // other buses' devices are not ours to list
 	}
@@ -100,9 +120,13 @@ func (f *FS) readIOMMU(name string) (IOMMU, error) {
 	return u, nil
 }
 
-func isDir(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.IsDir()
+// shorten cuts a register's text to what a 64-bit hex number could be, so
+// that an error quotes no more.
+func shorten(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }
 
 // Group is /sys/kernel/iommu_groups/N.
@@ -111,67 +135,112 @@ type Group struct {
 	Type            string           // type: "DMA", "DMA-FQ", "identity", "blocked"; "" if missing
 	Devices         []string         // devices/*: names, PCI addresses for PCI devices
 	ReservedRegions []ReservedRegion // reserved_regions
+	// DevicesErr says why devices/ could not be read, or held a name
+	// that is no name; nil when it was read whole. Membership is then
+	// unknown, and the group not viable.
+	DevicesErr error
 }
 
 // Groups lists every iommu_group by number; a broken group is listed with
 // what could be read and its error joined.
-func (f *FS) Groups() ([]Group, error) {
-	ents, err := os.ReadDir(f.Path("kernel", "iommu_groups"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+func (f *FS) Groups() ([]Group, error) { return f.GroupsContext(context.Background()) }
+
+// GroupsContext is Groups, stopping with ctx's error when ctx is done: it
+// is checked before each group.
+func (f *FS) GroupsContext(ctx context.Context) ([]Group, error) {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list iommu_groups: %w", err)
 	}
-	var out []Group
-	var errs []error
-	for _, e := range ents {
-		n, err := parseDecimal(e.Name())
+	root, err := f.root()
+	if err != nil {
+		return nil, err
+	}
+	defer root.close()
+	names, ok, err := root.list(groupsDir)
+	if !ok {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("iommu_groups: %w", err))
-			continue
+			return nil, fmt.Errorf("list iommu_groups: %w", err)
 		}
-		g, err := f.readGroup(n)
+		return nil, nil
+	}
+	// As for devices: a few workers, each writing only its own indexes.
+	groups := make([]Group, len(names))
+	errs := make([]error, len(names))
+	done := make([]bool, len(names))
+	read := func(i int, buf []byte) {
+		n, err := parseDecimal(names[i])
 		if err != nil {
-			errs = append(errs, err)
+			errs[i] = fmt.Errorf("iommu_groups: %w", err)
+			return
 		}
-		out = append(out, g)
+		groups[i], errs[i] = readGroup(root, n, buf)
+		done[i] = true
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8, len(names)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, bufSize)
+			for i := w; i < len(names) && ctx.Err() == nil; i += workers {
+				read(i, buf)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list iommu_groups: %w", err)
+	}
+	out := groups[:0]
+	for i, g := range groups {
+		if done[i] {
+			out = append(out, g)
+		}
 	}
 	slices.SortFunc(out, func(x, y Group) int { return x.Number - y.Number })
 	return out, errors.Join(errs...)
 }
 
+const groupsDir = "kernel/iommu_groups"
+
 // Group reads iommu_group n; ErrNoGroup if it does not exist.
 func (f *FS) Group(n int) (Group, error) {
-	if !isDir(f.groupPath(n)) {
+	root, err := f.root()
+	if err != nil {
+		return Group{}, err
+	}
+	defer root.close()
+	if !root.isDir(groupRel(n)) {
 		return Group{}, fmt.Errorf("%w: %d", ErrNoGroup, n)
 	}
-	return f.readGroup(n)
+	return readGroup(root, n, nil)
 }
 
-func (f *FS) groupPath(n int, elem ...string) string {
-	return f.Path(append([]string{"kernel", "iommu_groups", fmt.Sprint(n)}, elem...)...)
+func groupRel(n int, elem ...string) string {
+	return filepath.Join(append([]string{groupsDir, strconv.Itoa(n)}, elem...)...)
 }
 
-func (f *FS) readGroup(n int) (Group, error) {
+func readGroup(root *dir, n int, buf []byte) (Group, error) {
 	g := Group{Number: n}
 	var errs []error
-	if t, _, err := readAttr(f.groupPath(n, "type")); err != nil {
-		errs = append(errs, err)
-	} else {
-		g.Type = t
-	}
-	ents, err := os.ReadDir(f.groupPath(n, "devices"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	for _, e := range ents {
-		g.Devices = append(g.Devices, e.Name())
-	}
-	if s, ok, err := readFile(f.groupPath(n, "reserved_regions")); err != nil {
+	if t, ok, err := root.attr(groupRel(n, "type"), buf); err != nil {
 		errs = append(errs, err)
 	} else if ok {
-		if r, err := parseReservedRegions(s); err != nil {
+		if err := checkName("type", t); err != nil {
+			errs = append(errs, err)
+		} else {
+			g.Type = t
+		}
+	}
+	var derr error
+	g.Devices, derr = groupMembers(root, n)
+	if derr != nil {
+		errs = append(errs, derr)
+		g.DevicesErr = fmt.Errorf("iommu_group %d: %w", n, derr)
+	}
+	if b, ok, err := root.read(groupRel(n, "reserved_regions"), buf, maxFile); err != nil {
+		errs = append(errs, err)
+	} else if ok {
+		if r, err := parseReservedRegions(string(b)); err != nil {
 			errs = append(errs, err)
 		} else {
 			g.ReservedRegions = r
@@ -181,6 +250,30 @@ func (f *FS) readGroup(n int) (Group, error) {
 		return g, fmt.Errorf("iommu_group %d: %w", n, err)
 	}
 	return g, nil
+}
+
+// groupMembers lists group n's devices/ by name. A missing devices/ is an
+// error too: every group the kernel makes has one, and a group whose
+// members are unknown must not look empty, and so viable. A name that is
+// no name is left out, with its error.
+func groupMembers(root *dir, n int) ([]string, error) {
+	names, ok, err := root.list(groupRel(n, "devices"))
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("devices: %w", fs.ErrNotExist)
+	}
+	var errs []error
+	out := names[:0]
+	for _, name := range names {
+		if err := checkName("devices entry", name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, name)
+	}
+	return out, errors.Join(errs...)
 }
 
 // Cmdline is the kernel command line, split into parameters.
@@ -201,15 +294,19 @@ func (c Cmdline) Lookup(key string) (value string, ok bool) {
 // Cmdline reads /proc/cmdline under the proc root; nil without one or when
 // the file is missing.
 func (f *FS) Cmdline() (Cmdline, error) {
-	p := f.procPath("cmdline")
-	if p == "" {
+	if f.proc == "" {
 		return nil, nil
 	}
-	s, ok, err := readFile(p)
+	proc, err := openRoot(f.proc)
+	if err != nil {
+		return nil, fmt.Errorf("procfs root: %w", err)
+	}
+	defer proc.close()
+	b, ok, err := proc.read("cmdline", nil, maxFile)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return parseCmdline(s), nil
+	return parseCmdline(string(b)), nil
 }
 
 // PassthroughModules names the modules whose presence the agent reports.
@@ -228,20 +325,31 @@ type Module struct {
 // Module reads /sys/module/name; a missing module is Present false.
 func (f *FS) Module(name string) (Module, error) {
 	m := Module{Name: name}
-	if !isDir(f.Path("module", name)) {
+	if err := checkName("module", name); err != nil {
+		return m, err
+	}
+	root, err := f.root()
+	if err != nil {
+		return m, err
+	}
+	defer root.close()
+	dir := filepath.Join("module", name)
+	if !root.isDir(dir) {
 		return m, nil
 	}
 	m.Present = true
-	ents, err := os.ReadDir(f.Path("module", name, "parameters"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
-	}
+	params, _, err := root.list(dir + "/parameters")
 	if err != nil {
 		return m, fmt.Errorf("module %s: %w", name, err)
 	}
 	var errs []error
-	for _, e := range ents {
-		v, ok, err := readAttr(f.Path("module", name, "parameters", e.Name()))
+	buf := make([]byte, bufSize)
+	for _, p := range params {
+		if err := checkName("parameter", p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		v, ok, err := root.attr(dir+"/parameters/"+p, buf)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -250,7 +358,7 @@ func (f *FS) Module(name string) (Module, error) {
 			if m.Params == nil {
 				m.Params = map[string]string{}
 			}
-			m.Params[e.Name()] = v
+			m.Params[p] = v
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -23,11 +23,21 @@ func (a Address) String() string {
 // ErrAddress is wrapped by every ParseAddress error.
 var ErrAddress = errors.New("malformed PCI address")
 
+// quote quotes s for an error message: at most its first 64 bytes, since
+// what is quoted may be most of a capped read.
+func quote(s string) string {
+	const show = 64
+	if len(s) <= show {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:show], len(s))
+}
+
 // ParseAddress parses "DDDD:BB:DD.F" (the kernel's name for a device) or
 // lspci's "BB:DD.F", meaning domain 0. Hex digits may be either case.
 func ParseAddress(s string) (Address, error) {
 	bad := func(why string) (Address, error) {
-		return Address{}, fmt.Errorf("%w %q: %s (want DDDD:BB:DD.F)", ErrAddress, s, why)
+		return Address{}, fmt.Errorf("%w %s: %s (want DDDD:BB:DD.F)", ErrAddress, quote(s), why)
 	}
 	parts := strings.Split(s, ":")
 	var dom, bus, devfn string
@@ -53,7 +63,7 @@ func ParseAddress(s string) (Address, error) {
 	for i, p := range []string{dom, bus, dev, fn} {
 		n, err := parseHexDigits(p, 32)
 		if err != nil {
-			return bad(fmt.Sprintf("%q is not hex", p))
+			return bad(fmt.Sprintf("%s is not hex", quote(p)))
 		}
 		v[i] = n
 	}
@@ -84,11 +94,11 @@ func parseHexDigits(s string, bits int) (uint64, error) {
 func parseHexID(s string, bits int) (uint64, error) {
 	d, ok := strings.CutPrefix(s, "0x")
 	if !ok {
-		return 0, fmt.Errorf("%q: no 0x prefix", s)
+		return 0, fmt.Errorf("%s: no 0x prefix", quote(s))
 	}
 	n, err := parseHexDigits(d, bits)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
+		return 0, fmt.Errorf("%s: %w", quote(s), err)
 	}
 	return n, nil
 }
@@ -99,7 +109,7 @@ func parseGroupLink(target string) (int, error) {
 	base := target[strings.LastIndexByte(target, '/')+1:]
 	n, err := parseDecimal(base)
 	if err != nil {
-		return 0, fmt.Errorf("iommu_group link %q: %w", target, err)
+		return 0, fmt.Errorf("iommu_group link %s: %w", quote(target), err)
 	}
 	return n, nil
 }
@@ -107,11 +117,11 @@ func parseGroupLink(target string) (int, error) {
 // parseDecimal parses a non-negative decimal int with digits only.
 func parseDecimal(s string) (int, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, fmt.Errorf("%q: not a decimal number", s)
+		return 0, fmt.Errorf("%s: not a decimal number", quote(s))
 	}
 	n, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
+		return 0, fmt.Errorf("%s: %w", quote(s), err)
 	}
 	return int(n), nil
 }
@@ -158,7 +168,7 @@ func parseResource(text string) ([]Resource, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("resource line %d %q: want 3 fields", i, line)
+			return nil, fmt.Errorf("resource line %d %s: want 3 fields", i, quote(line))
 		}
 		var v [3]uint64
 		for j, s := range f {
@@ -172,7 +182,7 @@ func parseResource(text string) ([]Resource, error) {
 			continue
 		}
 		if v[1] < v[0] {
-			return nil, fmt.Errorf("resource line %d %q: end before start", i, line)
+			return nil, fmt.Errorf("resource line %d %s: end before start", i, quote(line))
 		}
 		out = append(out, Resource{Index: i, Start: v[0], End: v[1], Flags: v[2]})
 	}
@@ -193,7 +203,7 @@ func parseReservedRegions(text string) ([]ReservedRegion, error) {
 	for i, line := range lines(text) {
 		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("reserved_regions line %d %q: want 3 fields", i, line)
+			return nil, fmt.Errorf("reserved_regions line %d %s: want 3 fields", i, quote(line))
 		}
 		start, err := parseHexID(f[0], 64)
 		if err != nil {
@@ -204,7 +214,7 @@ func parseReservedRegions(text string) ([]ReservedRegion, error) {
 			return nil, fmt.Errorf("reserved_regions line %d: %w", i, err)
 		}
 		if end < start {
-			return nil, fmt.Errorf("reserved_regions line %d %q: end before start", i, line)
+			return nil, fmt.Errorf("reserved_regions line %d %s: end before start", i, quote(line))
 		}
 		out = append(out, ReservedRegion{Start: start, End: end, Type: f[2]})
 	}
@@ -228,7 +238,7 @@ func parseBool01(s string) (bool, error) {
 	case "1":
 		return true, nil
 	}
-	return false, fmt.Errorf("%q: want 0 or 1", s)
+	return false, fmt.Errorf("%s: want 0 or 1", quote(s))
 }
 
 // parseCmdline splits /proc/cmdline into kernel parameters, keeping
@@ -299,14 +309,14 @@ func parsePCIUevent(text string) (ids pciIDs, found bool, err error) {
 	}
 	c, err := parseHexDigits(class, 24)
 	if err != nil {
-		return pciIDs{}, false, fmt.Errorf("PCI_CLASS=%q: %w", class, err)
+		return pciIDs{}, false, fmt.Errorf("PCI_CLASS=%s: %w", quote(class), err)
 	}
 	pair := func(key, s string) (uint16, uint16, error) {
 		x, y, ok := strings.Cut(s, ":")
 		a, err1 := parseHexDigits(x, 16)
 		b, err2 := parseHexDigits(y, 16)
 		if !ok || err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("%s=%q: want VVVV:DDDD", key, s)
+			return 0, 0, fmt.Errorf("%s=%s: want VVVV:DDDD", key, quote(s))
 		}
 		return uint16(a), uint16(b), nil
 	}
@@ -316,6 +326,11 @@ func parsePCIUevent(text string) (ids pciIDs, found bool, err error) {
 	}
 	if ids.subVendor, ids.subDevice, err = pair("PCI_SUBSYS_ID", subsys); err != nil {
 		return pciIDs{}, false, err
+	}
+	if driver != "" {
+		if err := checkName("DRIVER=", driver); err != nil {
+			return pciIDs{}, false, err
+		}
 	}
 	ids.driver = driver
 	return ids, true, nil

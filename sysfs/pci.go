@@ -1,15 +1,16 @@
 package sysfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Device is a PCI function as /sys/bus/pci/devices/BDF describes it. Each
@@ -55,7 +56,10 @@ var ErrNoDevice = errors.New("no such PCI device")
 // Devices lists every PCI device with all its attributes, sorted by
 // address. A device whose files cannot be read or parsed is still listed
 // with what could be read; its errors are joined into err.
-func (f *FS) Devices() ([]Device, error) { return f.devices(true) }
+func (f *FS) Devices() ([]Device, error) { return f.devices(context.Background(), true) }
+
+// DevicesContext is Devices, stopping with ctx's error when ctx is done.
+func (f *FS) DevicesContext(ctx context.Context) ([]Device, error) { return f.devices(ctx, true) }
 
 // Scan lists every PCI device like Devices, reading per device only what
 // the group tree needs: the ids and driver (one read of uevent), the
@@ -63,53 +67,69 @@ func (f *FS) Devices() ([]Device, error) { return f.devices(true) }
 // NUMANode, Resources, SRIOV and PhysFn are left unset; Details fills them
 // for the devices that need them. On /sys this is a third of the syscalls
 // of Devices.
-func (f *FS) Scan() ([]Device, error) { return f.devices(false) }
+func (f *FS) Scan() ([]Device, error) { return f.devices(context.Background(), false) }
 
-func (f *FS) devices(details bool) ([]Device, error) {
-	bus := openDir(f.Path("bus", "pci", "devices"))
-	defer bus.close()
-	root := openDir(f.Path())
+// ScanContext is Scan, stopping with ctx's error when ctx is done: it is
+// checked before each device.
+func (f *FS) ScanContext(ctx context.Context) ([]Device, error) { return f.devices(ctx, false) }
+
+func (f *FS) devices(ctx context.Context, details bool) ([]Device, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list PCI devices: %w", err)
+	}
+	root, err := f.root()
+	if err != nil {
+		return nil, err
+	}
 	defer root.close()
-	ents, err := os.ReadDir(bus.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	names, ok, err := root.list(busDevices)
+	if !ok && err == nil {
 		return nil, nil // no PCI bus
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list PCI devices: %w", err)
 	}
-	devs := make([]Device, len(ents))
-	errs := make([]error, len(ents))
-	ok := make([]bool, len(ents))
+	bus, err := root.sub(busDevices)
+	if err != nil {
+		return nil, fmt.Errorf("list PCI devices: %w", err)
+	}
+	defer bus.close()
+	devs := make([]Device, len(names))
+	errs := make([]error, len(names))
+	ok2 := make([]bool, len(names))
 	read := func(i int, buf []byte) {
-		a, err := ParseAddress(ents[i].Name())
+		a, err := ParseAddress(names[i])
 		if err != nil {
 			errs[i] = fmt.Errorf("bus/pci/devices: %w", err)
 			return
 		}
 		d := &devs[i]
-		*d, errs[i] = f.summary(bus, root, a, buf)
+		*d, errs[i] = f.summary(root, bus, a, buf)
 		if details {
-			errs[i] = errors.Join(errs[i], f.Details(d))
+			errs[i] = errors.Join(errs[i], f.details(root, bus, d, buf))
 		}
-		ok[i] = true
+		ok2[i] = true
 	}
 	// Discovery is syscall-bound; a few workers spread the syscalls over
 	// the CPUs (on this project's 2 shared cores: 6% less time than one).
 	// Each writes only its own indexes and reads into its own buffer.
-	workers := min(runtime.GOMAXPROCS(0), 8, len(ents)/64+1)
+	workers := min(runtime.GOMAXPROCS(0), 8, len(names)/64+1)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			var buf [maxAttr]byte
-			for i := w; i < len(ents); i += workers {
-				read(i, buf[:])
+			buf := make([]byte, bufSize)
+			for i := w; i < len(names) && ctx.Err() == nil; i += workers {
+				read(i, buf)
 			}
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list PCI devices: %w", err)
+	}
 	n := 0
 	for i := range devs {
-		if ok[i] {
+		if ok2[i] {
 			devs[n] = devs[i]
 			n++
 		}
@@ -118,6 +138,10 @@ func (f *FS) devices(details bool) ([]Device, error) {
 	slices.SortFunc(devs, func(x, y Device) int { return compareAddress(x.Address, y.Address) })
 	return devs, errors.Join(errs...)
 }
+
+// busDevices is where every PCI device has its entry, a link to where it
+// sits in the device tree.
+const busDevices = "bus/pci/devices"
 
 // Device reads one device with all its attributes. A device that does not
 // exist is ErrNoDevice; a broken attribute gives the device read so far and
@@ -128,22 +152,59 @@ func (f *FS) Device(a Address) (Device, error) { return f.device(a, true) }
 func (f *FS) ScanDevice(a Address) (Device, error) { return f.device(a, false) }
 
 func (f *FS) device(a Address, details bool) (Device, error) {
-	if _, err := os.Stat(f.devPath(a)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return Device{}, fmt.Errorf("%w: %s", ErrNoDevice, a)
-		}
+	root, err := f.root()
+	if err != nil {
+		return Device{}, err
+	}
+	defer root.close()
+	bus, err := root.sub(busDevices)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Device{}, fmt.Errorf("%w: %s", ErrNoDevice, a)
+	}
+	if err != nil {
 		return Device{}, fmt.Errorf("device %s: %w", a, err)
 	}
-	bus := openDir(f.Path("bus", "pci", "devices"))
 	defer bus.close()
-	root := openDir(f.Path())
-	defer root.close()
-	var buf [maxAttr]byte
-	d, err := f.summary(bus, root, a, buf[:])
+	if ok, err := bus.exists(a.String()); err != nil {
+		return Device{}, fmt.Errorf("device %s: %w", a, err)
+	} else if !ok {
+		return Device{}, fmt.Errorf("%w: %s", ErrNoDevice, a)
+	}
+	// A link left behind by a removal leads nowhere.
+	if rel, _, err := devRel(bus, a); err == nil && !root.isDir(rel) {
+		return Device{}, fmt.Errorf("%w: %s", ErrNoDevice, a)
+	}
+	buf := make([]byte, bufSize)
+	d, err := f.summary(root, bus, a, buf)
 	if details {
-		err = errors.Join(err, f.Details(&d))
+		err = errors.Join(err, f.details(root, bus, &d, buf))
 	}
 	return d, err
+}
+
+// devRel finds device a's directory, relative to the root, from its
+// bus/pci/devices entry: a link to the device under its parent, a bridge
+// or pciDDDD:BB on a root bus, which gives up (nil on a root bus). A tree
+// whose entry is a directory, not a link, has its files there and no
+// topology to give. A link that leaves the root, or names another device,
+// is an error: the device's files are then not read.
+func devRel(bus *dir, a Address) (rel string, up *Address, err error) {
+	bdf := a.String()
+	p, ok, err := bus.resolve(bdf)
+	switch {
+	case errors.Is(err, syscall.EINVAL): // no link
+		return filepath.Join(busDevices, bdf), nil, nil
+	case err != nil:
+		return "", nil, err
+	case !ok:
+		return "", nil, fmt.Errorf("%w: %s", ErrNoDevice, a)
+	case filepath.Base(p) != bdf:
+		return "", nil, fmt.Errorf("%w: bus/pci/devices/%s links to %s", ErrName, bdf, quote(filepath.Base(p)))
+	}
+	if u, err := ParseAddress(filepath.Base(filepath.Dir(p))); err == nil {
+		up = &u
+	}
+	return p, up, nil
 }
 
 func (f *FS) devPath(a Address, elem ...string) string {
@@ -165,31 +226,27 @@ func compareAddress(x, y Address) int {
 // summary reads what Scan promises, with no per-device directory handle
 // and no lookup of a file that is usually missing. The ids and the driver
 // come from one read of uevent; the separate files are read only where
-// uevent lacks them. bus is the open bus/pci/devices, root the open sysfs
-// root; buf is the caller's, reused across devices.
-func (f *FS) summary(bus, root *dir, a Address, buf []byte) (Device, error) {
+// uevent lacks them. The device's files are reached by the bus link's
+// target from the root, sparing the kernel a walk through the link for
+// each: it builds a sysfs link's target anew each time. buf is the
+// caller's, reused across devices.
+func (f *FS) summary(root, bus *dir, a Address, buf []byte) (Device, error) {
 	d := Device{Address: a}
-	bdf := a.String()
 	var errs []error
 	fail := func(what string, err error) {
 		errs = append(errs, fmt.Errorf("device %s %s: %w", a, what, err))
 	}
-	// The bus entry links to the device under its parent: a bridge's
-	// address, or pciDDDD:BB on a root bus (no Upstream). A tree that is no
-	// link has no topology to give. The device's files are then reached by
-	// the link's target from the root, sparing the kernel a walk through
-	// the link for each: it builds a sysfs link's target anew each time.
-	at, dev := bus, bdf
-	if t, ok, err := bus.target(bdf); err == nil && ok {
-		if up, err := ParseAddress(filepath.Base(filepath.Dir(t))); err == nil {
-			d.Upstream = &up
-		}
-		if p := filepath.Join("bus", "pci", "devices", t); filepath.IsLocal(p) && filepath.Base(p) == bdf {
-			at, dev = root, p
-		}
+	dev, up, err := devRel(bus, a)
+	if errors.Is(err, ErrNoDevice) {
+		return d, nil // gone since it was listed: a hot unplug
 	}
+	if err != nil {
+		fail("bus/pci/devices link", err)
+		return d, errors.Join(errs...)
+	}
+	d.Upstream = up
 	idsRead := false
-	if b, ok, err := at.read(dev+"/uevent", buf, false); err != nil {
+	if b, ok, err := root.read(dev+"/uevent", buf, maxAttr); err != nil {
 		fail("uevent", err)
 	} else if ok {
 		ids, found, err := parsePCIUevent(string(b))
@@ -202,21 +259,21 @@ func (f *FS) summary(bus, root *dir, a Address, buf []byte) (Device, error) {
 		}
 	}
 	if !idsRead {
-		f.readIDs(at, dev, &d, buf, fail)
+		readIDs(root, dev, &d, buf, fail)
 	}
 	// A missing iommu_group means no IOMMU translates the device: no error.
-	if t, ok, err := at.link(dev + "/iommu_group"); err != nil {
+	if p, ok, err := root.resolve(dev + "/iommu_group"); err != nil {
 		fail("iommu_group", err)
 	} else if ok {
-		if g, err := parseGroupLink(t); err != nil {
+		if g, err := groupOfPath(p); err != nil {
 			fail("iommu_group", err)
 		} else {
 			d.IOMMUGroup = &g
 		}
 	}
 	if d.IsBridge() {
-		var cfg [configSize]byte
-		if b, ok, err := at.read(dev+"/config", cfg[:], false); err != nil {
+		var cfg [configSize + 1]byte
+		if b, ok, err := root.read(dev+"/config", cfg[:], configSize); err != nil {
 			fail("config", err)
 		} else if ok {
 			if ci, err := ParseConfig(b); err != nil {
@@ -229,9 +286,57 @@ func (f *FS) summary(bus, root *dir, a Address, buf []byte) (Device, error) {
 	return d, errors.Join(errs...)
 }
 
+// groupOfPath takes where an iommu_group link points, relative to the
+// root, and returns the group number: the kernel's links all lead to
+// kernel/iommu_groups/N.
+func groupOfPath(p string) (int, error) {
+	n, ok := strings.CutPrefix(p, "kernel/iommu_groups/")
+	if !ok {
+		return 0, fmt.Errorf("%w: link to %s, not into kernel/iommu_groups", ErrName, quote(p))
+	}
+	g, err := parseDecimal(n)
+	if err != nil {
+		return 0, fmt.Errorf("%w: group %w", ErrName, err)
+	}
+	return g, nil
+}
+
+// driver returns the driver device a is bound to, "" for none.
+func (f *FS) driver(a Address) (string, error) {
+	root, err := f.root()
+	if err != nil {
+		return "", err
+	}
+	defer root.close()
+	bus, err := root.sub(busDevices)
+	if err != nil {
+		return "", err
+	}
+	defer bus.close()
+	rel, _, err := devRel(bus, a)
+	if err != nil {
+		return "", err
+	}
+	return driverOf(root, rel+"/driver")
+}
+
+// driverOf returns the basename of the driver link at rel, checked as a
+// name; "" when there is none.
+func driverOf(root *dir, rel string) (string, error) {
+	p, ok, err := root.resolve(rel)
+	if err != nil || !ok {
+		return "", err
+	}
+	drv := filepath.Base(p)
+	if err := checkName("driver", drv); err != nil {
+		return "", err
+	}
+	return drv, nil
+}
+
 // readIDs reads the ids from their own files and the driver from its link,
-// for a uevent without them: dev's files under at.
-func (f *FS) readIDs(at *dir, dev string, d *Device, buf []byte, fail func(string, error)) {
+// for a uevent without them: dev's files below root.
+func readIDs(root *dir, dev string, d *Device, buf []byte, fail func(string, error)) {
 	ids := []struct {
 		name string
 		bits int
@@ -244,7 +349,7 @@ func (f *FS) readIDs(at *dir, dev string, d *Device, buf []byte, fail func(strin
 		{"class", 24, func(v uint64) { d.Class = uint32(v) }},
 	}
 	for _, id := range ids {
-		b, ok, err := at.read(dev+"/"+id.name, buf, false)
+		s, ok, err := root.attr(dev+"/"+id.name, buf)
 		if err != nil {
 			fail(id.name, err)
 			continue
@@ -252,14 +357,14 @@ func (f *FS) readIDs(at *dir, dev string, d *Device, buf []byte, fail func(strin
 		if !ok {
 			continue
 		}
-		v, err := parseHexID(strings.TrimSpace(string(b)), id.bits)
+		v, err := parseHexID(s, id.bits)
 		if err != nil {
 			fail(id.name, err)
 			continue
 		}
 		id.set(v)
 	}
-	if drv, _, err := at.link(dev + "/driver"); err != nil {
+	if drv, err := driverOf(root, dev+"/driver"); err != nil {
 		fail("driver", err)
 	} else {
 		d.Driver = drv
@@ -270,23 +375,50 @@ func (f *FS) readIDs(at *dir, dev string, d *Device, buf []byte, fail func(strin
 // NUMANode, Resources, SRIOV and PhysFn, replacing what d had of them. The
 // errors are d's alone.
 func (f *FS) Details(d *Device) error {
-	a := d.Address
-	dir := openDir(f.devPath(a))
-	defer dir.close()
-	var buf [maxAttr]byte
-	attr := func(name string) (string, bool, error) {
-		b, ok, err := dir.read(name, buf[:], false)
-		return strings.TrimSpace(string(b)), ok, err
+	root, err := f.root()
+	if err != nil {
+		return err
 	}
+	defer root.close()
+	bus, err := root.sub(busDevices)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", d.Address, err)
+	}
+	defer bus.close()
+	return f.details(root, bus, d, make([]byte, bufSize))
+}
+
+func (f *FS) details(root, bus *dir, d *Device, buf []byte) error {
+	a := d.Address
 	var errs []error
 	fail := func(what string, err error) {
 		errs = append(errs, fmt.Errorf("device %s %s: %w", a, what, err))
 	}
 	d.DriverOverride, d.NUMANode, d.Resources, d.SRIOV, d.PhysFn = "", nil, nil, nil, nil
+	rel, _, err := devRel(bus, a)
+	if errors.Is(err, ErrNoDevice) {
+		return nil // gone since it was listed
+	}
+	if err != nil {
+		fail("bus/pci/devices link", err)
+		return errors.Join(errs...)
+	}
+	// The device's own directory: lookups below it cannot leave it.
+	dir, err := root.sub(rel)
+	if err != nil {
+		fail("directory", err)
+		return errors.Join(errs...)
+	}
+	defer dir.close()
+	attr := func(name string) (string, bool, error) { return dir.attr(name, buf) }
 	if s, _, err := attr("driver_override"); err != nil {
 		fail("driver_override", err)
-	} else if s != "(null)" {
-		d.DriverOverride = s
+	} else if s != "(null)" && s != "" {
+		if err := checkName("driver_override", s); err != nil {
+			fail("driver_override", err)
+		} else {
+			d.DriverOverride = s
+		}
 	}
 	if s, ok, err := attr("numa_node"); err != nil {
 		fail("numa_node", err)
@@ -297,7 +429,7 @@ func (f *FS) Details(d *Device) error {
 			d.NUMANode = &n
 		}
 	}
-	if b, ok, err := dir.read("resource", buf[:], true); err != nil {
+	if b, ok, err := dir.read("resource", buf, maxFile); err != nil {
 		fail("resource", err)
 	} else if ok {
 		if r, err := parseResource(string(b)); err != nil {
@@ -306,13 +438,13 @@ func (f *FS) Details(d *Device) error {
 			d.Resources = r
 		}
 	}
-	if pf, ok, err := dir.link("physfn"); err != nil {
+	if p, ok, err := dir.resolve("physfn"); err != nil {
 		fail("physfn", err)
 	} else if ok {
-		if p, err := ParseAddress(pf); err != nil {
+		if pf, err := ParseAddress(filepath.Base(p)); err != nil {
 			fail("physfn", err)
 		} else {
-			d.PhysFn = &p
+			d.PhysFn = &pf
 		}
 	}
 	if s, err := readSRIOV(dir, attr); err != nil {
@@ -349,7 +481,7 @@ func readSRIOV(dir *dir, attr func(string) (string, bool, error)) (*SRIOV, error
 		}
 		s.DriversAutoprobe = &b
 	}
-	names, err := dir.list()
+	names, _, err := dir.list(".")
 	if err != nil {
 		return nil, err
 	}
@@ -364,11 +496,11 @@ func readSRIOV(dir *dir, attr func(string) (string, bool, error)) (*SRIOV, error
 		if !isVF || err != nil {
 			continue // not a virtfnN link
 		}
-		t, _, err := dir.link(name)
+		p, _, err := dir.resolve(name)
 		if err != nil {
 			return nil, err
 		}
-		va, err := ParseAddress(t)
+		va, err := ParseAddress(filepath.Base(p))
 		if err != nil {
 			return nil, fmt.Errorf("virtfn%d: %w", n, err)
 		}

@@ -5,21 +5,52 @@ import (
 	"slices"
 )
 
-// UpstreamPorts returns the bridges above device a, nearest first, up to
-// the root bus, from devs as Devices returns them. A bridge missing from
-// devs ends the chain.
-func UpstreamPorts(devs []Device, a Address) []Device {
-	byAddr := make(map[Address]*Device, len(devs))
-	for i := range devs {
-		byAddr[devs[i].Address] = &devs[i]
-	}
-	return upstream(byAddr, a)
+// Index holds devices as Devices or Scan read them, by address, for the
+// questions asked of every group and device of a host: which bridges are
+// above a device, why a group's devices share it, whether it is viable.
+// Built once, it answers each in time independent of the number of
+// devices, so a listing of a host is linear in its devices and groups.
+type Index struct {
+	addr map[Address]*Device
 }
 
-func upstream(byAddr map[Address]*Device, a Address) []Device {
+// NewIndex indexes devs, which it keeps and does not copy.
+func NewIndex(devs []Device) *Index {
+	x := &Index{addr: make(map[Address]*Device, len(devs))}
+	for i := range devs {
+		x.addr[devs[i].Address] = &devs[i]
+	}
+	return x
+}
+
+// Device returns the device at a.
+func (x *Index) Device(a Address) (*Device, bool) {
+	d, ok := x.addr[a]
+	return d, ok
+}
+
+// byName returns the device a group's devices/ entry names.
+func (x *Index) byName(name string) (*Device, bool) {
+	a, err := ParseAddress(name)
+	if err != nil || a.String() != name {
+		return nil, false
+	}
+	return x.Device(a)
+}
+
+// UpstreamPorts returns the bridges above device a, nearest first, up to
+// the root bus, from devs as Devices returns them. A bridge missing from
+// devs ends the chain. It indexes devs on each call: for many devices,
+// build an Index once.
+func UpstreamPorts(devs []Device, a Address) []Device {
+	return NewIndex(devs).UpstreamPorts(a)
+}
+
+// UpstreamPorts is the package's UpstreamPorts over the indexed devices.
+func (x *Index) UpstreamPorts(a Address) []Device {
 	var out []Device
-	for d, ok := byAddr[a]; ok && d.Upstream != nil && len(out) < 256; {
-		p, ok := byAddr[*d.Upstream]
+	for d, ok := x.addr[a]; ok && d.Upstream != nil && len(out) < 256; {
+		p, ok := x.addr[*d.Upstream]
 		if !ok {
 			break
 		}
@@ -40,9 +71,13 @@ func SharingReasons(devs []Device, members []string) []string {
 	if len(members) < 2 {
 		return nil
 	}
-	byAddr := make(map[Address]*Device, len(devs))
-	for i := range devs {
-		byAddr[devs[i].Address] = &devs[i]
+	return NewIndex(devs).SharingReasons(members)
+}
+
+// SharingReasons is the package's SharingReasons over the indexed devices.
+func (x *Index) SharingReasons(members []string) []string {
+	if len(members) < 2 {
+		return nil
 	}
 	var out []string
 	add := func(s string) {
@@ -56,7 +91,7 @@ func SharingReasons(devs []Device, members []string) []string {
 			continue // not a PCI device
 		}
 	walk:
-		for _, p := range upstream(byAddr, a) {
+		for _, p := range x.UpstreamPorts(a) {
 			c := p.Config
 			switch {
 			case c == nil:

@@ -45,7 +45,7 @@ func ParseUevent(b []byte) (Uevent, error) {
 	fields := strings.Split(string(b), "\x00")
 	action, devpath, ok := strings.Cut(fields[0], "@")
 	if !ok || action == "" || !validDevPath(devpath) {
-		return bad("header %q is not ACTION@/DEVPATH", fields[0])
+		return bad("header %s is not ACTION@/DEVPATH", quote(fields[0]))
 	}
 	u := Uevent{Action: action, DevPath: devpath, Env: map[string]string{}}
 	for _, kv := range fields[1:] {
@@ -54,7 +54,7 @@ func ParseUevent(b []byte) (Uevent, error) {
 		}
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return bad("field %q is not KEY=VALUE", kv)
+			return bad("field %s is not KEY=VALUE", quote(kv))
 		}
 		u.Env[k] = v
 	}
@@ -68,7 +68,7 @@ func ParseUevent(b []byte) (Uevent, error) {
 	if s, ok := u.Env["SEQNUM"]; ok {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || strings.TrimLeft(s, "0123456789") != "" {
-			return bad("SEQNUM=%q", s)
+			return bad("SEQNUM=%s", quote(s))
 		}
 		u.Seqnum = n
 	}

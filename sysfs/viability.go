@@ -3,8 +3,8 @@ package sysfs
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+	"syscall"
 )
 
 // Member is one device of an iommu_group as the group rule sees it.
@@ -60,21 +60,23 @@ func judge(v *Verdict) {
 }
 
 // ViabilityOf applies the group rule to group g from devices as Devices
-// read them, sparing Viability's re-reading of every member: a listing of
-// a host reads each device once. ok is false when a member is not among
-// devs (not a PCI device, or not read): then use Viability.
+// read them, sparing Viability's re-reading of every member. ok is false
+// when a member is not among devs (not a PCI device, or not read): then
+// use Viability. A group whose membership could not be read
+// (g.DevicesErr) is not viable. It indexes devs on each call: for many
+// groups, build an Index once.
 func ViabilityOf(g Group, devs []Device) (v Verdict, ok bool) {
-	byAddr := make(map[string]*Device, len(devs))
-	for i := range devs {
-		byAddr[devs[i].Address.String()] = &devs[i]
-	}
-	return viabilityOf(g, byAddr)
+	return NewIndex(devs).Viability(g)
 }
 
-func viabilityOf(g Group, byAddr map[string]*Device) (Verdict, bool) {
+// Viability is ViabilityOf over the indexed devices.
+func (x *Index) Viability(g Group) (Verdict, bool) {
 	v := Verdict{Group: g.Number}
+	if g.DevicesErr != nil {
+		return v, true // membership unknown: not viable
+	}
 	for _, name := range g.Devices {
-		d, ok := byAddr[name]
+		d, ok := x.byName(name)
 		if !ok {
 			return Verdict{Group: g.Number}, false
 		}
@@ -87,33 +89,54 @@ func viabilityOf(g Group, byAddr map[string]*Device) (Verdict, bool) {
 // Viability applies the group rule of the design origin (reference uapi.md
 // section 6): a group may be handed out only when every endpoint in it is
 // bound to a VFIO driver or pci-stub, or to none. Bridges bound to pcieport
-// do not count: the port driver sets driver_managed_dma. A member whose
-// files cannot be read makes the group not viable, with the error.
+// do not count: the port driver sets driver_managed_dma. A group whose
+// devices/ cannot be read, or a member whose files cannot be, makes the
+// group not viable, with the error.
 func (f *FS) Viability(n int) (Verdict, error) {
 	v := Verdict{Group: n}
-	if !isDir(f.groupPath(n)) {
+	root, err := f.root()
+	if err != nil {
+		return v, err
+	}
+	defer root.close()
+	if !root.isDir(groupRel(n)) {
 		return v, fmt.Errorf("%w: %d", ErrNoGroup, n)
 	}
-	ents, err := os.ReadDir(f.groupPath(n, "devices"))
-	if err != nil {
-		return v, fmt.Errorf("iommu_group %d: %w", n, err)
-	}
+	names, err := groupMembers(root, n)
 	var errs []error
-	for _, e := range ents {
-		name := e.Name()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("iommu_group %d: %w", n, err))
+		if names == nil {
+			return v, errors.Join(errs...)
+		}
+	}
+	buf := make([]byte, bufSize)
+	for _, name := range names {
 		m := Member{Name: name}
-		dir := func(file string) string { return f.groupPath(n, "devices", name, file) }
-		drv, _, err := readLink(dir("driver"))
+		fail := func(what string, err error) {
+			errs = append(errs, fmt.Errorf("iommu_group %d device %s %s: %w", n, name, what, err))
+		}
+		// devices/NAME links to the member; a tree may have it there itself.
+		dev, _, err := root.resolve(groupRel(n, "devices", name))
+		switch {
+		case errors.Is(err, syscall.EINVAL):
+			dev = groupRel(n, "devices", name)
+		case err != nil:
+			fail("link", err)
+			v.Members = append(v.Members, m)
+			continue
+		}
+		drv, err := driverOf(root, dev+"/driver")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("iommu_group %d device %s driver: %w", n, name, err))
+			fail("driver", err)
 		}
 		m.Driver = drv
-		if c, ok, err := readAttr(dir("class")); err != nil {
-			errs = append(errs, fmt.Errorf("iommu_group %d device %s class: %w", n, name, err))
+		if c, ok, err := root.attr(dev+"/class", buf); err != nil {
+			fail("class", err)
 		} else if ok {
 			cls, err := parseHexID(c, 24)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("iommu_group %d device %s class: %w", n, name, err))
+				fail("class", err)
 			}
 			m.Bridge = err == nil && cls>>8 == 0x0604
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/iommu-agent/iommu-agent/sysfs"
@@ -26,7 +27,8 @@ import (
 //	 "errors": ["..."]}                  what could not be read; the rest is listed
 //
 //	Group:  {"number", "type", "viable", "blockers", "reserved_regions",
-//	         "devices": [<Device>...], "shared_because": ["..."]}
+//	         "devices": [<Device>...], "shared_because": ["..."],
+//	         "errors": ["..."]}   why membership is unknown: NOT viable
 //	Device: {"address", "vendor", "device", "class", "driver", "bridge",
 //	         "port": <Port> (bridges only), "upstream": [<Port>...]}
 //	Port:   {"address", "type", "acs_known",
@@ -69,6 +71,10 @@ type InvGroup struct {
 	// above them: a PCIe-to-PCI bridge, or a port whose ACS does not
 	// isolate (see sysfs.SharingReasons). Absent for a group of one.
 	SharedBecause []string `json:"shared_because,omitempty"`
+	// Errors says why a group is NOT viable for want of knowledge: its
+	// devices/ unreadable, a member's files unreadable, or a device whose
+	// link names the group missing from it. Absent when there is none.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // InvMember names a device that keeps a group from being viable.
@@ -124,7 +130,7 @@ type InvACS struct {
 const noIOMMU = "No IOMMU: the kernel uses none on this host (no units in /sys/class/iommu), so no device can be passed through here. " +
 	"Use the emulated backend (agent/iommu/emulated), or boot the test guest with an emulated VT-d: go run ./hwtests/vm/cmd/hwtests"
 
-func list(_ context.Context, args []string, w io.Writer) error {
+func list(ctx context.Context, args []string, w io.Writer) error {
 	fs := newFlagSet("list")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	asJSON := fs.Bool("json", false, "print the inventory as JSON (see type Inventory)")
@@ -138,7 +144,10 @@ func list(_ context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inv := inventory(f)
+	inv, err := inventory(ctx, f)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -155,8 +164,11 @@ func list(_ context.Context, args []string, w io.Writer) error {
 }
 
 // inventory gathers what list shows. Read errors are collected, not fatal:
-// sysfs returns what it could read alongside them.
-func inventory(f *sysfs.FS) Inventory {
+// sysfs returns what it could read alongside them. Only ctx's end stops
+// it, with ctx's error. Every device read appears in it: under its group,
+// one made up for it when the group itself could not be read, or among the
+// ungrouped devices.
+func inventory(ctx context.Context, f *sysfs.FS) (Inventory, error) {
 	inv := Inventory{IOMMUs: []InventoryUnit{}, OtherGroups: []InvGroup{}, UngroupedDevices: []InvDevice{}}
 	note := func(err error) {
 		if err == nil {
@@ -166,15 +178,26 @@ func inventory(f *sysfs.FS) Inventory {
 	}
 	units, err := f.IOMMUs()
 	note(err)
-	devs, err := f.Scan() // all list shows; no Details
+	devs, err := f.ScanContext(ctx) // all list shows; no Details
+	if ctx.Err() != nil {
+		return Inventory{}, ctx.Err()
+	}
 	note(err)
 	devsClean := err == nil // else judge groups from their own files
-	groups, err := f.Groups()
+	groups, err := f.GroupsContext(ctx)
+	if ctx.Err() != nil {
+		return Inventory{}, ctx.Err()
+	}
 	note(err)
 
-	byAddr := map[string]InvDevice{}
+	ix := sysfs.NewIndex(devs)
+	byAddr := make(map[string]InvDevice, len(devs))
+	byGroup := map[int][]string{} // group number → devices whose link names it
 	for _, d := range devs {
-		byAddr[d.Address.String()] = invDevice(d, devs)
+		byAddr[d.Address.String()] = invDevice(d, ix)
+		if d.IOMMUGroup != nil {
+			byGroup[*d.IOMMUGroup] = append(byGroup[*d.IOMMUGroup], d.Address.String())
+		}
 	}
 	unitOf := map[string]int{} // device address → index in units
 	for i, u := range units {
@@ -199,16 +222,45 @@ func inventory(f *sysfs.FS) Inventory {
 		inv.IOMMUs = append(inv.IOMMUs, iu)
 	}
 
+	// Groups that could not be read at all, named only by their devices'
+	// links, are listed too, made up from what those links say.
+	seen := make(map[int]bool, len(groups))
 	for _, g := range groups {
+		seen[g.Number] = true
+	}
+	var missing []int
+	for n := range byGroup {
+		if !seen[n] {
+			missing = append(missing, n)
+		}
+	}
+	slices.Sort(missing)
+	for _, n := range missing {
+		groups = append(groups, sysfs.Group{Number: n,
+			DevicesErr: fmt.Errorf("iommu_group %d: named by the iommu_group link of %s, but not readable under kernel/iommu_groups", n, strings.Join(byGroup[n], ", "))})
+	}
+
+	placed := make(map[string]bool, len(devs)) // listed under some group
+	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
+			return Inventory{}, err
+		}
 		ig := InvGroup{Number: g.Number, Type: g.Type, Blockers: []InvMember{}, ReservedRegions: []InvRegion{}, Devices: []InvDevice{}}
-		v, ok := sysfs.ViabilityOf(g, devs)
-		if !ok || !devsClean {
+		if g.DevicesErr != nil {
+			ig.Errors = append(ig.Errors, g.DevicesErr.Error())
+		}
+		v, ok := ix.Viability(g)
+		// Its own files say more, unless devices/ could not be read.
+		if g.DevicesErr == nil && (!ok || !devsClean) {
 			var err error
 			v, err = f.Viability(g.Number)
 			note(err)
+			if err != nil {
+				ig.Errors = append(ig.Errors, strings.Split(err.Error(), "\n")...)
+			}
 			v.Viable = v.Viable && err == nil
 		}
-		ig.Viable = v.Viable
+		ig.Viable = v.Viable && g.DevicesErr == nil
 		for _, b := range v.Blockers {
 			ig.Blockers = append(ig.Blockers, InvMember{Address: b.Name, Driver: b.Driver})
 		}
@@ -217,7 +269,12 @@ func inventory(f *sysfs.FS) Inventory {
 				Start: fmt.Sprintf("0x%x", r.Start), End: fmt.Sprintf("0x%x", r.End), Type: r.Type})
 		}
 		unit := -1
-		for _, name := range g.Devices {
+		listed := make(map[string]bool, len(g.Devices))
+		add := func(name string) {
+			if listed[name] {
+				return
+			}
+			listed[name], placed[name] = true, true
 			if i, ok := unitOf[name]; ok && unit < 0 {
 				unit = i
 			}
@@ -227,7 +284,22 @@ func inventory(f *sysfs.FS) Inventory {
 				ig.Devices = append(ig.Devices, InvDevice{Address: name, Upstream: []InvPort{}})
 			}
 		}
-		ig.SharedBecause = sysfs.SharingReasons(devs, g.Devices)
+		for _, name := range g.Devices {
+			add(name)
+		}
+		// A device whose link names this group but which devices/ does
+		// not list is listed here too; the group's membership is then in
+		// doubt, and so is its viability.
+		for _, name := range byGroup[g.Number] {
+			if !listed[name] {
+				add(name)
+				if g.DevicesErr == nil {
+					ig.Errors = append(ig.Errors, fmt.Sprintf("iommu_group %d: %s links to it, but its devices/ does not list it", g.Number, name))
+					ig.Viable = false
+				}
+			}
+		}
+		ig.SharedBecause = ix.SharingReasons(g.Devices)
 		if unit >= 0 {
 			inv.IOMMUs[unit].Groups = append(inv.IOMMUs[unit].Groups, ig)
 		} else {
@@ -235,14 +307,19 @@ func inventory(f *sysfs.FS) Inventory {
 		}
 	}
 	for _, d := range devs {
-		if d.IOMMUGroup == nil {
+		// One whose link could not be read may be listed by its group.
+		if d.IOMMUGroup == nil && !placed[d.Address.String()] {
 			inv.UngroupedDevices = append(inv.UngroupedDevices, byAddr[d.Address.String()])
 		}
 	}
-	return inv
+	for i := range inv.IOMMUs {
+		slices.SortFunc(inv.IOMMUs[i].Groups, func(x, y InvGroup) int { return x.Number - y.Number })
+	}
+	slices.SortFunc(inv.OtherGroups, func(x, y InvGroup) int { return x.Number - y.Number })
+	return inv, nil
 }
 
-func invDevice(d sysfs.Device, devs []sysfs.Device) InvDevice {
+func invDevice(d sysfs.Device, ix *sysfs.Index) InvDevice {
 	id := InvDevice{
 		Address:  d.Address.String(),
 		Vendor:   fmt.Sprintf("%04x", d.Vendor),
@@ -256,7 +333,7 @@ func invDevice(d sysfs.Device, devs []sysfs.Device) InvDevice {
 		p := invPort(d)
 		id.Port = &p
 	}
-	for _, p := range sysfs.UpstreamPorts(devs, d.Address) {
+	for _, p := range ix.UpstreamPorts(d.Address) {
 		id.Upstream = append(id.Upstream, invPort(p))
 	}
 	return id
@@ -335,13 +412,19 @@ func printGroup(w io.Writer, g InvGroup, indent string) {
 			b = append(b, m.Address+" on "+m.Driver)
 		}
 		verdict = "NOT viable"
-		if len(b) > 0 {
+		switch {
+		case len(b) > 0:
 			verdict += ": unbind " + strings.Join(b, ", ")
-		} else {
+		case len(g.Errors) > 0:
+			verdict += ": members unknown"
+		default:
 			verdict += ": members unreadable"
 		}
 	}
 	fmt.Fprintf(w, "%sgroup %d (%s): %s\n", indent, g.Number, typ, verdict)
+	for _, e := range g.Errors {
+		fmt.Fprintf(w, "%s  because %s\n", indent, e)
+	}
 	for _, r := range g.ReservedRegions {
 		fmt.Fprintf(w, "%s  reserved %s-%s %s\n", indent, r.Start, r.End, r.Type)
 	}

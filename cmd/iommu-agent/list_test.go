@@ -9,10 +9,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
 )
@@ -162,6 +166,113 @@ func TestListBrokenTree(t *testing.T) {
 	for _, w := range []string{"dmar0 (intel-vt-d)", "group 1 (DMA)", "could not read:", `reserved_regions line 0: "garbage"`} {
 		if !strings.Contains(out, w) {
 			t.Errorf("list output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// A group whose devices/ cannot be read is NOT viable, and its device is
+// still listed, under it; so is a device whose group is gone.
+func TestListUnreadableGroup(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(fixture(t, "vtd-guest-captured.txtar"), "sys")
+	members := filepath.Join(root, "kernel", "iommu_groups", "1", "devices")
+	if err := os.RemoveAll(members); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("devices", members); err != nil { // a loop: ELOOP
+		t.Fatal(err)
+	}
+	// Group 4 is gone, though 0000:00:1f.0's link still names it.
+	if err := os.RemoveAll(filepath.Join(root, "kernel", "iommu_groups", "4")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runOut(t, "list", "-sysfs", root)
+	if err == nil {
+		t.Error("list: no error")
+	}
+	for _, w := range []string{"group 1 (DMA): NOT viable", "0000:00:01.0 1234:11e8", "group 4 (type unknown): NOT viable", "0000:00:1f.0 8086:2918"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("list output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "group 1 (DMA): viable") {
+		t.Errorf("group 1 viable:\n%s", out)
+	}
+
+	out, _ = runOut(t, "list", "--json", "-sysfs", root)
+	var inv Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, u := range inv.IOMMUs {
+		for _, g := range append(u.Groups, inv.OtherGroups...) {
+			for _, d := range g.Devices {
+				listed[d.Address] = true
+			}
+			if (g.Number == 1 || g.Number == 4) && (g.Viable || len(g.Errors) == 0) {
+				t.Errorf("group %d: viable %v, errors %q", g.Number, g.Viable, g.Errors)
+			}
+		}
+	}
+	for _, d := range inv.UngroupedDevices {
+		listed[d.Address] = true
+	}
+	for _, a := range []string{"0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:03.0", "0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3"} {
+		if !listed[a] {
+			t.Errorf("%s missing from list --json", a)
+		}
+	}
+}
+
+// list stops at a cancelled context (SIGINT, SIGTERM) with its error.
+func TestListCancelled(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(fixture(t, "vtd-guest-captured.txtar"), "sys")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"list", "-sysfs", root}, &out, &out); !errors.Is(err, context.Canceled) {
+		t.Errorf("list with a cancelled context: %v\n%s", err, out.String())
+	}
+}
+
+// A 100 MiB reserved_regions and a FIFO as uevent: list answers at once,
+// with a short error.
+func TestListHostileFiles(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(fixture(t, "vtd-guest-captured.txtar"), "sys")
+	if err := os.Truncate(filepath.Join(root, "kernel", "iommu_groups", "1", "reserved_regions"), 100<<20); err != nil {
+		t.Fatal(err)
+	}
+	uevent := filepath.Join(root, "devices", "pci0000:00", "0000:00:02.0", "uevent")
+	if err := os.Remove(uevent); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(uevent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := runOut(t, "list", "-sysfs", root)
+		done <- result{out, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("list still blocked after 30s")
+	}
+	if r.err == nil || len(r.out) > 16<<10 {
+		t.Errorf("list: %v, %d bytes of output", r.err, len(r.out))
+	}
+	for _, w := range []string{"reserved_regions", "uevent", "0000:00:02.0"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("list output lacks %q:\n%.4000s", w, r.out)
 		}
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"golang.org/x/tools/txtar"
 )
@@ -48,7 +50,7 @@ func Snapshot(sysRoot, procRoot, comment string) (*txtar.Archive, error) {
 			s.link(filepath.Join(dev, l))
 		}
 		// A bridge's config space (port type, ACS), as hex: it is binary.
-		if c, err := os.ReadFile(filepath.Join(sysRoot, dev, "class")); err == nil && strings.HasPrefix(string(c), "0x0604") {
+		if c, err := readCapped(filepath.Join(sysRoot, dev, "class")); err == nil && strings.HasPrefix(string(c), "0x0604") {
 			s.hexFile(filepath.Join(dev, "config"))
 		}
 		vfs, _ := filepath.Glob(filepath.Join(sysRoot, dev, "virtfn*"))
@@ -98,7 +100,7 @@ func Snapshot(sysRoot, procRoot, comment string) (*txtar.Archive, error) {
 		}
 	}
 	if procRoot != "" {
-		if b, err := os.ReadFile(filepath.Join(procRoot, "cmdline")); err == nil {
+		if b, err := readCapped(filepath.Join(procRoot, "cmdline")); err == nil {
 			s.a.Files = append(s.a.Files, txtar.File{Name: "proc/cmdline", Data: b})
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			s.errs = append(s.errs, err)
@@ -125,7 +127,7 @@ func (s *snap) add(name string, data []byte) {
 
 // file records a regular file if it exists.
 func (s *snap) file(rel string) {
-	b, err := os.ReadFile(filepath.Join(s.root, rel))
+	b, err := readCapped(filepath.Join(s.root, rel))
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
@@ -142,7 +144,7 @@ func (s *snap) file(rel string) {
 // hexFile records a binary file as a "name#hex" entry, which Unpack
 // decodes.
 func (s *snap) hexFile(rel string) {
-	b, err := os.ReadFile(filepath.Join(s.root, rel))
+	b, err := readCapped(filepath.Join(s.root, rel))
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
@@ -157,6 +159,34 @@ func (s *snap) hexFile(rel string) {
 		b = b[n:]
 	}
 	s.add(rel+"#hex", []byte(out.String()))
+}
+
+// snapCap bounds a file a snapshot keeps; sysfs's are a few KiB at most.
+const snapCap = 1 << 20
+
+// readCapped reads a regular file of at most snapCap bytes: a FIFO or a
+// device (a link to /dev/zero) is refused without blocking or reading.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, snapCap+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > snapCap {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, snapCap)
+	}
+	return b, nil
 }
 
 func (s *snap) dir(rel string) { s.add(rel+"/", nil) }
