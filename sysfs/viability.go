@@ -86,8 +86,8 @@ func (x *Index) Viability(g Group) (Verdict, bool) {
 	return v, true
 }
 
-// Viability applies the group rule of the design origin (reference uapi.md
-// section 6): a group may be handed out only when every endpoint in it is
+// Viability applies the group rule of the design origin: a group may be
+// handed out only when every endpoint in it is
 // bound to a VFIO driver or pci-stub, or to none. Bridges bound to pcieport
 // do not count: the port driver sets driver_managed_dma. A group whose
 // devices/ cannot be read, or a member whose files cannot be, makes the

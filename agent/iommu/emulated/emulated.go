@@ -343,7 +343,7 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// SetRLimitMode is IOMMU_OPTION_RLIMIT_MODE SET (uapi.md row 33): only on
+// SetRLimitMode is IOMMU_OPTION_RLIMIT_MODE SET: only on
 // an iommufd with no objects yet (EBUSY), mode 0 or 1 (EINVAL). The
 // emulator does not model CAP_SYS_RESOURCE.
 func (b *Backend) SetRLimitMode(mode RLimitMode) error {
@@ -438,8 +438,8 @@ type Machine struct {
 
 // SetKernelDriver binds (driver non-empty) or unbinds a kernel driver that
 // uses the DMA API, such as snd_hda_intel, to bdf: while one is bound, no
-// backend can claim the device's group (EPERM, uapi.md row 40), and the
-// probe fails with EBUSY while a backend owns the group (uapi.md §6).
+// backend can claim the device's group (EPERM), and the
+// probe fails with EBUSY while a backend owns the group.
 // VFIO drivers, pci-stub and pcieport set driver_managed_dma and are not
 // modelled as kernel drivers here.
 func (m *Machine) SetKernelDriver(bdf, driver string) error {

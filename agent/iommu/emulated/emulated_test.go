@@ -97,8 +97,8 @@ func checkErr(t *testing.T, what string, err error, want syscall.Errno) {
 	}
 }
 
-// TestMapUnmapErrnos checks the map and unmap rows of uapi.md §5 per
-// flavour: each case runs on a fresh address space with one device
+// TestMapUnmapErrnos checks the errnos of map and unmap per flavour: each
+// case runs on a fresh address space with one device
 // attached (VT-d: 4 KiB alignment, interrupt window reserved) and two
 // areas at 1 MiB (16 KiB) and 2 MiB (8 KiB).
 func TestMapUnmapErrnos(t *testing.T) {
@@ -170,7 +170,7 @@ func unmapErr(as *AddressSpace, iova, length uint64, want int64) error {
 
 var vtdRanges = []iommu.Range{{Start: 0, Last: 0xfedfffff}, {Start: 0xfef00000, Last: 0xffffffffffff}}
 
-// TestRanges: uapi.md rows 27 and 28 with the VT-d model.
+// TestRanges: IOAS_IOVA_RANGES and ALLOW_IOVAS with the VT-d model.
 func TestRanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -426,7 +426,9 @@ func mustMachine(t *testing.T, devs ...iommu.Device) *Machine {
 	return m
 }
 
-// TestGroupRule: uapi.md §6, rows 40 and 41.
+// TestGroupRule: a group's devices share one address space (a sibling
+// attached elsewhere is EINVAL) and one owner (another instance is refused:
+// EBUSY on type1, EPERM on iommufd).
 func TestGroupRule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -608,7 +610,7 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-// TestRLimitMode: uapi.md row 33.
+// TestRLimitMode: IOMMU_OPTION_RLIMIT_MODE, per user or per process.
 func TestRLimitMode(t *testing.T) {
 	t.Parallel()
 	user, proc := &Accounting{}, &Accounting{}
@@ -627,7 +629,7 @@ func TestRLimitMode(t *testing.T) {
 }
 
 // TestPinOnce: pages are pinned per host page, once, however many areas
-// in domains use them (uapi.md row 50): a partial COPY out of an IOAS
+// in domains use them: a partial COPY out of an IOAS
 // without a device pins only the pages it maps; the source's own domain
 // then adds only the rest.
 func TestPinOnce(t *testing.T) {
@@ -657,7 +659,7 @@ func TestPinOnce(t *testing.T) {
 	}
 }
 
-// TestHugePages: uapi.md rows 34 and 35, and the leaves the option allows.
+// TestHugePages: IOMMU_OPTION_HUGE_PAGES, and the leaves the option allows.
 func TestHugePages(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -719,7 +721,7 @@ func TestKernelDriverSibling(t *testing.T) {
 	}
 }
 
-// TestAddReserved: the mock's ADD_RESERVED (uapi.md rows 17 and 29): a
+// TestAddReserved: the mock's ADD_RESERVED: a
 // reservation inside the allowed list or over an area is EADDRINUSE, and
 // kernel-chosen IOVAs skip it.
 func TestAddReserved(t *testing.T) {

@@ -545,7 +545,7 @@ func (as *AddressSpace) mapType1(m iommu.Mapping) (iommu.IOVA, error) {
 	}
 	if m.Fixed {
 		if iova+length-1 < iova {
-			// 6.12's type1 says EINVAL; newer kernels EOVERFLOW (uapi.md row 45).
+			// 6.12's type1 says EINVAL; newer kernels EOVERFLOW.
 			return 0, errnoErr("map dma: range wraps", syscall.EINVAL)
 		}
 		if as.areaHit(iova, iova+length-1) {
@@ -837,7 +837,7 @@ func (as *AddressSpace) Close() error {
 }
 
 // Destroy is IOMMU_DESTROY of the IOAS on its own: EBUSY while a device is
-// attached (uapi.md row 10), otherwise Close.
+// attached, otherwise Close.
 func (as *AddressSpace) Destroy() error {
 	b := as.b
 	b.mu.Lock()
@@ -922,7 +922,7 @@ func (as *AddressSpace) AddReserved(start, last iommu.IOVA) error {
 	return nil
 }
 
-// SetHugePages is IOMMU_OPTION_HUGE_PAGES (uapi.md rows 34 and 35): off
+// SetHugePages is IOMMU_OPTION_HUGE_PAGES: off
 // makes PAGE_SIZE the IOAS's alignment and maps 4 KiB leaves only. It is
 // refused while a domain already maps areas (EINVAL) or when an area is
 // not page aligned (EADDRINUSE); iommufd only.

@@ -145,8 +145,8 @@ var (
 
 // flavourWants are the outcomes that differ between the kernel's paths.
 type flavourWants struct {
-	// unmapNothing: IOMMU_IOAS_UNMAP fails (uapi.md row 21, S1 `area`);
-	// type1 reports 0 bytes (row 47, vfio_dma_do_unmap). The compat
+	// unmapNothing: IOMMU_IOAS_UNMAP fails (iopt_unmap_iova_range finds
+	// no area); type1 reports 0 bytes (vfio_dma_do_unmap). The compat
 	// container answered ENOENT until upstream afb47765f923 "iommufd: Make
 	// vfio_compats unmap succeed if the range is already empty" (6.18,
 	// in 6.12-stable since November 2025), which gave it type1's 0 bytes.
@@ -410,7 +410,7 @@ func overlaps(a, b iommu.IOVA, length uint64) bool {
 }
 
 // testAlignment: IOVA and length must be multiples of the alignment
-// (uapi.md rows 14, 43).
+// (iopt_map_pages and vfio_dma_do_map both say EINVAL).
 func testAlignment(t *testing.T, tg Target) {
 	ctx := context.Background()
 	s := attached(t, tg, tg.Devices[0])
@@ -434,8 +434,7 @@ func testAlignment(t *testing.T, tg Target) {
 	s.unmap(t, iova, 2*u, 2*u)
 }
 
-// testOverlap: a fixed map over any part of an existing one is EEXIST
-// (uapi.md rows 13, 44).
+// testOverlap: a fixed map over any part of an existing one is EEXIST.
 func testOverlap(t *testing.T, tg Target) {
 	ctx := context.Background()
 	s := attached(t, tg, tg.Devices[0])

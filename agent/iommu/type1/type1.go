@@ -315,7 +315,7 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 	iova := uint64(m.IOVA)
 	if len(m.Mem) == 0 {
 		// The ioctl layer cannot pass an empty slice; the kernel refuses
-		// size 0 with EINVAL (vfio_dma_do_map, uapi.md row 43).
+		// size 0 with EINVAL (vfio_dma_do_map).
 		return 0, fmt.Errorf("map 0 bytes at %#x into the container: %w", iova, iommu.Wrap(unix.EINVAL))
 	}
 	if !m.Fixed {
@@ -364,8 +364,8 @@ func (as *AddressSpace) pickIOVALocked(length uint64) (uint64, error) {
 // length bytes overlap none of maps.
 func pickIOVA(ranges []iommu.Range, pageAlign uint64, maps []span, length uint64) (uint64, error) {
 	if length == 0 || length%pageAlign != 0 {
-		// What type1 and iommufd answer for such a length (uapi.md rows
-		// 14, 43).
+		// What type1 and iommufd answer for such a length (iopt_map_pages,
+		// vfio_dma_do_map).
 		return 0, fmt.Errorf("pick an IOVA for %#x bytes (IOMMU page %#x): %w", length, pageAlign, iommu.Wrap(unix.EINVAL))
 	}
 	align := uint64(1) << (63 - bits.LeadingZeros64(length))
@@ -391,7 +391,7 @@ func pickIOVA(ranges []iommu.Range, pageAlign uint64, maps []span, length uint64
 			cand = next
 		}
 	}
-	// iommufd's answer when it finds no hole (uapi.md row 18).
+	// iommufd's answer when it finds no hole.
 	return 0, fmt.Errorf("pick an IOVA for %#x bytes: no hole in %v: %w", length, ranges, iommu.Wrap(unix.ENOSPC))
 }
 
