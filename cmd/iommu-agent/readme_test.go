@@ -87,7 +87,7 @@ func TestReadmeFirstCommands(t *testing.T) {
 func TestNoPointersOutsideRepo(t *testing.T) {
 	t.Parallel()
 	// Spelled in pieces, so this file does not match itself.
-	bad := []string{"vm-" + "recipe", "vm-" + "guest-tools", "../" + "shared", "/work/" + "shared", "reference/" + "uapi.md"}
+	bad := []string{"vm-" + "recipe", "vm-" + "guest-tools", "../" + "shared", "/work/" + "shared", "uapi" + ".md", "perf-" + "ebpf.md", "k8s-" + "recipe"}
 	err := filepath.WalkDir("../..", func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
