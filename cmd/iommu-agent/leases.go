@@ -64,6 +64,19 @@ func addClientFlags(fl *flagSet, getenv func(string) string, withJSON bool) *cli
 	return &c
 }
 
+// interruptible runs fn, calls on c, cutting them short when ctx ends (a
+// signal): then it returns ctx's cause, which exitStatus says as
+// "interrupted", not the broken call's error.
+func interruptible(ctx context.Context, c *client.Client, fn func() error) error {
+	stop := c.Interrupt(ctx)
+	err := fn()
+	stop()
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
 // explain turns the agent's error codes into one line naming what to do.
 func explain(op string, err error) error {
 	var pe *proto.Error
@@ -101,23 +114,26 @@ type LeasesOutput struct {
 	Leases  []proto.Lease  `json:"leases"`
 }
 
-func leasesCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func leasesCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("leases")
 	cf := addClientFlags(fl, getenv, true)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("leases: %w", err)
 	}
 	defer c.Close()
-	devs, groups, err := c.List()
-	if err != nil {
+	var (
+		devs   []proto.Device
+		groups []proto.Group
+	)
+	if err := interruptible(ctx, c, func() (err error) { devs, groups, err = c.List(); return err }); err != nil {
 		return explain("leases: list", err)
 	}
-	leases, err := c.Status()
-	if err != nil {
+	var leases []proto.Lease
+	if err := interruptible(ctx, c, func() (err error) { leases, err = c.Status(); return err }); err != nil {
 		return explain("leases: status", err)
 	}
 	slices.SortFunc(groups, func(a, b proto.Group) int { return a.Number - b.Number })
@@ -185,19 +201,19 @@ type StatusOutput struct {
 	Leases   []proto.Lease `json:"leases"`
 }
 
-func statusCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func statusCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("status")
 	cf := addClientFlags(fl, getenv, true)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
 	defer c.Close()
-	leases, err := c.Status()
-	if err != nil {
+	var leases []proto.Lease
+	if err := interruptible(ctx, c, func() (err error) { leases, err = c.Status(); return err }); err != nil {
 		return explain("status", err)
 	}
 	h := c.Hello
@@ -231,7 +247,7 @@ func printLeases(w io.Writer, leases []proto.Lease) {
 	tw.Flush()
 }
 
-func releaseCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func releaseCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("release")
 	cf := addClientFlags(fl, getenv, false)
 	if err := fl.Parse(args); err != nil {
@@ -241,12 +257,12 @@ func releaseCmd(_ context.Context, args []string, w io.Writer, getenv func(strin
 		return fl.usageErrorf("want the LEASE to release (see iommu-agent status)")
 	}
 	id := fl.Arg(0)
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	defer c.Close()
-	if err := c.Release(id); err != nil {
+	if err := interruptible(ctx, c, func() error { return c.Release(id) }); err != nil {
 		return explain("release "+id, err)
 	}
 	fmt.Fprintf(w, "released %s\n", id)
@@ -272,6 +288,12 @@ func (e *childExit) Unwrap() error { return e.err }
 // holdCheck is how often acquire without a command asks the agent whether
 // the connection, and so the lease, is still there.
 const holdCheck = 2 * time.Second
+
+// callTimeout bounds the calls acquire makes once it holds a lease, which
+// a signal must not cut short (the release after one) or which run while
+// it waits for one (holdCheck's): an agent that stops answering must not
+// keep acquire, or systemd stopping it, waiting forever.
+const callTimeout = 30 * time.Second
 
 func acquireCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	return acquireEvery(ctx, args, stdout, stderr, getenv, holdCheck)
@@ -326,23 +348,33 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fl.usageErrorf("want DEVICE or group N, got %q", w)
 	}
 
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("acquire %s: %w", target, err)
 	}
 	defer c.Close() // ends the lease, whatever happened, if release did not
 	var a *client.Acquired
-	if group >= 0 {
-		a, err = c.AcquireGroup(group, o)
-	} else {
-		a, err = c.AcquireDevice(target, o)
-	}
+	err = interruptible(ctx, c, func() (err error) {
+		if group >= 0 {
+			a, err = c.AcquireGroup(group, o)
+		} else {
+			a, err = c.AcquireDevice(target, o)
+		}
+		return err
+	})
 	if err != nil {
 		return explain("acquire "+target, err)
 	}
 	defer a.Close()
+	// The calls below run after a signal too (the lease is released
+	// then), so they are bounded by time, not by ctx.
+	timed := func(call func() error) error {
+		c.SetDeadline(time.Now().Add(callTimeout))
+		defer c.SetDeadline(time.Time{})
+		return call()
+	}
 	release := func() error {
-		if err := c.Release(a.Lease.ID); err != nil {
+		if err := timed(func() error { return c.Release(a.Lease.ID) }); err != nil {
 			return explain("release "+a.Lease.ID, err)
 		}
 		return nil
@@ -367,7 +399,7 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			case <-ctx.Done():
 				break hold
 			case <-tick.C:
-				if _, err := c.Status(); err != nil {
+				if err := timed(func() error { _, err := c.Status(); return err }); err != nil {
 					return fmt.Errorf("acquire %s: lost the agent, and lease %s with it unless the policy keeps it: %w", target, a.Lease.ID, err)
 				}
 			}

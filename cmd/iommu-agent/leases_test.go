@@ -452,3 +452,61 @@ func TestAcquireLosesAgent(t *testing.T) {
 		t.Errorf("acquire after the agent stopped: %v", err)
 	}
 }
+
+// silentSocket accepts connections and never answers: a wedged agent, or a
+// socket that is no agent.
+func silentSocket(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return sock
+}
+
+// Every client command stops at SIGINT or SIGTERM (status 128+N, one line)
+// while the agent does not answer, rather than swallow the signal and hang.
+func TestClientSignalWhileAgentSilent(t *testing.T) {
+	t.Parallel()
+	sock := silentSocket(t)
+	for _, args := range [][]string{
+		{"status"}, {"leases", "--json"}, {"release", "L1"}, {"acquire", "group", "1"}, {"acquire", "group", "1", "--", "/bin/true"},
+	} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(100*time.Millisecond, func() { cancel(interrupted{syscall.SIGTERM}) })
+		type result struct {
+			code        int
+			out, errOut string
+		}
+		got := make(chan result, 1)
+		go func() {
+			code, out, errOut := runCode(t, ctx, 1000, append([]string{args[0], "-socket", sock}, args[1:]...)...)
+			got <- result{code, out, errOut}
+		}()
+		select {
+		case r := <-got:
+			if want := "iommu-agent: " + args[0] + ": interrupted\n"; r.code != 143 || r.out != "" || r.errOut != want {
+				t.Errorf("%q, SIGTERM while the agent is silent: exit %d, stdout %q, stderr %q; want 143 and %q", args, r.code, r.out, r.errOut, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%q: still waiting for a silent agent a minute after SIGTERM", args)
+		}
+	}
+}
