@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -35,8 +36,9 @@ the policy's keep_on_disconnect keeps them (then release ends them).
 
 With -- COMMAND, acquire runs COMMAND holding the lease and releases it when COMMAND exits; its exit
 status is COMMAND's (126: it could not be run, 127: not found). SIGTERM is passed on to COMMAND
-(Ctrl-C reaches it from the terminal), and acquire waits for it to exit. In mode fds COMMAND inherits the iommufd as fd 3 and each device's VFIO cdev after it
-(4, 5, ...). In COMMAND's arguments, these placeholders are replaced:
+(Ctrl-C and a hangup reach it from the terminal), and acquire waits for it to exit, whatever signals
+follow: the lease outlives COMMAND. In mode fds COMMAND inherits the iommufd as fd 3 and each
+device's VFIO cdev after it (4, 5, ...). In COMMAND's arguments, these placeholders are replaced:
   {iommufd}             the iommufd's fd number (mode fds)
   {device0}, {device1}  each device's VFIO cdev fd number, in the group's order (mode fds)
   {lease}, {group}      the lease ID and the iommu_group number
@@ -46,8 +48,9 @@ For example, QEMU as an unprivileged user:
   iommu-agent acquire group 4 -- qemu-system-x86_64 ... \
       -object iommufd,id=i0,fd={iommufd} -device vfio-pci,iommufd=i0,fd={device0}
 
-Without a COMMAND, acquire prints the lease and holds it until SIGINT (Ctrl-C) or SIGTERM, then
-releases it and exits 0; should the agent go away meanwhile, it says so and exits 1.`
+Without a COMMAND, acquire prints the lease and holds it until SIGINT (Ctrl-C), SIGTERM or SIGHUP,
+then releases it and exits 0; should the agent go away meanwhile, it says so and exits 1. A client
+gives up on an agent that has not answered its hello within 10 seconds.`
 
 // clientFlags are the flags every client command has.
 type clientFlags struct {
@@ -419,6 +422,27 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fl.usageError(err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// From here the lease must outlive the command, never the other way
+	// round: signals after the first go to relay instead of killing us,
+	// and a signal before the command starts means it does not start.
+	var proc atomic.Pointer[os.Process]
+	relay := func(sig syscall.Signal) {
+		// SIGTERM (systemd, kill) came to us alone: pass it on. Ctrl-C and
+		// a terminal's hangup reached the command from the terminal
+		// already (one process group); sent again, Ctrl-C would count as
+		// a second press, which some programs take as "quit now, skip the
+		// clean shutdown".
+		if p := proc.Load(); p != nil && sig == syscall.SIGTERM {
+			p.Signal(sig)
+		}
+	}
+	defer holdSignals(ctx, relay)()
+	if ctx.Err() != nil {
+		if err := release(); err != nil {
+			return &childExit{code: 1, err: err}
+		}
+		return context.Cause(ctx)
+	}
 	if err := cmd.Start(); err != nil {
 		rerr := release()
 		code := 126
@@ -427,6 +451,7 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 		return &childExit{code: code, err: errors.Join(fmt.Errorf("acquire: run %s: %w", fl.after[0], err), rerr)}
 	}
+	proc.Store(cmd.Process)
 	a.Close() // the command has its copies; ours would outlive its use
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -434,18 +459,11 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	select {
 	case werr = <-waited:
 	case <-ctx.Done():
-		// Wait for the command: the lease must outlive it, never the
-		// other way round. SIGTERM (systemd, kill) came to us alone: pass
-		// it on. Ctrl-C reached the command from the terminal already (one
-		// process group); sent again it would count as a second press,
-		// which some programs take as "quit now, skip the clean shutdown".
 		var intr interrupted
 		if !errors.As(context.Cause(ctx), &intr) {
 			intr.sig = syscall.SIGTERM
 		}
-		if intr.sig != syscall.SIGINT {
-			cmd.Process.Signal(intr.sig)
-		}
+		relay(intr.sig)
 		werr = <-waited
 	}
 	code := 0

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -508,5 +509,105 @@ func TestClientSignalWhileAgentSilent(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("%q: still waiting for a silent agent a minute after SIGTERM", args)
 		}
+	}
+}
+
+// While acquire's COMMAND runs, signals after the first do not kill
+// acquire (the lease would end under the command): a second Ctrl-C or a
+// hangup reaches the command from the terminal, SIGTERM is passed on, and
+// acquire waits. Once the command is gone, a second signal kills as usual.
+func TestAcquireHoldsSignalsForCommand(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	died := make(chan syscall.Signal, 4)
+	ctx, sigs := newSignals(context.Background(), func(sig syscall.Signal) { died <- sig })
+	goFile := filepath.Join(t.TempDir(), "go")
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	script := `trap "echo term" TERM; echo ready; while [ ! -e "$0" ]; do sleep 0.01; done; exit 5`
+	go func() {
+		done <- runMain(ctx, []string{"acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", script, goFile}, out, out, 0)
+	}()
+	for !strings.Contains(out.String(), "ready") {
+		time.Sleep(time.Millisecond)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM} {
+		sigs.deliver(sig)
+	}
+	for !strings.Contains(out.String(), "term") { // the SIGTERM, passed on
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case sig := <-died:
+		t.Errorf("acquire died of %v while its command ran", sig)
+	case code := <-done:
+		t.Errorf("acquire exited %d while its command ran", code)
+	default:
+	}
+	if ls := agentLeases(t, sock); len(ls) != 1 {
+		t.Errorf("leases while the command runs: %+v", ls)
+	}
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 5 {
+		t.Errorf("exit %d, want the command's 5; %s", code, out.String())
+	}
+	if strings.Count(out.String(), "term") != 1 {
+		t.Errorf("SIGTERM passed on other than once: %q", out.String())
+	}
+	if ls := agentLeases(t, sock); len(ls) != 0 {
+		t.Errorf("leases after the command: %+v", ls)
+	}
+	sigs.deliver(syscall.SIGINT)
+	select {
+	case sig := <-died:
+		if sig != syscall.SIGINT {
+			t.Errorf("died of %v", sig)
+		}
+	default:
+		t.Error("a signal after the command ended did not kill")
+	}
+}
+
+// The same with the binary and real signals: a terminal's hangup, twice,
+// to acquire's process group while QEMU (here a shell) shuts down. The
+// lease lasts until the command exits and acquire exits with its status.
+func TestAcquireHangupForReal(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	sock := startAgent(t)
+	goFile := filepath.Join(t.TempDir(), "go")
+	script := `trap 'echo hup' HUP; echo ready; while [ ! -e "$0" ]; do sleep 0.01; done
+"$1" status -socket "$2" --json; exit 5`
+	cmd := exec.Command(bin, "acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", script, goFile, bin, sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "ready") {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for strings.Count(out.String(), "hup") < i {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // for acquire to die, were it to
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Errorf("acquire: %v, want exit 5 (the command's)\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), `"group": 1`) {
+		t.Errorf("the lease was gone before the command exited:\n%s", out.String())
 	}
 }

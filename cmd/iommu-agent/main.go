@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -32,26 +33,86 @@ func main() {
 	os.Exit(code)
 }
 
-// signalContext ends its context at the first SIGINT or SIGTERM, with
-// interrupted as its cause. The handler is then removed, so a second
-// Ctrl-C kills the process at once, as users expect of a stuck command.
+// signalContext ends its context at the first SIGINT, SIGTERM or SIGHUP,
+// with interrupted as its cause; a later one kills the process, as users
+// expect of a stuck command (a second Ctrl-C), unless a command holds
+// them (holdSignals).
 func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	ctx, s := newSignals(context.Background(), func(sig syscall.Signal) {
+		signal.Reset(sig) // back to the default action: die of it
+		syscall.Kill(os.Getpid(), sig)
+	})
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
-		select {
-		case s := <-ch:
-			signal.Stop(ch)
-			cancel(interrupted{s.(syscall.Signal)})
-		case <-done:
+		for {
+			select {
+			case sig := <-ch:
+				s.deliver(sig.(syscall.Signal))
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
 		signal.Stop(ch)
 		close(done)
-		cancel(nil)
+		s.cancel(nil)
+	}
+}
+
+// signals decides what each signal main catches does: the first ends the
+// context; a later one goes to the command holding signals, if one does,
+// and otherwise kills the process (die).
+type signals struct {
+	cancel context.CancelCauseFunc
+	die    func(syscall.Signal)
+	mu     sync.Mutex
+	seen   bool
+	hold   func(syscall.Signal)
+}
+
+type signalsKey struct{}
+
+// newSignals returns a context that deliver ends, and its signals.
+func newSignals(parent context.Context, die func(syscall.Signal)) (context.Context, *signals) {
+	ctx, cancel := context.WithCancelCause(parent)
+	s := &signals{cancel: cancel, die: die}
+	return context.WithValue(ctx, signalsKey{}, s), s
+}
+
+func (s *signals) deliver(sig syscall.Signal) {
+	s.mu.Lock()
+	first, hold := !s.seen, s.hold
+	s.seen = true
+	s.mu.Unlock()
+	switch {
+	case first:
+		s.cancel(interrupted{sig})
+	case hold != nil:
+		hold(sig)
+	default:
+		s.die(sig)
+	}
+}
+
+// holdSignals hands the signals after the first to fn, until release: a
+// command that must outlive what it runs (acquire and its COMMAND) is not
+// killed by a second Ctrl-C while that still runs. The first still ends
+// ctx. Without main's signals in ctx (tests), it does nothing.
+func holdSignals(ctx context.Context, fn func(syscall.Signal)) (release func()) {
+	s, ok := ctx.Value(signalsKey{}).(*signals)
+	if !ok {
+		return func() {}
+	}
+	s.mu.Lock()
+	s.hold = fn
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.hold = nil
+		s.mu.Unlock()
 	}
 }
 
