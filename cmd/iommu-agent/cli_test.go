@@ -74,6 +74,17 @@ func TestUsageErrors(t *testing.T) {
 		{"acquire", "0000:00:01.0", "--"},
 		{"release"},
 		{"release", "a", "b"},
+		// Empty and negative values are mistakes too, found before
+		// anything is dialed or read.
+		{"acquire", "group", "-1"},
+		{"acquire", "-socket", "/nonexistent", "group", "1", "--", ""},
+		{"status", "-socket", ""},
+		{"leases", "-socket", ""},
+		{"acquire", "-socket", "", "group", "1"},
+		{"release", "-socket", "/nonexistent", ""},
+		{"check", "-sysfs", ""},
+		{"check", "-proc", ""},
+		{"check", "-modules", ""},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -91,6 +102,28 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("error line %q", first)
 			}
 		})
+	}
+}
+
+// A usage error's first line says what is wrong in the user's words.
+func TestUsageErrorLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"acquire", "group", "-1"}, `acquire: group "-1" is not a group number`},
+		{[]string{"bind", "group", "-3"}, `bind: group "-3" is not a group number`},
+		{[]string{"acquire"}, "acquire: want DEVICE or group N"},
+		{[]string{"bind"}, "bind: want BDF or group N"},
+		{[]string{"status", "-socket", ""}, "status: -socket is empty"},
+		{[]string{"release", ""}, "release: LEASE is empty"},
+		{[]string{"check", "-sysfs", ""}, "check: -sysfs is empty"},
+	} {
+		_, _, errOut := runCode(t, context.Background(), 0, tc.args...)
+		if first, _, _ := strings.Cut(errOut, "\n"); !strings.HasPrefix(first, "iommu-agent: "+tc.want) {
+			t.Errorf("%q: %q, want %q", tc.args, first, "iommu-agent: "+tc.want)
+		}
 	}
 }
 

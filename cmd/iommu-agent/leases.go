@@ -18,7 +18,6 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
-	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
 // The client commands: leases, status, acquire and release talk to a
@@ -58,9 +57,11 @@ type clientFlags struct {
 	json   bool
 }
 
+// addClientFlags defines them on fl; fl.Parse refuses an empty -socket.
 func addClientFlags(fl *flagSet, getenv func(string) string, withJSON bool) *clientFlags {
 	var c clientFlags
 	fl.StringVar(&c.socket, "socket", client.SocketPath(getenv), "the agent's socket `PATH` ($"+client.SocketEnv+" sets the default)")
+	fl.required = append(fl.required, "socket")
 	if withJSON {
 		fl.BoolVar(&c.json, "json", false, "print JSON")
 	}
@@ -259,6 +260,9 @@ func releaseCmd(ctx context.Context, args []string, w io.Writer, getenv func(str
 	if fl.NArg() != 1 {
 		return fl.usageErrorf("want the LEASE to release (see iommu-agent status)")
 	}
+	if fl.Arg(0) == "" {
+		return fl.usageErrorf("LEASE is empty")
+	}
 	id := fl.Arg(0)
 	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
@@ -328,27 +332,12 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if fl.dash && len(fl.after) == 0 {
 		return fl.usageErrorf("-- needs a COMMAND to run")
 	}
-	var (
-		target string
-		group  = -1
-	)
-	switch w := fl.words; {
-	case len(w) == 1 && w[0] == "group":
-		return fl.usageErrorf("group needs its number: acquire group N")
-	case len(w) == 1:
-		a, err := sysfs.ParseAddress(w[0])
-		if err != nil {
-			return fl.usageError(fmt.Errorf("want DEVICE (e.g. 0000:03:00.0) or group N: %w", err))
-		}
-		target = a.String()
-	case len(w) == 2 && w[0] == "group":
-		n, err := strconv.Atoi(w[1])
-		if err != nil || n < 0 {
-			return fl.usageErrorf("group %q is not a group number: want group N", w[1])
-		}
-		target, group = "group "+w[1], n
-	default:
-		return fl.usageErrorf("want DEVICE or group N, got %q", w)
+	if fl.dash && fl.after[0] == "" {
+		return fl.usageErrorf("-- needs a COMMAND to run, not an empty word")
+	}
+	target, group, isGroup, err := parseTarget(fl, fl.words, "DEVICE")
+	if err != nil {
+		return err
 	}
 
 	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
@@ -358,7 +347,7 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	defer c.Close() // ends the lease, whatever happened, if release did not
 	var a *client.Acquired
 	err = interruptible(ctx, c, func() (err error) {
-		if group >= 0 {
+		if isGroup {
 			a, err = c.AcquireGroup(group, o)
 		} else {
 			a, err = c.AcquireDevice(target, o)

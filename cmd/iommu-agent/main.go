@@ -272,6 +272,9 @@ type flagSet struct {
 	words []string // positional words before "--"
 	after []string // the words after "--"; nil without one
 	dash  bool     // a "--" was given
+	// required names the flags Parse refuses empty: a path that a
+	// script's unset variable emptied must not fall back to a default.
+	required []string
 }
 
 // newFlagSet returns the flag set of the command name, documented in
@@ -298,6 +301,14 @@ func (f *flagSet) Parse(args []string) error {
 			break
 		}
 		f.words, rest = append(f.words, rest[0]), rest[1:]
+		// A negative number is a word (group -1), for the command to
+		// refuse in its own terms: no flag is named by digits.
+		for len(rest) > 0 && negativeNumber(rest[0]) {
+			f.words, rest = append(f.words, rest[0]), rest[1:]
+		}
+	}
+	if err := f.nonEmpty(f.required...); err != nil {
+		return err
 	}
 	words := f.Args()
 	if f.cmd.runs {
@@ -307,6 +318,29 @@ func (f *flagSet) Parse(args []string) error {
 		return f.usageErrorf("unexpected argument %q", words[max])
 	}
 	return nil
+}
+
+// nonEmpty is a usage error naming the first of the flags given as "".
+func (f *flagSet) nonEmpty(names ...string) error {
+	for _, n := range names {
+		if fl := f.Lookup(n); fl != nil && fl.Value.String() == "" {
+			return f.usageErrorf("-%s is empty", n)
+		}
+	}
+	return nil
+}
+
+// negativeNumber reports a word such as -1.
+func negativeNumber(s string) bool {
+	if len(s) < 2 || s[0] != '-' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // splitDashes splits args at the first "--" that is not a flag's value.
