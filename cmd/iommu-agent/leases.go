@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -414,16 +414,27 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	// From here the lease must outlive the command, never the other way
 	// round: signals after the first go to relay instead of killing us,
 	// and a signal before the command starts means it does not start.
-	var proc atomic.Pointer[os.Process]
+	var (
+		mu      sync.Mutex
+		proc    *os.Process
+		pending bool // a SIGTERM came between Start and proc being set
+	)
 	relay := func(sig syscall.Signal) {
 		// SIGTERM (systemd, kill) came to us alone: pass it on. Ctrl-C and
 		// a terminal's hangup reached the command from the terminal
 		// already (one process group); sent again, Ctrl-C would count as
 		// a second press, which some programs take as "quit now, skip the
 		// clean shutdown".
-		if p := proc.Load(); p != nil && sig == syscall.SIGTERM {
-			p.Signal(sig)
+		if sig != syscall.SIGTERM {
+			return
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		if proc == nil {
+			pending = true
+			return
+		}
+		proc.Signal(sig)
 	}
 	defer holdSignals(ctx, relay)()
 	if ctx.Err() != nil {
@@ -440,7 +451,12 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 		return &childExit{code: code, err: errors.Join(fmt.Errorf("acquire: run %s: %w", fl.after[0], err), rerr)}
 	}
-	proc.Store(cmd.Process)
+	mu.Lock()
+	proc = cmd.Process
+	if pending {
+		proc.Signal(syscall.SIGTERM)
+	}
+	mu.Unlock()
 	a.Close() // the command has its copies; ours would outlive its use
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
