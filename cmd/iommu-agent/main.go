@@ -211,7 +211,7 @@ var commands = []command{
 		summary: "SR-IOV VFs: list, create, remove, configure", details: sriovUsage,
 		root: "run as root or with CAP_DAC_OVERRIDE and CAP_NET_ADMIN"},
 	{name: "serve", summary: "the daemon: lease devices to VMMs on a unix socket",
-		root: "run as root, or as packaging/iommu-agent.service does"},
+		root: "run as root, as the iommu-agent.service unit does"},
 	{name: "leases", summary: "the agent's devices, groups and leases (a client of serve)", details: socketDoc},
 	{name: "status", summary: "the agent's protocol and backend, this client as the agent sees it, its leases", details: socketDoc},
 	{name: "acquire", args: "DEVICE | group N [-- COMMAND [ARG...]]", maxArgs: 2,
