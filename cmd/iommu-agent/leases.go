@@ -141,6 +141,7 @@ func leasesCmd(ctx context.Context, args []string, w io.Writer, getenv func(stri
 		return explain("leases: status", err)
 	}
 	slices.SortFunc(groups, func(a, b proto.Group) int { return a.Number - b.Number })
+	sortLeases(leases)
 	out := LeasesOutput{Socket: cf.socket, Backend: c.Hello.Backend, Devices: emptyIfNil(devs), Groups: emptyIfNil(groups), Leases: emptyIfNil(leases)}
 	if cf.json {
 		e := json.NewEncoder(w)
@@ -178,6 +179,17 @@ func leasesCmd(ctx context.Context, args []string, w io.Writer, getenv func(stri
 		}
 	}
 	return tw.Flush()
+}
+
+// sortLeases puts leases in group order, then ID: the agent keeps them in
+// no particular order, and scripts diff what these commands print.
+func sortLeases(leases []proto.Lease) {
+	slices.SortFunc(leases, func(a, b proto.Lease) int {
+		if a.Group != b.Group {
+			return a.Group - b.Group
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 func emptyIfNil[T any](s []T) []T {
@@ -220,6 +232,7 @@ func statusCmd(ctx context.Context, args []string, w io.Writer, getenv func(stri
 	if err := interruptible(ctx, c, func() (err error) { leases, err = c.Status(); return err }); err != nil {
 		return explain("status", err)
 	}
+	sortLeases(leases)
 	h := c.Hello
 	out := StatusOutput{Socket: cf.socket, Protocol: h.Version, Backend: h.Backend, UID: h.UID, GID: h.GID, PID: h.PID, Leases: emptyIfNil(leases)}
 	if cf.json {

@@ -611,3 +611,68 @@ func TestAcquireHangupForReal(t *testing.T) {
 		t.Errorf("the lease was gone before the command exited:\n%s", out.String())
 	}
 }
+
+// scriptedAgent answers hello, and each other request with answer's
+// response, on one connection at a time.
+func scriptedAgent(t *testing.T, answer func(proto.Request) proto.Response) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			uc, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			c := proto.NewConn(uc)
+			for {
+				var req proto.Request
+				fds, err := c.Recv(&req)
+				proto.CloseFDs(fds)
+				if err != nil {
+					break
+				}
+				resp := proto.Response{Version: proto.Version, Backend: "emulated"}
+				if req.Op != proto.OpHello {
+					resp = answer(req)
+				}
+				resp.ID = req.ID
+				if c.Send(resp) != nil {
+					break
+				}
+			}
+			c.Close()
+		}
+	}()
+	return sock
+}
+
+// A fleet diffs --json outputs: leases come in group order, whatever
+// order the agent keeps them in.
+func TestClientLeasesInGroupOrder(t *testing.T) {
+	t.Parallel()
+	sock := scriptedAgent(t, func(req proto.Request) proto.Response {
+		return proto.Response{
+			Leases: []proto.Lease{{ID: "La", Mode: "broker", Group: 3}, {ID: "Lb", Mode: "broker", Group: 1}, {ID: "Lc", Mode: "broker", Group: 2}},
+			Groups: []proto.Group{{Number: 3, Lease: "La"}, {Number: 1, Lease: "Lb"}, {Number: 2, Lease: "Lc"}},
+		}
+	})
+	for _, cmd := range []string{"status", "leases"} {
+		code, out, errOut := runCode(t, context.Background(), 0, cmd, "--json", "-socket", sock)
+		var got struct{ Leases []proto.Lease }
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+			t.Fatalf("%s --json: exit %d, %v: %s", cmd, code, err, errOut)
+		}
+		var groups []int
+		for _, l := range got.Leases {
+			groups = append(groups, l.Group)
+		}
+		if len(groups) != 3 || groups[0] != 1 || groups[1] != 2 || groups[2] != 3 {
+			t.Errorf("%s --json: leases of groups %v, want 1, 2, 3", cmd, groups)
+		}
+	}
+}
