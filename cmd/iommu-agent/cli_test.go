@@ -372,3 +372,23 @@ func TestInterruptedOrNot(t *testing.T) {
 		}
 	}
 }
+
+// fullWriter fails every write, as stdout on a full disk does.
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// Output that could not be written is an error (exit 1, said on stderr),
+// as for POSIX utilities: 'iommu-agent status > file' on a full disk must
+// not succeed with nothing written.
+func TestOutputWriteError(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	for _, args := range [][]string{{"version"}, {"help"}, {"status", "-h"}, {"status", "-socket", sock}, {"status", "--json", "-socket", sock}} {
+		var errOut bytes.Buffer
+		code := runMain(context.Background(), args, fullWriter{}, &errOut, 0)
+		if code != 1 || !strings.Contains(errOut.String(), "no space left on device") || strings.Count(errOut.String(), "\n") != 1 {
+			t.Errorf("%q to a full disk: exit %d, stderr %q; want 1 and one line", args, code, errOut.String())
+		}
+	}
+}

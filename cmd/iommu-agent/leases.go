@@ -424,6 +424,9 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fl.usageError(err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if f, ok := file(stdout); ok {
+		cmd.Stdout = f
+	}
 	// From here the lease must outlive the command, never the other way
 	// round: signals after the first go to relay instead of killing us,
 	// and a signal before the command starts means it does not start.

@@ -676,3 +676,26 @@ func TestClientLeasesInGroupOrder(t *testing.T) {
 		}
 	}
 }
+
+// COMMAND's stdout is acquire's own file, not a pipe copying into it: a
+// terminal stays a terminal for QEMU's serial console.
+func TestAcquireCommandKeepsStdout(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", "readlink /proc/self/fd/1"}, f, &errOut, 0); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != f.Name() {
+		t.Errorf("COMMAND's stdout is %q, want %s", got, f.Name())
+	}
+}

@@ -124,7 +124,39 @@ func (i interrupted) Error() string { return "interrupted (" + i.sig.String() + 
 // runMain is main without the process: it runs args and returns the exit
 // status, having printed what the user should read.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, euid int) int {
-	return exitStatus(ctx, args, run(ctx, args, stdout, stderr), stdout, stderr, euid)
+	out := &outWriter{w: stdout}
+	code := exitStatus(ctx, args, run(ctx, args, out, stderr), out, stderr, euid)
+	if out.err != nil && code == 0 {
+		// Most commands print with fmt.Fprint*, whose errors nobody
+		// reads: a full disk must not pass for success.
+		fmt.Fprintf(stderr, "iommu-agent: write output: %s\n", oneLine(out.err))
+		return 1
+	}
+	return code
+}
+
+// outWriter is stdout, remembering its first write error.
+type outWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// file is the *os.File under w, if any: acquire gives it to its COMMAND
+// as it is (a terminal stays a terminal), not a pipe copying into w.
+func file(w io.Writer) (*os.File, bool) {
+	if o, ok := w.(*outWriter); ok {
+		w = o.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
 }
 
 // exitStatus prints err for the user and returns the exit status for it:
