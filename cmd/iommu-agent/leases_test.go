@@ -699,3 +699,33 @@ func TestAcquireCommandKeepsStdout(t *testing.T) {
 		t.Errorf("COMMAND's stdout is %q, want %s", got, f.Name())
 	}
 }
+
+// Started with SIGHUP ignored (nohup), acquire keeps ignoring it: the
+// terminal closing must not end a lease nohup was asked to keep.
+func TestAcquireNohup(t *testing.T) {
+	t.Parallel()
+	nohup, err := exec.LookPath("nohup")
+	if err != nil {
+		t.Skip("no nohup")
+	}
+	bin := buildBinary(t)
+	sock := startAgent(t)
+	cmd := exec.Command(nohup, bin, "acquire", "-socket", sock, "group", "3")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "holding lease") {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond) // for acquire to release, were it to
+	if ls := agentLeases(t, sock); len(ls) != 1 {
+		t.Errorf("after SIGHUP under nohup: leases %+v", ls)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v\n%s", err, out.String())
+	}
+}

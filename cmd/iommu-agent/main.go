@@ -43,7 +43,14 @@ func signalContext() (context.Context, func()) {
 		syscall.Kill(os.Getpid(), sig)
 	})
 	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(ch, syscall.SIGTERM)
+	// Started with SIGINT or SIGHUP ignored (nohup, a script's '&'), the
+	// process keeps ignoring them: Notify would catch them again.
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signal.Notify(ch, sig)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		for {
