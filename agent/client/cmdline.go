@@ -3,14 +3,20 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/iommu-agent/iommu-agent/agent/proto"
 )
 
 // DefaultSocket is where iommu-agent serve listens unless told otherwise
@@ -44,20 +50,82 @@ func (e *NoAgentError) Error() string {
 
 func (e *NoAgentError) Unwrap() error { return e.Err }
 
-// Connect is Dial, with the failures a user can act on told apart: no agent
-// (a *NoAgentError) and a socket this user may not open.
-func Connect(path string) (*Client, error) {
-	c, err := Dial(path)
-	switch {
-	case err == nil:
+// ConnectTimeout is how long a command-line client waits for the agent to
+// take its connection and answer hello. The agent answers hello at once;
+// one that does not is wedged, or the socket is no agent's, and a client
+// (or the script running it) must not wait for it forever.
+const ConnectTimeout = 10 * time.Second
+
+// Connect is Dial for command-line clients: it gives up after timeout, or
+// when ctx ends (with ctx's cause), and tells apart the failures a user can
+// act on: no agent (a *NoAgentError), a socket this user may not open, a
+// socket that is no agent's, an agent that does not answer.
+func Connect(ctx context.Context, path string, timeout time.Duration) (*Client, error) {
+	c, err := connect(ctx, path, timeout)
+	if err == nil {
 		return c, nil
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
 		return nil, &NoAgentError{Path: path, Err: err}
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return nil, fmt.Errorf("connect to the agent at %s: %w (the socket or its directory keeps this user out)", path, err)
+	case errors.Is(err, syscall.EPROTOTYPE):
+		return nil, fmt.Errorf("connect to the agent at %s: %w (not the agent's socket: the agent's is SOCK_SEQPACKET)", path, err)
+	case errors.Is(err, syscall.EAGAIN):
+		return nil, fmt.Errorf("connect to the agent at %s: %w (the agent takes no new connections: it is wedged or at its limit)", path, err)
+	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("connect to the agent at %s: it hung up before answering hello (at its connection limit, or not the agent's socket): %w", path, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("connect to the agent at %s: it did not answer within %v (wedged, or not the agent's socket): %w", path, timeout, err)
 	}
 	return nil, fmt.Errorf("connect to the agent at %s: %w", path, err)
 }
+
+func connect(ctx context.Context, path string, timeout time.Duration) (*Client, error) {
+	if path == "" {
+		return nil, errors.New("no socket path")
+	}
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.DialContext(ctx, proto.Network, path)
+	if err != nil {
+		return nil, err
+	}
+	uc := nc.(*net.UnixConn)
+	cl := &Client{c: proto.NewConn(uc)}
+	uc.SetDeadline(time.Now().Add(timeout))
+	stop := cl.Interrupt(ctx)
+	resp, fds, err := cl.do(proto.Request{Op: proto.OpHello, Version: proto.Version})
+	proto.CloseFDs(fds)
+	stop()
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	if err := uc.SetDeadline(time.Time{}); err != nil {
+		uc.Close()
+		return nil, err
+	}
+	cl.Hello = resp
+	return cl, nil
+}
+
+// Interrupt makes c's call in progress, and every later one, fail once ctx
+// ends, until stop is called: a signal must be able to stop a client
+// waiting for an agent that does not answer. A call cut short leaves the
+// connection out of step with the agent: close it.
+func (c *Client) Interrupt(ctx context.Context) (stop func() bool) {
+	uc := c.c.UnixConn()
+	return context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// SetDeadline bounds c's calls until t (none for the zero time); a call
+// past it fails with os.ErrDeadlineExceeded and leaves the connection out
+// of step with the agent.
+func (c *Client) SetDeadline(t time.Time) error { return c.c.UnixConn().SetDeadline(t) }
 
 // The environment a command run with a lease (Acquired.Command) finds.
 const (

@@ -3,10 +3,15 @@
 package client
 
 import (
+	"context"
+	"errors"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 )
@@ -61,5 +66,115 @@ func TestSocketPath(t *testing.T) {
 	}
 	if p := SocketPath(func(k string) string { return map[string]string{SocketEnv: "/x.sock"}[k] }); p != "/x.sock" {
 		t.Errorf("env: %s", p)
+	}
+}
+
+// silentAgent listens at a socket, accepts and never answers: an agent
+// that is wedged, or a socket that is no agent.
+func silentAgent(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return sock
+}
+
+// connectOrHang runs Connect and fails the test if it has not returned
+// within a minute: it must not hang on an agent that never answers.
+func connectOrHang(t *testing.T, ctx context.Context, sock string, timeout time.Duration) error {
+	t.Helper()
+	got := make(chan error, 1)
+	go func() {
+		c, err := Connect(ctx, sock, timeout)
+		if err == nil {
+			c.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("Connect hangs on an agent that never answers hello")
+		return nil
+	}
+}
+
+// An agent that accepts and never answers hello fails Connect after its
+// timeout, or as soon as the context ends, with an error that says so.
+func TestConnectSilentAgent(t *testing.T) {
+	t.Parallel()
+	sock := silentAgent(t)
+	err := connectOrHang(t, context.Background(), sock, 50*time.Millisecond)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("silent agent, timeout: %v", err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := errors.New("stop")
+	time.AfterFunc(50*time.Millisecond, func() { cancel(stop) })
+	if err := connectOrHang(t, ctx, sock, time.Hour); !errors.Is(err, stop) {
+		t.Errorf("silent agent, context ended: %v, want its cause", err)
+	}
+}
+
+// A stream socket is no agent's: say so, not "protocol wrong type".
+func TestConnectNotAnAgent(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "stream.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = connectOrHang(t, context.Background(), sock, time.Second)
+	if !strings.Contains(err.Error(), "not the agent's socket") {
+		t.Errorf("stream socket: %v", err)
+	}
+	var na *NoAgentError
+	if errors.As(err, &na) {
+		t.Errorf("stream socket reported as no agent: %v", err)
+	}
+}
+
+// An agent that hangs up before hello (at its connection limit) is said
+// to have done so, not as a broken pipe alone.
+func TestConnectHangUp(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "hangup.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	err = connectOrHang(t, context.Background(), sock, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "hung up before answering hello") {
+		t.Errorf("agent hanging up: %v", err)
 	}
 }

@@ -329,3 +329,26 @@ func TestVendorFromUnitsFirst(t *testing.T) {
 		"IOMMU": {status: Fail, fix: []string{"CONFIG_INTEL_IOMMU_DEFAULT_ON=y", "dmesg"}, notFix: []string{"boot with intel_iommu=on"}},
 	})
 }
+
+// VT-d described by the firmware and asked for on the command line, yet no
+// unit: the advice is the kernel log, not the parameter already given nor
+// the firmware setting the DMAR table shows is on.
+func TestIntelOnGivenNoUnit(t *testing.T) {
+	t.Parallel()
+	for _, cmdline := range []string{"root=/dev/sda1 intel_iommu=on", "intel_iommu=on,sm_on iommu=pt"} {
+		h := newFakeHost(t).cpu("GenuineIntel").acpiTable("DMAR").file("proc/cmdline", cmdline+"\n")
+		got := h.findings()
+		noAdvice(t, got, "boot with intel_iommu=on")
+		noAdvice(t, got, "add intel_iommu=on")
+		checkFindings(t, got, map[string]want{
+			"IOMMU": {status: Fail, fix: []string{"dmesg"}},
+			"kernel command line": {status: Warn, detail: []string{"intel_iommu=on", "DMAR"}, fix: []string{"dmesg"},
+				notFix: []string{"enable VT-d in the firmware"}},
+		})
+	}
+	// Without a DMAR table the firmware is the suspect still.
+	h := newFakeHost(t).cpu("GenuineIntel").file("proc/cmdline", "intel_iommu=on\n")
+	checkFindings(t, h.findings(), map[string]want{
+		"kernel command line": {status: Warn, fix: []string{"enable VT-d in the firmware"}},
+	})
+}

@@ -235,7 +235,9 @@ func (h *Host) iommuFinding(units []sysfs.IOMMU, uerr error, c sysfs.Cmdline, dr
 		fd.Fix = "see IOMMU driver"
 	case v == Intel:
 		if dv, known := h.Kernel.ConfigValue("CONFIG_INTEL_IOMMU_DEFAULT_ON"); known && dv == "y" {
-			fd.Fix = "this kernel turns VT-d on by default (CONFIG_INTEL_IOMMU_DEFAULT_ON=y): read the kernel log (dmesg | grep -i -e DMAR -e IOMMU) for why it did not start"
+			fd.Fix = "this kernel turns VT-d on by default (CONFIG_INTEL_IOMMU_DEFAULT_ON=y): " + vtdLog
+		} else if intelOn(c) {
+			fd.Fix = "intel_iommu=on is given: " + vtdLog
 		} else {
 			fd.Fix = "boot with intel_iommu=on"
 		}
@@ -245,6 +247,17 @@ func (h *Host) iommuFinding(units []sysfs.IOMMU, uerr error, c sysfs.Cmdline, dr
 		fd.Fix = "read the kernel log (dmesg | grep -i smmu) for why arm-smmu-v3 did not probe"
 	}
 	return fd
+}
+
+// vtdLog is the advice when VT-d should have started and did not: the
+// kernel says why (a broken DMAR table, a kernel without the driver).
+const vtdLog = "read the kernel log (dmesg | grep -i -e DMAR -e IOMMU) for why VT-d did not start"
+
+// intelOn reports whether the command line asks for VT-d (intel_iommu=on,
+// alone or among other options).
+func intelOn(c sysfs.Cmdline) bool {
+	val, ok := c.Lookup("intel_iommu")
+	return ok && strings.Contains(","+val+",", ",on,")
 }
 
 // disabledBy returns the command-line parameter that turns v's IOMMU off,
@@ -335,7 +348,9 @@ func (h *Host) cmdlineFinding(c sysfs.Cmdline, units []sysfs.IOMMU, drv Componen
 	}
 	switch v {
 	case Intel:
-		if val, ok := c.Lookup("intel_iommu"); ok && strings.Contains(","+val+",", ",on,") {
+		if intelOn(c) && h.Platform.hasTable("DMAR") {
+			fd.Detail, fd.Fix = given+"yet no VT-d unit, though the firmware has a DMAR table: the kernel tried and failed", vtdLog
+		} else if intelOn(c) {
 			fd.Detail, fd.Fix = given+"yet no VT-d unit: is VT-d enabled in the firmware?", "enable VT-d in the firmware setup (see firmware)"
 		} else if dv, known := h.Kernel.ConfigValue("CONFIG_INTEL_IOMMU_DEFAULT_ON"); known && dv == "y" {
 			fd.Detail = given + "no VT-d unit, though this kernel enables VT-d by default (CONFIG_INTEL_IOMMU_DEFAULT_ON=y)"

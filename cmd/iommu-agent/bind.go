@@ -37,16 +37,19 @@ type bindOriginal struct {
 	Override string `json:"override"` // driver_override before bind; "" for unset
 }
 
-// bindTarget parses "BDF" or "group N" into the key the state file uses.
-// Its errors are usage errors of fl.
-func bindTarget(fl *flagSet, args []string) (target string, group int, isGroup bool, err error) {
+// parseTarget parses "BDF" or "group N" (bind, unbind; acquire calls a BDF
+// a DEVICE: noun) into the key the state file uses and the agent's
+// messages name. Its errors are usage errors of fl.
+func parseTarget(fl *flagSet, args []string, noun string) (target string, group int, isGroup bool, err error) {
 	switch {
+	case len(args) == 0:
+		return "", 0, false, fl.usageErrorf("want %s or group N", noun)
 	case len(args) == 1 && args[0] == "group":
 		return "", 0, false, fl.usageErrorf("group needs its number: %s group N", fl.cmd.name)
 	case len(args) == 1:
 		a, err := sysfs.ParseAddress(args[0])
 		if err != nil {
-			return "", 0, false, fl.usageError(fmt.Errorf("want BDF (e.g. 0000:03:00.0) or group N: %w", err))
+			return "", 0, false, fl.usageError(fmt.Errorf("want %s (e.g. 0000:03:00.0) or group N: %w", noun, err))
 		}
 		return a.String(), 0, false, nil
 	case len(args) == 2 && args[0] == "group":
@@ -56,7 +59,7 @@ func bindTarget(fl *flagSet, args []string) (target string, group int, isGroup b
 		}
 		return "group " + strconv.Itoa(n), n, true, nil
 	}
-	return "", 0, false, fl.usageErrorf("want BDF or group N, got %q", args)
+	return "", 0, false, fl.usageErrorf("want %s or group N, got %q", noun, args)
 }
 
 // bindCmd runs bind and unbind. opts reach sysfs.New: tests pass the fake
@@ -68,7 +71,10 @@ func bindCmd(_ context.Context, cmd string, args []string, w io.Writer, opts ...
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	target, group, isGroup, err := bindTarget(fs, fs.Args())
+	if err := fs.nonEmpty("sysfs", "state"); err != nil {
+		return err
+	}
+	target, group, isGroup, err := parseTarget(fs, fs.Args(), "BDF")
 	if err != nil {
 		return err
 	}

@@ -30,11 +30,9 @@ func check(_ context.Context, args []string, w io.Writer) error {
 	modulesRoot := fs.String("modules", "/lib/modules", "installed kernel modules (RELEASE/modules.dep, modules.builtin)")
 	bootRoot := fs.String("boot", "/boot", "directory holding config-RELEASE")
 	asJSON := fs.Bool("json", false, "print the findings as a JSON array (see type hostcheck.Finding)")
+	fs.required = []string{"sysfs", "proc", "dev", "modules", "boot"}
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("check: unexpected argument %q", fs.Arg(0))
 	}
 	findings, err := hostcheck.Check(hostcheck.Options{
 		SysRoot: *sysRoot, ProcRoot: *procRoot, DevRoot: *devRoot, ModulesRoot: *modulesRoot, BootRoot: *bootRoot,

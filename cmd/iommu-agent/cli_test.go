@@ -78,6 +78,17 @@ func TestUsageErrors(t *testing.T) {
 		{"acquire", "0000:00:01.0", "--"},
 		{"release"},
 		{"release", "a", "b"},
+		// Empty and negative values are mistakes too, found before
+		// anything is dialed or read.
+		{"acquire", "group", "-1"},
+		{"acquire", "-socket", "/nonexistent", "group", "1", "--", ""},
+		{"status", "-socket", ""},
+		{"leases", "-socket", ""},
+		{"acquire", "-socket", "", "group", "1"},
+		{"release", "-socket", "/nonexistent", ""},
+		{"check", "-sysfs", ""},
+		{"check", "-proc", ""},
+		{"check", "-modules", ""},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -95,6 +106,28 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("error line %q", first)
 			}
 		})
+	}
+}
+
+// A usage error's first line says what is wrong in the user's words.
+func TestUsageErrorLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"acquire", "group", "-1"}, `acquire: group "-1" is not a group number`},
+		{[]string{"bind", "group", "-3"}, `bind: group "-3" is not a group number`},
+		{[]string{"acquire"}, "acquire: want DEVICE or group N"},
+		{[]string{"bind"}, "bind: want BDF or group N"},
+		{[]string{"status", "-socket", ""}, "status: -socket is empty"},
+		{[]string{"release", ""}, "release: LEASE is empty"},
+		{[]string{"check", "-sysfs", ""}, "check: -sysfs is empty"},
+	} {
+		_, _, errOut := runCode(t, context.Background(), 0, tc.args...)
+		if first, _, _ := strings.Cut(errOut, "\n"); !strings.HasPrefix(first, "iommu-agent: "+tc.want) {
+			t.Errorf("%q: %q, want %q", tc.args, first, "iommu-agent: "+tc.want)
+		}
 	}
 }
 
@@ -340,6 +373,26 @@ func TestInterruptedOrNot(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := exitStatus(ctx, []string{"serve"}, tc.err, &out, &errOut, 0); code != tc.code || errOut.String() != tc.want {
 			t.Errorf("%v: exit %d, %q; want %d, %q", tc.err, code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}
+
+// fullWriter fails every write, as stdout on a full disk does.
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// Output that could not be written is an error (exit 1, said on stderr),
+// as for POSIX utilities: 'iommu-agent status > file' on a full disk must
+// not succeed with nothing written.
+func TestOutputWriteError(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	for _, args := range [][]string{{"version"}, {"help"}, {"status", "-h"}, {"status", "-socket", sock}, {"status", "--json", "-socket", sock}} {
+		var errOut bytes.Buffer
+		code := runMain(context.Background(), args, fullWriter{}, &errOut, 0)
+		if code != 1 || !strings.Contains(errOut.String(), "no space left on device") || strings.Count(errOut.String(), "\n") != 1 {
+			t.Errorf("%q to a full disk: exit %d, stderr %q; want 1 and one line", args, code, errOut.String())
 		}
 	}
 }

@@ -11,13 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
-	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
 // The client commands: leases, status, acquire and release talk to a
@@ -35,8 +35,9 @@ the policy's keep_on_disconnect keeps them (then release ends them).
 
 With -- COMMAND, acquire runs COMMAND holding the lease and releases it when COMMAND exits; its exit
 status is COMMAND's (126: it could not be run, 127: not found). SIGTERM is passed on to COMMAND
-(Ctrl-C reaches it from the terminal), and acquire waits for it to exit. In mode fds COMMAND inherits the iommufd as fd 3 and each device's VFIO cdev after it
-(4, 5, ...). In COMMAND's arguments, these placeholders are replaced:
+(Ctrl-C and a hangup reach it from the terminal), and acquire waits for it to exit, whatever signals
+follow: the lease outlives COMMAND. In mode fds COMMAND inherits the iommufd as fd 3 and each
+device's VFIO cdev after it (4, 5, ...). In COMMAND's arguments, these placeholders are replaced:
   {iommufd}             the iommufd's fd number (mode fds)
   {device0}, {device1}  each device's VFIO cdev fd number, in the group's order (mode fds)
   {lease}, {group}      the lease ID and the iommu_group number
@@ -46,8 +47,9 @@ For example, QEMU as an unprivileged user:
   iommu-agent acquire group 4 -- qemu-system-x86_64 ... \
       -object iommufd,id=i0,fd={iommufd} -device vfio-pci,iommufd=i0,fd={device0}
 
-Without a COMMAND, acquire prints the lease and holds it until SIGINT (Ctrl-C) or SIGTERM, then
-releases it and exits 0; should the agent go away meanwhile, it says so and exits 1.`
+Without a COMMAND, acquire prints the lease and holds it until SIGINT (Ctrl-C), SIGTERM or SIGHUP,
+then releases it and exits 0; should the agent go away meanwhile, it says so and exits 1. A client
+gives up on an agent that has not answered its hello within 10 seconds.`
 
 // clientFlags are the flags every client command has.
 type clientFlags struct {
@@ -55,13 +57,28 @@ type clientFlags struct {
 	json   bool
 }
 
+// addClientFlags defines them on fl; fl.Parse refuses an empty -socket.
 func addClientFlags(fl *flagSet, getenv func(string) string, withJSON bool) *clientFlags {
 	var c clientFlags
 	fl.StringVar(&c.socket, "socket", client.SocketPath(getenv), "the agent's socket `PATH` ($"+client.SocketEnv+" sets the default)")
+	fl.required = append(fl.required, "socket")
 	if withJSON {
 		fl.BoolVar(&c.json, "json", false, "print JSON")
 	}
 	return &c
+}
+
+// interruptible runs fn, calls on c, cutting them short when ctx ends (a
+// signal): then it returns ctx's cause, which exitStatus says as
+// "interrupted", not the broken call's error.
+func interruptible(ctx context.Context, c *client.Client, fn func() error) error {
+	stop := c.Interrupt(ctx)
+	err := fn()
+	stop()
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // explain turns the agent's error codes into one line naming what to do.
@@ -101,26 +118,30 @@ type LeasesOutput struct {
 	Leases  []proto.Lease  `json:"leases"`
 }
 
-func leasesCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func leasesCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("leases")
 	cf := addClientFlags(fl, getenv, true)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("leases: %w", err)
 	}
 	defer c.Close()
-	devs, groups, err := c.List()
-	if err != nil {
+	var (
+		devs   []proto.Device
+		groups []proto.Group
+	)
+	if err := interruptible(ctx, c, func() (err error) { devs, groups, err = c.List(); return err }); err != nil {
 		return explain("leases: list", err)
 	}
-	leases, err := c.Status()
-	if err != nil {
+	var leases []proto.Lease
+	if err := interruptible(ctx, c, func() (err error) { leases, err = c.Status(); return err }); err != nil {
 		return explain("leases: status", err)
 	}
 	slices.SortFunc(groups, func(a, b proto.Group) int { return a.Number - b.Number })
+	sortLeases(leases)
 	out := LeasesOutput{Socket: cf.socket, Backend: c.Hello.Backend, Devices: emptyIfNil(devs), Groups: emptyIfNil(groups), Leases: emptyIfNil(leases)}
 	if cf.json {
 		e := json.NewEncoder(w)
@@ -160,6 +181,17 @@ func leasesCmd(_ context.Context, args []string, w io.Writer, getenv func(string
 	return tw.Flush()
 }
 
+// sortLeases puts leases in group order, then ID: the agent keeps them in
+// no particular order, and scripts diff what these commands print.
+func sortLeases(leases []proto.Lease) {
+	slices.SortFunc(leases, func(a, b proto.Lease) int {
+		if a.Group != b.Group {
+			return a.Group - b.Group
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
 func emptyIfNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -185,21 +217,22 @@ type StatusOutput struct {
 	Leases   []proto.Lease `json:"leases"`
 }
 
-func statusCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func statusCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("status")
 	cf := addClientFlags(fl, getenv, true)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
 	defer c.Close()
-	leases, err := c.Status()
-	if err != nil {
+	var leases []proto.Lease
+	if err := interruptible(ctx, c, func() (err error) { leases, err = c.Status(); return err }); err != nil {
 		return explain("status", err)
 	}
+	sortLeases(leases)
 	h := c.Hello
 	out := StatusOutput{Socket: cf.socket, Protocol: h.Version, Backend: h.Backend, UID: h.UID, GID: h.GID, PID: h.PID, Leases: emptyIfNil(leases)}
 	if cf.json {
@@ -231,7 +264,7 @@ func printLeases(w io.Writer, leases []proto.Lease) {
 	tw.Flush()
 }
 
-func releaseCmd(_ context.Context, args []string, w io.Writer, getenv func(string) string) error {
+func releaseCmd(ctx context.Context, args []string, w io.Writer, getenv func(string) string) error {
 	fl := newFlagSet("release")
 	cf := addClientFlags(fl, getenv, false)
 	if err := fl.Parse(args); err != nil {
@@ -240,13 +273,16 @@ func releaseCmd(_ context.Context, args []string, w io.Writer, getenv func(strin
 	if fl.NArg() != 1 {
 		return fl.usageErrorf("want the LEASE to release (see iommu-agent status)")
 	}
+	if fl.Arg(0) == "" {
+		return fl.usageErrorf("LEASE is empty")
+	}
 	id := fl.Arg(0)
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	defer c.Close()
-	if err := c.Release(id); err != nil {
+	if err := interruptible(ctx, c, func() error { return c.Release(id) }); err != nil {
 		return explain("release "+id, err)
 	}
 	fmt.Fprintf(w, "released %s\n", id)
@@ -272,6 +308,12 @@ func (e *childExit) Unwrap() error { return e.err }
 // holdCheck is how often acquire without a command asks the agent whether
 // the connection, and so the lease, is still there.
 const holdCheck = 2 * time.Second
+
+// callTimeout bounds the calls acquire makes once it holds a lease, which
+// a signal must not cut short (the release after one) or which run while
+// it waits for one (holdCheck's): an agent that stops answering must not
+// keep acquire, or systemd stopping it, waiting forever.
+const callTimeout = 30 * time.Second
 
 func acquireCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	return acquireEvery(ctx, args, stdout, stderr, getenv, holdCheck)
@@ -303,46 +345,41 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if fl.dash && len(fl.after) == 0 {
 		return fl.usageErrorf("-- needs a COMMAND to run")
 	}
-	var (
-		target string
-		group  = -1
-	)
-	switch w := fl.words; {
-	case len(w) == 1 && w[0] == "group":
-		return fl.usageErrorf("group needs its number: acquire group N")
-	case len(w) == 1:
-		a, err := sysfs.ParseAddress(w[0])
-		if err != nil {
-			return fl.usageError(fmt.Errorf("want DEVICE (e.g. 0000:03:00.0) or group N: %w", err))
-		}
-		target = a.String()
-	case len(w) == 2 && w[0] == "group":
-		n, err := strconv.Atoi(w[1])
-		if err != nil || n < 0 {
-			return fl.usageErrorf("group %q is not a group number: want group N", w[1])
-		}
-		target, group = "group "+w[1], n
-	default:
-		return fl.usageErrorf("want DEVICE or group N, got %q", w)
+	if fl.dash && fl.after[0] == "" {
+		return fl.usageErrorf("-- needs a COMMAND to run, not an empty word")
+	}
+	target, group, isGroup, err := parseTarget(fl, fl.words, "DEVICE")
+	if err != nil {
+		return err
 	}
 
-	c, err := client.Connect(cf.socket)
+	c, err := client.Connect(ctx, cf.socket, client.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("acquire %s: %w", target, err)
 	}
 	defer c.Close() // ends the lease, whatever happened, if release did not
 	var a *client.Acquired
-	if group >= 0 {
-		a, err = c.AcquireGroup(group, o)
-	} else {
-		a, err = c.AcquireDevice(target, o)
-	}
+	err = interruptible(ctx, c, func() (err error) {
+		if isGroup {
+			a, err = c.AcquireGroup(group, o)
+		} else {
+			a, err = c.AcquireDevice(target, o)
+		}
+		return err
+	})
 	if err != nil {
 		return explain("acquire "+target, err)
 	}
 	defer a.Close()
+	// The calls below run after a signal too (the lease is released
+	// then), so they are bounded by time, not by ctx.
+	timed := func(call func() error) error {
+		c.SetDeadline(time.Now().Add(callTimeout))
+		defer c.SetDeadline(time.Time{})
+		return call()
+	}
 	release := func() error {
-		if err := c.Release(a.Lease.ID); err != nil {
+		if err := timed(func() error { return c.Release(a.Lease.ID) }); err != nil {
 			return explain("release "+a.Lease.ID, err)
 		}
 		return nil
@@ -367,7 +404,7 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			case <-ctx.Done():
 				break hold
 			case <-tick.C:
-				if _, err := c.Status(); err != nil {
+				if err := timed(func() error { _, err := c.Status(); return err }); err != nil {
 					return fmt.Errorf("acquire %s: lost the agent, and lease %s with it unless the policy keeps it: %w", target, a.Lease.ID, err)
 				}
 			}
@@ -387,6 +424,41 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fl.usageError(err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if f, ok := file(stdout); ok {
+		cmd.Stdout = f
+	}
+	// From here the lease must outlive the command, never the other way
+	// round: signals after the first go to relay instead of killing us,
+	// and a signal before the command starts means it does not start.
+	var (
+		mu      sync.Mutex
+		proc    *os.Process
+		pending bool // a SIGTERM came between Start and proc being set
+	)
+	relay := func(sig syscall.Signal) {
+		// SIGTERM (systemd, kill) came to us alone: pass it on. Ctrl-C and
+		// a terminal's hangup reached the command from the terminal
+		// already (one process group); sent again, Ctrl-C would count as
+		// a second press, which some programs take as "quit now, skip the
+		// clean shutdown".
+		if sig != syscall.SIGTERM {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if proc == nil {
+			pending = true
+			return
+		}
+		proc.Signal(sig)
+	}
+	defer holdSignals(ctx, relay)()
+	if ctx.Err() != nil {
+		if err := release(); err != nil {
+			return &childExit{code: 1, err: err}
+		}
+		return context.Cause(ctx)
+	}
 	if err := cmd.Start(); err != nil {
 		rerr := release()
 		code := 126
@@ -395,6 +467,12 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 		return &childExit{code: code, err: errors.Join(fmt.Errorf("acquire: run %s: %w", fl.after[0], err), rerr)}
 	}
+	mu.Lock()
+	proc = cmd.Process
+	if pending {
+		proc.Signal(syscall.SIGTERM)
+	}
+	mu.Unlock()
 	a.Close() // the command has its copies; ours would outlive its use
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -402,18 +480,11 @@ func acquireEvery(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	select {
 	case werr = <-waited:
 	case <-ctx.Done():
-		// Wait for the command: the lease must outlive it, never the
-		// other way round. SIGTERM (systemd, kill) came to us alone: pass
-		// it on. Ctrl-C reached the command from the terminal already (one
-		// process group); sent again it would count as a second press,
-		// which some programs take as "quit now, skip the clean shutdown".
 		var intr interrupted
 		if !errors.As(context.Cause(ctx), &intr) {
 			intr.sig = syscall.SIGTERM
 		}
-		if intr.sig != syscall.SIGINT {
-			cmd.Process.Signal(intr.sig)
-		}
+		relay(intr.sig)
 		werr = <-waited
 	}
 	code := 0

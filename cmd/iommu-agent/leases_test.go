@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -450,5 +452,284 @@ func TestAcquireLosesAgent(t *testing.T) {
 	err = <-done
 	if err == nil || !strings.Contains(err.Error(), "lost the agent") {
 		t.Errorf("acquire after the agent stopped: %v", err)
+	}
+}
+
+// silentSocket accepts connections and never answers: a wedged agent, or a
+// socket that is no agent.
+func silentSocket(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return sock
+}
+
+// Every client command stops at SIGINT or SIGTERM (status 128+N, one line)
+// while the agent does not answer, rather than swallow the signal and hang.
+func TestClientSignalWhileAgentSilent(t *testing.T) {
+	t.Parallel()
+	sock := silentSocket(t)
+	for _, args := range [][]string{
+		{"status"}, {"leases", "--json"}, {"release", "L1"}, {"acquire", "group", "1"}, {"acquire", "group", "1", "--", "/bin/true"},
+	} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(100*time.Millisecond, func() { cancel(interrupted{syscall.SIGTERM}) })
+		type result struct {
+			code        int
+			out, errOut string
+		}
+		got := make(chan result, 1)
+		go func() {
+			code, out, errOut := runCode(t, ctx, 1000, append([]string{args[0], "-socket", sock}, args[1:]...)...)
+			got <- result{code, out, errOut}
+		}()
+		select {
+		case r := <-got:
+			if want := "iommu-agent: " + args[0] + ": interrupted\n"; r.code != 143 || r.out != "" || r.errOut != want {
+				t.Errorf("%q, SIGTERM while the agent is silent: exit %d, stdout %q, stderr %q; want 143 and %q", args, r.code, r.out, r.errOut, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%q: still waiting for a silent agent a minute after SIGTERM", args)
+		}
+	}
+}
+
+// While acquire's COMMAND runs, signals after the first do not kill
+// acquire (the lease would end under the command): a second Ctrl-C or a
+// hangup reaches the command from the terminal, SIGTERM is passed on, and
+// acquire waits. Once the command is gone, a second signal kills as usual.
+func TestAcquireHoldsSignalsForCommand(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	died := make(chan syscall.Signal, 4)
+	ctx, sigs := newSignals(context.Background(), func(sig syscall.Signal) { died <- sig })
+	goFile := filepath.Join(t.TempDir(), "go")
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	script := `trap "echo term" TERM; echo ready; while [ ! -e "$0" ]; do sleep 0.01; done; exit 5`
+	go func() {
+		done <- runMain(ctx, []string{"acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", script, goFile}, out, out, 0)
+	}()
+	for !strings.Contains(out.String(), "ready") {
+		time.Sleep(time.Millisecond)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM} {
+		sigs.deliver(sig)
+	}
+	for !strings.Contains(out.String(), "term") { // the SIGTERM, passed on
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case sig := <-died:
+		t.Errorf("acquire died of %v while its command ran", sig)
+	case code := <-done:
+		t.Errorf("acquire exited %d while its command ran", code)
+	default:
+	}
+	if ls := agentLeases(t, sock); len(ls) != 1 {
+		t.Errorf("leases while the command runs: %+v", ls)
+	}
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 5 {
+		t.Errorf("exit %d, want the command's 5; %s", code, out.String())
+	}
+	if strings.Count(out.String(), "term") != 1 {
+		t.Errorf("SIGTERM passed on other than once: %q", out.String())
+	}
+	if ls := agentLeases(t, sock); len(ls) != 0 {
+		t.Errorf("leases after the command: %+v", ls)
+	}
+	sigs.deliver(syscall.SIGINT)
+	select {
+	case sig := <-died:
+		if sig != syscall.SIGINT {
+			t.Errorf("died of %v", sig)
+		}
+	default:
+		t.Error("a signal after the command ended did not kill")
+	}
+}
+
+// The same with the binary and real signals: a terminal's hangup, twice,
+// to acquire's process group while QEMU (here a shell) shuts down. The
+// lease lasts until the command exits and acquire exits with its status.
+func TestAcquireHangupForReal(t *testing.T) {
+	t.Parallel()
+	if signal.Ignored(syscall.SIGHUP) {
+		t.Skip("SIGHUP is ignored here (nohup?): the shell below could not trap it")
+	}
+	bin := buildBinary(t)
+	sock := startAgent(t)
+	goFile := filepath.Join(t.TempDir(), "go")
+	script := `trap 'echo hup' HUP; echo ready; while [ ! -e "$0" ]; do sleep 0.01; done
+"$1" status -socket "$2" --json; exit 5`
+	cmd := exec.Command(bin, "acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", script, goFile, bin, sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "ready") {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for strings.Count(out.String(), "hup") < i {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // for acquire to die, were it to
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Errorf("acquire: %v, want exit 5 (the command's)\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), `"group": 1`) {
+		t.Errorf("the lease was gone before the command exited:\n%s", out.String())
+	}
+}
+
+// scriptedAgent answers hello, and each other request with answer's
+// response, on one connection at a time.
+func scriptedAgent(t *testing.T, answer func(proto.Request) proto.Response) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			uc, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			c := proto.NewConn(uc)
+			for {
+				var req proto.Request
+				fds, err := c.Recv(&req)
+				proto.CloseFDs(fds)
+				if err != nil {
+					break
+				}
+				resp := proto.Response{Version: proto.Version, Backend: "emulated"}
+				if req.Op != proto.OpHello {
+					resp = answer(req)
+				}
+				resp.ID = req.ID
+				if c.Send(resp) != nil {
+					break
+				}
+			}
+			c.Close()
+		}
+	}()
+	return sock
+}
+
+// A fleet diffs --json outputs: leases come in group order, whatever
+// order the agent keeps them in.
+func TestClientLeasesInGroupOrder(t *testing.T) {
+	t.Parallel()
+	sock := scriptedAgent(t, func(req proto.Request) proto.Response {
+		return proto.Response{
+			Leases: []proto.Lease{{ID: "La", Mode: "broker", Group: 3}, {ID: "Lb", Mode: "broker", Group: 1}, {ID: "Lc", Mode: "broker", Group: 2}},
+			Groups: []proto.Group{{Number: 3, Lease: "La"}, {Number: 1, Lease: "Lb"}, {Number: 2, Lease: "Lc"}},
+		}
+	})
+	for _, cmd := range []string{"status", "leases"} {
+		code, out, errOut := runCode(t, context.Background(), 0, cmd, "--json", "-socket", sock)
+		var got struct{ Leases []proto.Lease }
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+			t.Fatalf("%s --json: exit %d, %v: %s", cmd, code, err, errOut)
+		}
+		var groups []int
+		for _, l := range got.Leases {
+			groups = append(groups, l.Group)
+		}
+		if len(groups) != 3 || groups[0] != 1 || groups[1] != 2 || groups[2] != 3 {
+			t.Errorf("%s --json: leases of groups %v, want 1, 2, 3", cmd, groups)
+		}
+	}
+}
+
+// COMMAND's stdout is acquire's own file, not a pipe copying into it: a
+// terminal stays a terminal for QEMU's serial console.
+func TestAcquireCommandKeepsStdout(t *testing.T) {
+	t.Parallel()
+	sock := startAgent(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"acquire", "-socket", sock, "group", "1", "--", "/bin/sh", "-c", "readlink /proc/self/fd/1"}, f, &errOut, 0); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != f.Name() {
+		t.Errorf("COMMAND's stdout is %q, want %s", got, f.Name())
+	}
+}
+
+// Started with SIGHUP ignored (nohup), acquire keeps ignoring it: the
+// terminal closing must not end a lease nohup was asked to keep.
+func TestAcquireNohup(t *testing.T) {
+	t.Parallel()
+	nohup, err := exec.LookPath("nohup")
+	if err != nil {
+		t.Skip("no nohup")
+	}
+	bin := buildBinary(t)
+	sock := startAgent(t)
+	cmd := exec.Command(nohup, bin, "acquire", "-socket", sock, "group", "3")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "holding lease") {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond) // for acquire to release, were it to
+	if ls := agentLeases(t, sock); len(ls) != 1 {
+		t.Errorf("after SIGHUP under nohup: leases %+v", ls)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v\n%s", err, out.String())
 	}
 }

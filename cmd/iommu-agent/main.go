@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -32,26 +33,93 @@ func main() {
 	os.Exit(code)
 }
 
-// signalContext ends its context at the first SIGINT or SIGTERM, with
-// interrupted as its cause. The handler is then removed, so a second
-// Ctrl-C kills the process at once, as users expect of a stuck command.
+// signalContext ends its context at the first SIGINT, SIGTERM or SIGHUP,
+// with interrupted as its cause; a later one kills the process, as users
+// expect of a stuck command (a second Ctrl-C), unless a command holds
+// them (holdSignals).
 func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	ctx, s := newSignals(context.Background(), func(sig syscall.Signal) {
+		signal.Reset(sig) // back to the default action: die of it
+		syscall.Kill(os.Getpid(), sig)
+	})
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGTERM)
+	// Started with SIGINT or SIGHUP ignored (nohup, a script's '&'), the
+	// process keeps ignoring them: Notify would catch them again.
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signal.Notify(ch, sig)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
-		select {
-		case s := <-ch:
-			signal.Stop(ch)
-			cancel(interrupted{s.(syscall.Signal)})
-		case <-done:
+		for {
+			select {
+			case sig := <-ch:
+				s.deliver(sig.(syscall.Signal))
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
 		signal.Stop(ch)
 		close(done)
-		cancel(nil)
+		s.cancel(nil)
+	}
+}
+
+// signals decides what each signal main catches does: the first ends the
+// context; a later one goes to the command holding signals, if one does,
+// and otherwise kills the process (die).
+type signals struct {
+	cancel context.CancelCauseFunc
+	die    func(syscall.Signal)
+	mu     sync.Mutex
+	seen   bool
+	hold   func(syscall.Signal)
+}
+
+type signalsKey struct{}
+
+// newSignals returns a context that deliver ends, and its signals.
+func newSignals(parent context.Context, die func(syscall.Signal)) (context.Context, *signals) {
+	ctx, cancel := context.WithCancelCause(parent)
+	s := &signals{cancel: cancel, die: die}
+	return context.WithValue(ctx, signalsKey{}, s), s
+}
+
+func (s *signals) deliver(sig syscall.Signal) {
+	s.mu.Lock()
+	first, hold := !s.seen, s.hold
+	s.seen = true
+	s.mu.Unlock()
+	switch {
+	case first:
+		s.cancel(interrupted{sig})
+	case hold != nil:
+		hold(sig)
+	default:
+		s.die(sig)
+	}
+}
+
+// holdSignals hands the signals after the first to fn, until release: a
+// command that must outlive what it runs (acquire and its COMMAND) is not
+// killed by a second Ctrl-C while that still runs. The first still ends
+// ctx. Without main's signals in ctx (tests), it does nothing.
+func holdSignals(ctx context.Context, fn func(syscall.Signal)) (release func()) {
+	s, ok := ctx.Value(signalsKey{}).(*signals)
+	if !ok {
+		return func() {}
+	}
+	s.mu.Lock()
+	s.hold = fn
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.hold = nil
+		s.mu.Unlock()
 	}
 }
 
@@ -63,7 +131,39 @@ func (i interrupted) Error() string { return "interrupted (" + i.sig.String() + 
 // runMain is main without the process: it runs args and returns the exit
 // status, having printed what the user should read.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, euid int) int {
-	return exitStatus(ctx, args, run(ctx, args, stdout, stderr), stdout, stderr, euid)
+	out := &outWriter{w: stdout}
+	code := exitStatus(ctx, args, run(ctx, args, out, stderr), out, stderr, euid)
+	if out.err != nil && code == 0 {
+		// Most commands print with fmt.Fprint*, whose errors nobody
+		// reads: a full disk must not pass for success.
+		fmt.Fprintf(stderr, "iommu-agent: write output: %s\n", oneLine(out.err))
+		return 1
+	}
+	return code
+}
+
+// outWriter is stdout, remembering its first write error.
+type outWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// file is the *os.File under w, if any: acquire gives it to its COMMAND
+// as it is (a terminal stays a terminal), not a pipe copying into w.
+func file(w io.Writer) (*os.File, bool) {
+	if o, ok := w.(*outWriter); ok {
+		w = o.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
 }
 
 // exitStatus prints err for the user and returns the exit status for it:
@@ -150,7 +250,7 @@ var commands = []command{
 		summary: "SR-IOV VFs: list, create, remove, configure", details: sriovUsage,
 		root: "run as root or with CAP_DAC_OVERRIDE and CAP_NET_ADMIN"},
 	{name: "serve", summary: "the daemon: lease devices to VMMs on a unix socket",
-		root: "run as root, or as packaging/iommu-agent.service does"},
+		root: "run as root, as the iommu-agent.service unit does"},
 	{name: "leases", summary: "the agent's devices, groups and leases (a client of serve)", details: socketDoc},
 	{name: "status", summary: "the agent's protocol and backend, this client as the agent sees it, its leases", details: socketDoc},
 	{name: "acquire", args: "DEVICE | group N [-- COMMAND [ARG...]]", maxArgs: 2,
@@ -211,6 +311,9 @@ type flagSet struct {
 	words []string // positional words before "--"
 	after []string // the words after "--"; nil without one
 	dash  bool     // a "--" was given
+	// required names the flags Parse refuses empty: a path that a
+	// script's unset variable emptied must not fall back to a default.
+	required []string
 }
 
 // newFlagSet returns the flag set of the command name, documented in
@@ -237,6 +340,14 @@ func (f *flagSet) Parse(args []string) error {
 			break
 		}
 		f.words, rest = append(f.words, rest[0]), rest[1:]
+		// A negative number is a word (group -1), for the command to
+		// refuse in its own terms: no flag is named by digits.
+		for len(rest) > 0 && negativeNumber(rest[0]) {
+			f.words, rest = append(f.words, rest[0]), rest[1:]
+		}
+	}
+	if err := f.nonEmpty(f.required...); err != nil {
+		return err
 	}
 	words := f.Args()
 	if f.cmd.runs {
@@ -246,6 +357,29 @@ func (f *flagSet) Parse(args []string) error {
 		return f.usageErrorf("unexpected argument %q", words[max])
 	}
 	return nil
+}
+
+// nonEmpty is a usage error naming the first of the flags given as "".
+func (f *flagSet) nonEmpty(names ...string) error {
+	for _, n := range names {
+		if fl := f.Lookup(n); fl != nil && fl.Value.String() == "" {
+			return f.usageErrorf("-%s is empty", n)
+		}
+	}
+	return nil
+}
+
+// negativeNumber reports a word such as -1.
+func negativeNumber(s string) bool {
+	if len(s) < 2 || s[0] != '-' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // splitDashes splits args at the first "--" that is not a flag's value.
