@@ -234,15 +234,19 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is on received errors.
 var (
-	ErrDenied    = &Error{Code: CodeDenied}
-	ErrInvalid   = &Error{Code: CodeInvalid}
-	ErrNotFound  = &Error{Code: CodeNotFound}
-	ErrBusy      = &Error{Code: CodeBusy}
-	ErrNotViable = &Error{Code: CodeNotViable}
-	ErrFault     = &Error{Code: CodeFault}
-	ErrVersion   = &Error{Code: CodeVersion}
-	ErrRefused   = &Error{Code: CodeRefused}
-	ErrLimit     = &Error{Code: CodeLimit}
+	ErrDenied      = &Error{Code: CodeDenied}
+	ErrInvalid     = &Error{Code: CodeInvalid}
+	ErrNotFound    = &Error{Code: CodeNotFound}
+	ErrBusy        = &Error{Code: CodeBusy}
+	ErrNotViable   = &Error{Code: CodeNotViable}
+	ErrFault       = &Error{Code: CodeFault}
+	ErrVersion     = &Error{Code: CodeVersion}
+	ErrRefused     = &Error{Code: CodeRefused}
+	ErrLimit       = &Error{Code: CodeLimit}
+	ErrUnsupported = &Error{Code: CodeUnsupported}
+	ErrNoSpace     = &Error{Code: CodeNoSpace}
+	ErrExists      = &Error{Code: CodeExists}
+	ErrInternal    = &Error{Code: CodeInternal}
 )
 
 // Frame errors of Conn.

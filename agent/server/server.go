@@ -721,6 +721,13 @@ func (s *Server) setMemlock(peer Peer, bytes uint64) error {
 	}
 	lim := unix.Rlimit{Cur: bytes, Max: max(bytes, old.Max)}
 	if err := unix.Prlimit(int(pid), unix.RLIMIT_MEMLOCK, &lim, nil); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			// The agent's own setup, not the client's request: say what
+			// the client can do now and what the operator must fix.
+			s.log.Error("raise memlock: the agent lacks CAP_SYS_RESOURCE", "pid", pid, "bytes", bytes, "hard", old.Max)
+			return &proto.Error{Code: proto.CodeUnsupported, Message: fmt.Sprintf(
+				"this agent cannot raise RLIMIT_MEMLOCK above the hard limit %d (it lacks CAP_SYS_RESOURCE): acquire without memlock and raise it in the VMM's unit, or run the agent with CAP_SYS_RESOURCE", old.Max)}
+		}
 		return fmt.Errorf("set memlock of pid %d to %d: %w", pid, bytes, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -364,4 +365,50 @@ func TestMemlock(t *testing.T) {
 	if now != lim {
 		t.Errorf("memlock %+v, want %+v", now, lim)
 	}
+}
+
+// TestMemlockWithoutCapability: an agent without CAP_SYS_RESOURCE cannot
+// raise a hard limit; the client hears that and what to do, not internal.
+func TestMemlockWithoutCapability(t *testing.T) {
+	t.Parallel()
+	if hasCapSysResource(t) {
+		t.Skip("this process holds CAP_SYS_RESOURCE: the agent could raise the limit")
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max == unix.RLIM_INFINITY {
+		t.Skip("hard RLIMIT_MEMLOCK is unlimited: nothing to raise")
+	}
+	want := lim.Max + 1<<20
+	p := &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true, Memlock: want}}}
+	sock, srv := start(t, server.Options{Devices: edus(1), Policy: p})
+	c := dial(t, sock)
+	_, err := c.AcquireGroup(1, client.AcquireOptions{Memlock: want})
+	if !errors.Is(err, proto.ErrUnsupported) || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
+		t.Fatalf("memlock %d over the hard limit %d: %v, want unsupported naming CAP_SYS_RESOURCE", want, lim.Max, err)
+	}
+	if l := srv.Leases(); len(l) != 0 {
+		t.Errorf("leases after the refused acquire: %v", l)
+	}
+}
+
+// hasCapSysResource reads CapEff of this process.
+func hasCapSysResource(t *testing.T) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return caps&(1<<unix.CAP_SYS_RESOURCE) != 0
+		}
+	}
+	t.Fatal("no CapEff in /proc/self/status")
+	return false
 }

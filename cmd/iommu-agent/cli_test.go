@@ -44,6 +44,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "-emulated-devices", "0"},
 		{"serve", "-emulated-devices", "100000"},
 		{"serve", "-orphan-check", "-1s"},
+		{"serve", "-socket", ""},
+		{"serve", "-state", ""},
 		{"bind"},
 		{"bind", "group"},
 		{"bind", "group", "five"},

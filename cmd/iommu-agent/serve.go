@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, ready func(sock
 	fl.IntVar(&c.emulated, "emulated-devices", 4, "edu-like devices, one per group, of the emulated backend")
 	fl.DurationVar(&c.orphanCheck, "orphan-check", 10*time.Second, "how often orphaned leases are checked")
 	fl.BoolVar(&c.trace, "trace", false, "attach the eBPF DMA map/unmap tracer (iommufd backend) and serve its histograms on /metrics")
+	fl.required = []string{"socket", "state", "sysfs"}
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
