@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iommu-agent/iommu-agent/agent/client/clienttest"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 )
 
@@ -69,34 +70,6 @@ func TestSocketPath(t *testing.T) {
 	}
 }
 
-// silentAgent listens at a socket, accepts and never answers: an agent
-// that is wedged, or a socket that is no agent.
-func silentAgent(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return sock
-}
-
 // connectOrHang runs Connect and fails the test if it has not returned
 // within a minute: it must not hang on an agent that never answers.
 func connectOrHang(t *testing.T, ctx context.Context, sock string, timeout time.Duration) error {
@@ -122,7 +95,7 @@ func connectOrHang(t *testing.T, ctx context.Context, sock string, timeout time.
 // timeout, or as soon as the context ends, with an error that says so.
 func TestConnectSilentAgent(t *testing.T) {
 	t.Parallel()
-	sock := silentAgent(t)
+	sock := clienttest.SilentAgent(t)
 	err := connectOrHang(t, context.Background(), sock, 50*time.Millisecond)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "did not answer") {
 		t.Errorf("silent agent, timeout: %v", err)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iommu-agent/iommu-agent/agent/client/clienttest"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"github.com/iommu-agent/iommu-agent/agent/server"
 )
@@ -455,39 +456,11 @@ func TestAcquireLosesAgent(t *testing.T) {
 	}
 }
 
-// silentSocket accepts connections and never answers: a wedged agent, or a
-// socket that is no agent.
-func silentSocket(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.ListenUnix(proto.Network, &net.UnixAddr{Name: sock, Net: proto.Network})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return sock
-}
-
 // Every client command stops at SIGINT or SIGTERM (status 128+N, one line)
 // while the agent does not answer, rather than swallow the signal and hang.
 func TestClientSignalWhileAgentSilent(t *testing.T) {
 	t.Parallel()
-	sock := silentSocket(t)
+	sock := clienttest.SilentAgent(t)
 	for _, args := range [][]string{
 		{"status"}, {"leases", "--json"}, {"release", "L1"}, {"acquire", "group", "1"}, {"acquire", "group", "1", "--", "/bin/true"},
 	} {
