@@ -400,17 +400,23 @@ func TestVFIOIRQs(t *testing.T) {
 		}
 
 		if hwtest.IOMMUKind(t) == hwtest.AMDVi {
-			// edu's INTx is a line into QEMU's IO-APIC, which with
-			// amd-iommu,intremap=on sends it as an MSI through the
-			// IOMMU's remapping: in this lane no IO-APIC interrupt
-			// reaches the guest (the serial ports' neither, which is
-			// why the lane's test stream goes through /dev/kmsg). A
-			// raised INTx is therefore not delivered: pinned here, the
-			// line acknowledged again so nothing stays asserted.
-			mmio.write(t, eduRegIRQRaise, 1)
-			expectQuiet(t, efd, "AMD-Vi lane: edu INTx (IO-APIC interrupts are not delivered under QEMU's amd-iommu)")
-			mmio.write(t, eduRegIRQAck, 1)
+			// edu's INTx is a level-triggered line into QEMU's IO-APIC,
+			// which with amd-iommu,intremap=on sends it as an MSI
+			// through the IOMMU's interrupt remapping. In this lane an
+			// IO-APIC interrupt never completes: the serial ports' IRQ
+			// never fires (the lane's test stream goes through
+			// /dev/kmsg for that), and an edu INTx raised with this
+			// trigger set wedged the guest twice ("watchdog: BUG: soft
+			// lockup - CPU#0 stuck for 26s! [hwtests.test]", no eventfd
+			// signal within 5 s). So the line is not raised here: the
+			// INTx cases on this lane are the loopback above and the
+			// mask/unmask ioctls, without a device interrupt.
+			t.Logf("AMD-Vi lane: edu's INTx line is not raised (IO-APIC interrupts wedge the guest under QEMU's amd-iommu)")
+			if err := d.SetIRQs(none(uapi.VFIO_PCI_INTX_IRQ_INDEX, vfio.IRQMask, 1)); err != nil {
+				t.Fatalf("mask INTx: %v", err)
+			}
 			unmask()
+			expectQuiet(t, efd, "INTx masked and unmasked with the line low")
 		} else {
 			// Without MSI, edu asserts its INTx line until acknowledged
 			// (edu_raise_irq, edu_lower_irq). The handler masks the line as

@@ -2,15 +2,17 @@ package emulated
 
 import "github.com/iommu-agent/iommu-agent/agent/iommu"
 
-// The page table is VT-d's second-stage shape: four levels of 512 entries
-// over a 48-bit IOVA, with leaves of 4 KiB, 2 MiB (level 1) and 1 GiB
-// (level 2) where IOVA, host address and length allow.
+// The page table has levels of 512 entries, six of them so that it spans
+// the 64-bit IOVA of an AMD-Vi domain (VT-d's second stage and SMMUv3 use
+// the lower four: their 48-bit aperture ends at apertureEnd), with leaves
+// of 4 KiB, 2 MiB (level 1) and 1 GiB (level 2) where IOVA, host address
+// and length allow.
 const (
 	pageShift   = 12
 	pageSize    = 1 << pageShift
 	levelBits   = 9
 	fanout      = 1 << levelBits
-	topLevel    = 3
+	topLevel    = 5
 	maxLeafLvl  = 2
 	apertureEnd = 1<<48 - 1
 	maxU64      = ^uint64(0)
@@ -49,12 +51,13 @@ func (p *nodePool) put(n *ptNode) { p.free = append(p.free, n) }
 type pageTable struct {
 	root *ptNode
 	pool *nodePool
+	last uint64 // the aperture's last IOVA
 }
 
 // lookup walks to the leaf holding iova.
 func (pt *pageTable) lookup(iova uint64) (*pte, int) {
 	n := pt.root
-	if n == nil || iova > apertureEnd {
+	if n == nil || iova > pt.last {
 		return nil, 0
 	}
 	for lvl := topLevel; ; lvl-- {
