@@ -340,7 +340,7 @@ func (b *Backend) NewIOAS(ctx context.Context) (*AddressSpace, error) {
 		return nil, fmt.Errorf("new address space: %w", err)
 	}
 	as := &AddressSpace{b: b, id: id, alignment: 1}
-	as.pt.pool, as.pt.last = &b.pool, b.aperture
+	as.pt = newPageTable(&b.pool, b.aperture)
 	if b.flavour != iommu.IOMMUFD {
 		// A type1 container only maps once SET_IOMMU gave it a domain;
 		// the emulated one has the VT-d domain from the start.
