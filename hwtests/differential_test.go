@@ -4,6 +4,7 @@ package hwtests
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ const (
 // TestDifferential runs the same random operations, valid and invalid, on
 // the kernel's iommufd (an IOAS with edu attached) and on the emulator
 // (iommufd flavour, one device, no dirty tracking, as QEMU's VT-d and
-// SMMUv3 give an automatic HWPT, and the interrupt window the kernel
-// reserves for the device), over one memfd pool both map, and wants every
+// SMMUv3 give an automatic HWPT, the interrupt window and other regions
+// the kernel reserves for the device, and the IOMMU's aperture), over one memfd pool both map, and wants every
 // answer alike: IOVA, bytes, ranges, errno.
 func TestDifferential(t *testing.T) {
 	ctx := context.Background()
@@ -51,7 +52,22 @@ func TestDifferential(t *testing.T) {
 	}
 
 	msi := hwtest.MSIWindow(t, dev)
-	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true, MSIWindow: msi})
+	// The group's other reserved regions (AMD-Vi: the HyperTransport
+	// range) and the domain's aperture: 48 bits on VT-d's and SMMUv3's
+	// four-level tables, all 64 on AMD-Vi's v1 table (the kernel's IOVA
+	// ranges run to 0xffffffffffffffff there).
+	var resv []iommu.Range
+	for _, r := range hwtest.ReservedRegions(t, dev.Group) {
+		if r.Type != "msi" && r.Type != "direct-relaxable" {
+			resv = append(resv, r.Range)
+		}
+	}
+	var aperture iommu.IOVA
+	if hwtest.IOMMUKind(t) == hwtest.AMDVi {
+		aperture = math.MaxUint64
+	}
+	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true, MSIWindow: msi,
+		Reserved: resv, ApertureLast: aperture})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +92,9 @@ func TestDifferential(t *testing.T) {
 		// The interrupt window's edges and the ends of 39- and 48-bit
 		// apertures.
 		Edges: []iommu.IOVA{msi.Start, msi.Last + 1, 1 << 39, 1 << 48},
+	}
+	for _, r := range resv {
+		cfg.Edges = append(cfg.Edges, r.Start, r.Last+1)
 	}
 	// A second IOAS on each side, for IOAS_COPY between two.
 	kother, err := kb.NewAddressSpace(ctx)

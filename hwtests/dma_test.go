@@ -136,7 +136,8 @@ func TestDMARoundTrip(t *testing.T) {
 // TestDMAFault aims edu's DMA writes at an IOVA that is no longer mapped and
 // at a read-only mapping: the IOMMU blocks both, the kernel logs the fault
 // in its IOMMU's own words (faultReport), and the memory behind them keeps
-// its contents.
+// its contents. On AMD-Vi under QEMU nothing reports the fault
+// (amdviSilentFault says why): there the memory alone shows the block.
 func TestDMAFault(t *testing.T) {
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
@@ -163,6 +164,10 @@ func TestDMAFault(t *testing.T) {
 	// is repeated once the window has passed.
 	writeFault := func(t *testing.T, iova uint64, perm bool) {
 		t.Helper()
+		if kind == hwtest.AMDVi {
+			amdviSilentFault(t, e, log, iova)
+			return
+		}
 		match, what := faultReport(t, kind, dev.BDF, iova, perm)
 		for attempt := 1; ; attempt++ {
 			if err := e.WriteToRAM(iova, 0, page); err != nil {
@@ -209,6 +214,35 @@ func TestDMAFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.teardown(t)
+}
+
+// amdviSilentFault has edu write a page to iova, which AMD-Vi blocks, and
+// pins that nothing reports it: QEMU's amd-iommu (hw/i386/amd_iommu.c,
+// amdvi_page_walk) logs an IO_PAGE_FAULT event only for a DTE or page
+// directory entry that is not present or lacks the permission. A zero PTE,
+// which is what the kernel leaves for an unmapped IOVA, ends the walk
+// without an event ("if (!pte || (pte == (uint64_t)-1)) return;"), and the
+// leaf PTE's permissions are handed back unchecked, so the memory core
+// drops a write to a read-only page (the translation lacks IOMMU_WO), again
+// without an event. The event log stays empty, so the kernel's amd_iommu
+// driver never prints its "Event logged [IO_PAGE_FAULT device=...
+// address=...]", and edu ignores the failed pci_dma_write, so its status
+// shows a completed DMA. What proves the block on this lane is the memory
+// the caller checks afterwards. Should a report appear (a QEMU that logs
+// these faults), the test fails so the expectation gets updated.
+func amdviSilentFault(t *testing.T, e *edu.Device, log *kmsg, iova uint64) {
+	t.Helper()
+	if err := e.WriteToRAM(iova, 0, page); err != nil {
+		t.Fatalf("DMA edu->RAM to %#x: %v (edu reports no IOMMU error: want a completed DMA)", iova, err)
+	}
+	line, ok := log.match(t, 2*time.Second, func(line string) bool {
+		return strings.Contains(line, "IO_PAGE_FAULT") || strings.Contains(line, "Event logged")
+	})
+	if ok {
+		t.Errorf("AMD-Vi reported the blocked write to %#x (%q): QEMU's amd-iommu now logs faults; pin the report in faultReport", iova, line)
+		return
+	}
+	t.Logf("AMD-Vi: the write to %#x completed on edu's side and nothing reached the kernel log, as QEMU's amd-iommu logs no event for a leaf PTE", iova)
 }
 
 // faultReport returns a matcher for the kernel's report of a DMA write by

@@ -399,31 +399,51 @@ func TestVFIOIRQs(t *testing.T) {
 			}
 		}
 
-		// Without MSI, edu asserts its INTx line until acknowledged
-		// (edu_raise_irq, edu_lower_irq). The handler masks the line as
-		// it signals (AUTOMASKED) ...
-		mmio.write(t, eduRegIRQRaise, 1)
-		awaitEvent(t, efd, "INTx for edu IRQ 1")
-		// ... and an unmask while edu still asserts it signals again at
-		// once (vfio_pci_intx_unmask_handler re-sends a pending INTx).
-		unmask()
-		awaitEvent(t, efd, "INTx unmasked while still asserted")
-		// Acknowledged, the line is low: unmasking is quiet.
-		mmio.write(t, eduRegIRQAck, 1)
-		unmask()
-		expectQuiet(t, efd, "INTx unmasked after the acknowledgement")
+		if hwtest.IOMMUKind(t) == hwtest.AMDVi {
+			// edu's INTx is a level-triggered line into QEMU's IO-APIC,
+			// which with amd-iommu,intremap=on sends it as an MSI
+			// through the IOMMU's interrupt remapping. In this lane an
+			// IO-APIC interrupt never completes: the serial ports' IRQ
+			// never fires (the lane's test stream goes through
+			// /dev/kmsg for that), and an edu INTx raised with this
+			// trigger set wedged the guest twice ("watchdog: BUG: soft
+			// lockup - CPU#0 stuck for 26s! [hwtests.test]", no eventfd
+			// signal within 5 s). So the line is not raised here: the
+			// INTx cases on this lane are the loopback above and the
+			// mask/unmask ioctls, without a device interrupt.
+			t.Logf("AMD-Vi lane: edu's INTx line is not raised (IO-APIC interrupts wedge the guest under QEMU's amd-iommu)")
+			if err := d.SetIRQs(none(uapi.VFIO_PCI_INTX_IRQ_INDEX, vfio.IRQMask, 1)); err != nil {
+				t.Fatalf("mask INTx: %v", err)
+			}
+			unmask()
+			expectQuiet(t, efd, "INTx masked and unmasked with the line low")
+		} else {
+			// Without MSI, edu asserts its INTx line until acknowledged
+			// (edu_raise_irq, edu_lower_irq). The handler masks the line as
+			// it signals (AUTOMASKED) ...
+			mmio.write(t, eduRegIRQRaise, 1)
+			awaitEvent(t, efd, "INTx for edu IRQ 1")
+			// ... and an unmask while edu still asserts it signals again at
+			// once (vfio_pci_intx_unmask_handler re-sends a pending INTx).
+			unmask()
+			awaitEvent(t, efd, "INTx unmasked while still asserted")
+			// Acknowledged, the line is low: unmasking is quiet.
+			mmio.write(t, eduRegIRQAck, 1)
+			unmask()
+			expectQuiet(t, efd, "INTx unmasked after the acknowledgement")
 
-		// A masked line is not signalled; the unmask delivers it.
-		if err := d.SetIRQs(none(uapi.VFIO_PCI_INTX_IRQ_INDEX, vfio.IRQMask, 1)); err != nil {
-			t.Fatalf("mask INTx: %v", err)
+			// A masked line is not signalled; the unmask delivers it.
+			if err := d.SetIRQs(none(uapi.VFIO_PCI_INTX_IRQ_INDEX, vfio.IRQMask, 1)); err != nil {
+				t.Fatalf("mask INTx: %v", err)
+			}
+			mmio.write(t, eduRegIRQRaise, 2)
+			expectQuiet(t, efd, "INTx raised while masked")
+			unmask()
+			awaitEvent(t, efd, "INTx pending at unmask")
+			mmio.write(t, eduRegIRQAck, 2)
+			unmask()
+			expectQuiet(t, efd, "INTx after the acknowledgement")
 		}
-		mmio.write(t, eduRegIRQRaise, 2)
-		expectQuiet(t, efd, "INTx raised while masked")
-		unmask()
-		awaitEvent(t, efd, "INTx pending at unmask")
-		mmio.write(t, eduRegIRQAck, 2)
-		unmask()
-		expectQuiet(t, efd, "INTx after the acknowledgement")
 
 		// Masking by eventfd is unimplemented (vfio_pci_set_intx_mask).
 		err := d.SetIRQs(vfio.IRQSet{Index: uapi.VFIO_PCI_INTX_IRQ_INDEX, Action: vfio.IRQMask, EventFDs: []int32{int32(efd)}})

@@ -55,8 +55,8 @@ func TestBackendEdu(t *testing.T) {
 		t.Fatalf("ranges after attach %v, alignment %#x, %v; want 4 KiB with %#x usable", rs, align, err, srcIOVA)
 	}
 	t.Logf("IOVA ranges with edu attached: %v", rs)
-	// VT-d reports its cap/ecap; an SMMUv3 on 6.12 reports NONE (the
-	// ARM_SMMUV3 type is 6.13's; hwtests' TestHWInfo pins both).
+	// VT-d reports its cap/ecap; an SMMUv3 and AMD-Vi on 6.12 report NONE
+	// (the ARM_SMMUV3 type is 6.13's; hwtests' TestHWInfo pins them).
 	info, err := a.HWInfo(ctx)
 	switch kind := hwtest.IOMMUKind(t); kind {
 	case hwtest.VTD:
@@ -66,6 +66,11 @@ func TestBackendEdu(t *testing.T) {
 	case hwtest.SMMUv3:
 		if err != nil || (info.Type != "none" || len(info.Data) != 0) && info.Type != "arm-smmuv3" {
 			t.Errorf("HWInfo = %q (%d bytes), %v; want none (6.12) or arm-smmuv3", info.Type, len(info.Data), err)
+		}
+	case hwtest.AMDVi:
+		// 6.12's amd_iommu has no hw_info op: NONE (hwtests' TestHWInfo).
+		if err != nil || info.Type != "none" || len(info.Data) != 0 {
+			t.Errorf("HWInfo = %q (%d bytes), %v; want none", info.Type, len(info.Data), err)
 		}
 	default:
 		t.Errorf("no HWInfo expectation for %s: got %q (%d bytes), %v", kind, info.Type, len(info.Data), err)

@@ -67,6 +67,16 @@ type Options struct {
 	// SMMUv3 reserves its software MSI window instead (Linux puts it at
 	// 0x8000000-0x80fffff), so a differential run against one sets it.
 	MSIWindow iommu.Range
+	// Reserved are further regions every attached device reserves besides
+	// the interrupt window (the other lines of its group's
+	// reserved_regions): AMD-Vi reserves the HyperTransport range
+	// 0xfd00000000-0xffffffffff.
+	Reserved []iommu.Range
+	// ApertureLast is the last IOVA a domain translates; the zero value is
+	// the 48-bit aperture of VT-d's and SMMUv3's four-level tables. An
+	// AMD-Vi domain (the v1 page table, up to six levels) translates all
+	// 64 bits, so a differential run against one sets it to 1<<64-1.
+	ApertureLast iommu.IOVA
 	// Latency, when set, observes every Map and Unmap: their duration
 	// and the bytes they mapped or unmapped (0 on failure), as
 	// latency.IOASMap/IOASUnmap on iommufd and Type1Map/Type1Unmap on
@@ -86,8 +96,11 @@ type Backend struct {
 	user    *Accounting
 	proc    *Accounting
 	noDirty bool
-	msi     resv // the interrupt window, owner unset
-	pool    nodePool
+	msi     resv   // the interrupt window, owner unset
+	devResv []resv // Options.Reserved, owner unset
+	// aperture is the last IOVA a domain translates (Options.ApertureLast).
+	aperture uint64
+	pool     nodePool
 	// freed areas and pages, so map and unmap do not allocate
 	areaPool  []*area
 	pagesPool []*pages
@@ -141,22 +154,35 @@ func New(opts Options) (*Backend, error) {
 		acct = proc
 	}
 	b := &Backend{
-		flavour: f,
-		machine: m,
-		limit:   opts.MemlockLimit,
-		acct:    acct,
-		user:    user,
-		proc:    proc,
-		noDirty: opts.NoDirtyTracking,
-		msi:     resv{start: msiStart, last: msiLast},
-		objects: make(map[uint32]string),
-		bound:   make(map[string]*Attachment),
+		flavour:  f,
+		machine:  m,
+		limit:    opts.MemlockLimit,
+		acct:     acct,
+		user:     user,
+		proc:     proc,
+		noDirty:  opts.NoDirtyTracking,
+		msi:      resv{start: msiStart, last: msiLast},
+		aperture: apertureEnd,
+		objects:  make(map[uint32]string),
+		bound:    make(map[string]*Attachment),
 	}
 	if w := opts.MSIWindow; w != (iommu.Range{}) {
 		if w.Last < w.Start {
 			return nil, errnoErr(fmt.Sprintf("new emulated backend: MSI window %v", w), syscall.EINVAL)
 		}
 		b.msi = resv{start: uint64(w.Start), last: uint64(w.Last)}
+	}
+	for _, r := range opts.Reserved {
+		if r.Last < r.Start {
+			return nil, errnoErr(fmt.Sprintf("new emulated backend: reserved region %v", r), syscall.EINVAL)
+		}
+		b.devResv = append(b.devResv, resv{start: uint64(r.Start), last: uint64(r.Last)})
+	}
+	if opts.ApertureLast != 0 {
+		if opts.ApertureLast < pageSize-1 {
+			return nil, errnoErr(fmt.Sprintf("new emulated backend: aperture ending at %#x", opts.ApertureLast), syscall.EINVAL)
+		}
+		b.aperture = uint64(opts.ApertureLast)
 	}
 	if opts.Latency != nil {
 		b.lat = opts.Latency
@@ -314,17 +340,30 @@ func (b *Backend) NewIOAS(ctx context.Context) (*AddressSpace, error) {
 		return nil, fmt.Errorf("new address space: %w", err)
 	}
 	as := &AddressSpace{b: b, id: id, alignment: 1}
-	as.pt.pool = &b.pool
+	as.pt = newPageTable(&b.pool, b.aperture)
 	if b.flavour != iommu.IOMMUFD {
 		// A type1 container only maps once SET_IOMMU gave it a domain;
 		// the emulated one has the VT-d domain from the start.
 		as.domain = true
 		as.alignment = pageSize
-		as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64}, b.msi)
+		as.reserved = append(as.reserved, b.msi)
+		as.reserved = append(as.reserved, b.devResv...)
+		if r, ok := b.beyondAperture(); ok {
+			as.reserved = append(as.reserved, r)
+		}
 		sortResv(as.reserved)
 	}
 	b.spaces = append(b.spaces, as)
 	return as, nil
+}
+
+// beyondAperture is the range above the aperture a domain reserves, if
+// the aperture ends before the last IOVA.
+func (b *Backend) beyondAperture() (resv, bool) {
+	if b.aperture == maxU64 {
+		return resv{}, false
+	}
+	return resv{start: b.aperture + 1, last: maxU64}, true
 }
 
 // Close releases every address space, attachment, pin and group claim.

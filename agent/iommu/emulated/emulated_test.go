@@ -236,6 +236,46 @@ func TestMSIWindow(t *testing.T) {
 	}
 }
 
+// TestAMDViAperture: an AMD-Vi domain translates all 64 bits and every
+// device reserves the HyperTransport range besides x86's interrupt window;
+// the x86_64-amdvi guest's kernel reports the ranges [0, 0xfedfffff],
+// [0xfef00000, 0xfcffffffff] and [0x10000000000, 2^64-1].
+func TestAMDViAperture(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ht := iommu.Range{Start: 0xfd00000000, Last: 0xffffffffff}
+	want := []iommu.Range{{Start: 0, Last: 0xfedfffff}, {Start: 0xfef00000, Last: 0xfcffffffff}, {Start: 0x10000000000, Last: math.MaxUint64}}
+	for _, f := range flavours {
+		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
+			b := newBackend(t, Options{Flavour: f, Reserved: []iommu.Range{ht}, ApertureLast: math.MaxUint64})
+			as := newSpace(t, b)
+			attach(t, as, eduA)
+			if r, _, err := as.Ranges(ctx); err != nil || !slices.Equal(r, want) {
+				t.Errorf("ranges %v, %v; want %v", r, err, want)
+			}
+			m := mem(t, 4096, 4096)
+			if _, err := as.Map(ctx, iommu.Mapping{Mem: m, IOVA: 0xfd00000000, Fixed: true, Perm: iommu.Read}); !errors.Is(err, iommu.ErrInvalid) {
+				t.Errorf("map in the HyperTransport range: %v, want invalid", err)
+			}
+			for _, iova := range []iommu.IOVA{1 << 48, 1 << 63, math.MaxUint64 - 4095} {
+				if _, err := as.Map(ctx, iommu.Mapping{Mem: m, IOVA: iova, Fixed: true, Perm: iommu.Read}); err != nil {
+					t.Fatalf("map at %#x, inside AMD-Vi's aperture: %v", iova, err)
+				}
+				if got, perm, ok := as.Translate(iova); !ok || perm != iommu.Read || &got[0] != &m[0] {
+					t.Errorf("translate %#x: ok %v perm %v", iova, ok, perm)
+				}
+				if n, err := as.Unmap(ctx, iova, 4096); n != 4096 || err != nil {
+					t.Errorf("unmap %#x: %d, %v", iova, n, err)
+				}
+			}
+		})
+	}
+	if _, err := New(Options{Reserved: []iommu.Range{{Start: 2, Last: 1}}}); !errors.Is(err, iommu.ErrInvalid) {
+		t.Errorf("inverted reserved region: %v", err)
+	}
+}
+
 // TestAutoIOVA: row 17 (alignment to the length's power of two, skipping
 // reserved ranges and areas, inside the allowed list) and row 18.
 func TestAutoIOVA(t *testing.T) {

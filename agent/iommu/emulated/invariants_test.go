@@ -46,7 +46,7 @@ func checkInvariants(b *Backend) error {
 			}
 			leaves += a.length
 		}
-		if n := countLeaves(as.pt.root, topLevel); n != leaves {
+		if n := countLeaves(as.pt.root, as.pt.top); n != leaves {
 			return fmt.Errorf("ioas %d: page table maps %#x bytes, areas %#x", as.id, n, leaves)
 		}
 	}

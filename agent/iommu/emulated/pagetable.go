@@ -2,15 +2,17 @@ package emulated
 
 import "github.com/iommu-agent/iommu-agent/agent/iommu"
 
-// The page table is VT-d's second-stage shape: four levels of 512 entries
-// over a 48-bit IOVA, with leaves of 4 KiB, 2 MiB (level 1) and 1 GiB
-// (level 2) where IOVA, host address and length allow.
+// The page table has levels of 512 entries: four over VT-d's and SMMUv3's
+// 48-bit aperture (which ends at apertureEnd), six over the 64-bit IOVA of
+// an AMD-Vi domain (topLevel), with leaves of 4 KiB, 2 MiB (level 1) and
+// 1 GiB (level 2) where IOVA, host address and length allow.
 const (
 	pageShift   = 12
 	pageSize    = 1 << pageShift
 	levelBits   = 9
 	fanout      = 1 << levelBits
-	topLevel    = 3
+	topLevel    = 5 // the most levels a table has, less one
+	topLevel48  = 3 // the top level of a table over 48 bits
 	maxLeafLvl  = 2
 	apertureEnd = 1<<48 - 1
 	maxU64      = ^uint64(0)
@@ -49,15 +51,26 @@ func (p *nodePool) put(n *ptNode) { p.free = append(p.free, n) }
 type pageTable struct {
 	root *ptNode
 	pool *nodePool
+	last uint64 // the aperture's last IOVA
+	top  int    // the root's level: topLevel48 when last fits in 48 bits
+}
+
+// newPageTable is an empty table over the aperture [0, last].
+func newPageTable(pool *nodePool, last uint64) pageTable {
+	top := topLevel
+	if last <= apertureEnd {
+		top = topLevel48
+	}
+	return pageTable{pool: pool, last: last, top: top}
 }
 
 // lookup walks to the leaf holding iova.
 func (pt *pageTable) lookup(iova uint64) (*pte, int) {
 	n := pt.root
-	if n == nil || iova > apertureEnd {
+	if n == nil || iova > pt.last {
 		return nil, 0
 	}
-	for lvl := topLevel; ; lvl-- {
+	for lvl := pt.top; ; lvl-- {
 		i := (iova >> (pageShift + levelBits*lvl)) & (fanout - 1)
 		if e := &n.pte[i]; e.mem != nil {
 			return e, lvl
@@ -90,7 +103,7 @@ func (pt *pageTable) set(iova uint64, lvl int, mem []byte, perm iommu.Perm, step
 		pt.root = pt.pool.get()
 	}
 	n := pt.root
-	for l := topLevel; l > lvl; l-- {
+	for l := pt.top; l > lvl; l-- {
 		i := (iova >> (pageShift + levelBits*l)) & (fanout - 1)
 		if n.child[i] == nil {
 			if err := step("allocate page table"); err != nil {
@@ -115,7 +128,7 @@ func (pt *pageTable) clear(iova uint64) uint64 {
 	if n == nil {
 		return 0
 	}
-	for lvl := topLevel; lvl >= 0; lvl-- {
+	for lvl := pt.top; lvl >= 0; lvl-- {
 		path[lvl] = n
 		i := (iova >> (pageShift + levelBits*lvl)) & (fanout - 1)
 		if n.pte[i].mem != nil {
@@ -139,7 +152,7 @@ func (pt *pageTable) prune(iova uint64) {
 	if n == nil {
 		return
 	}
-	lvl := topLevel
+	lvl := pt.top
 	for {
 		path[lvl] = n
 		if lvl == 0 {
@@ -156,13 +169,13 @@ func (pt *pageTable) prune(iova uint64) {
 }
 
 func (pt *pageTable) pruneFrom(iova uint64, lvl int, path *[topLevel + 1]*ptNode) {
-	for ; lvl <= topLevel; lvl++ {
+	for ; lvl <= pt.top; lvl++ {
 		n := path[lvl]
 		if n.used != 0 {
 			return
 		}
 		pt.pool.put(n)
-		if lvl == topLevel {
+		if lvl == pt.top {
 			pt.root = nil
 			return
 		}

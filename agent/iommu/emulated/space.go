@@ -873,9 +873,10 @@ func (as *AddressSpace) addDomain() error {
 	if err != nil {
 		return err
 	}
-	if as.areaHit(apertureEnd+1, maxU64) || as.allowedHit(apertureEnd+1, maxU64) {
+	beyond, limited := b.beyondAperture()
+	if limited && (as.areaHit(beyond.start, beyond.last) || as.allowedHit(beyond.start, beyond.last)) {
 		delete(b.objects, id)
-		return errnoErr("add domain: mappings or allowed IOVAs above the 48-bit aperture", syscall.EADDRINUSE)
+		return errnoErr(fmt.Sprintf("add domain: mappings or allowed IOVAs above the aperture's end %#x", b.aperture), syscall.EADDRINUSE)
 	}
 	for _, a := range as.areas {
 		if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
@@ -892,8 +893,10 @@ func (as *AddressSpace) addDomain() error {
 			return err
 		}
 	}
-	as.reserved = append(as.reserved, resv{start: apertureEnd + 1, last: maxU64})
-	sortResv(as.reserved)
+	if limited {
+		as.reserved = append(as.reserved, beyond)
+		sortResv(as.reserved)
+	}
 	as.domain, as.hwptID, as.alignment = true, id, pageSize
 	return nil
 }
@@ -1046,11 +1049,14 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 			return nil, fmt.Errorf("attach %s: bind: %w", d.BDF, err)
 		}
 		at.id = id
-		// iopt_table_enforce_dev_resv_regions: the interrupt window.
-		if as.areaHit(b.msi.start, b.msi.last) || as.allowedHit(b.msi.start, b.msi.last) {
-			delete(b.objects, id)
-			undo()
-			return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, b.msi.start, b.msi.last), syscall.EADDRINUSE)
+		// iopt_table_enforce_dev_resv_regions: the interrupt window and
+		// the device's other reserved regions.
+		for _, r := range append([]resv{b.msi}, b.devResv...) {
+			if as.areaHit(r.start, r.last) || as.allowedHit(r.start, r.last) {
+				delete(b.objects, id)
+				undo()
+				return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, r.start, r.last), syscall.EADDRINUSE)
+			}
 		}
 		if !as.domain {
 			if err := as.addDomain(); err != nil {
@@ -1060,6 +1066,9 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 			}
 		}
 		as.reserved = append(as.reserved, resv{start: b.msi.start, last: b.msi.last, owner: at})
+		for _, r := range b.devResv {
+			as.reserved = append(as.reserved, resv{start: r.start, last: r.last, owner: at})
+		}
 		sortResv(as.reserved)
 	}
 	as.attached = append(as.attached, at)
