@@ -80,7 +80,9 @@ fuzz:
 # type1 on iommufd's compat container; a bridge group is refused there (the
 # SMMUv3 driver will not put two stream IDs of one alias in its tree), which
 # TestGuestBridgeAlias pins. The daemon, the CLI and SR-IOV do not run on
-# arm64 yet: see the README's lane table.
+# arm64 yet: see the README's lane table. The last two boot x86_64 with an
+# AMD-Vi (amd-iommu): the kernel suites (DMA, faults, conformance, errnos,
+# VFIO) and the compat container.
 guest:
 	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
 	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
@@ -91,4 +93,8 @@ guest:
 		-pkgs ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -modules compat -devices edu,edu \
+		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
+	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -devices edu,edu -pkgs ./hwtests -ioctl-coverage off \
+		-run 'TestConformance|TestDMA|TestErrno|TestHWInfo|TestReservedRegions|TestGroupAtBoot|TestVFIO'
+	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
