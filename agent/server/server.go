@@ -393,6 +393,37 @@ func (s *Server) sysfsDevices() ([]iommu.Device, error) {
 	return out, nil
 }
 
+// grouplessWhy explains an endpoint without an iommu_group on a host with
+// an IOMMU unit, "" for anything else. An SMMUv3 described by a device tree
+// (Debian's 6.12 arm64) creates a PCI device's group only at its first
+// driver probe, so a device no driver has claimed (rescanned, a fresh
+// SR-IOV VF) has none yet. The agent does not lease it: it leases groups,
+// checked against the policy and the group rule before anything is written,
+// and this device's group, and who else is in it, exist only after a bind.
+// sysfs.Bind (iommu-agent bind) makes that bind, applies the group rule to
+// the group it got and rolls back if it is not viable; the device is then
+// acquired like any other, and stays on vfio-pci after the release, as a
+// device bound before its lease does.
+func (s *Server) grouplessWhy(bdf string) string {
+	if s.o.Sysfs == nil {
+		return ""
+	}
+	a, err := sysfs.ParseAddress(bdf)
+	if err != nil {
+		return ""
+	}
+	d, err := s.o.Sysfs.Device(a)
+	if err != nil || d.IOMMUGroup != nil || d.IsBridge() {
+		return ""
+	}
+	units, _ := s.o.Sysfs.IOMMUs()
+	if len(units) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s has no iommu_group yet: the IOMMU (%s) gives a device its group at its first driver probe; "+
+		"bind it to vfio-pci (iommu-agent bind %s) to create the group, then acquire it", bdf, units[0].Name, bdf)
+}
+
 // groupOf resolves an acquire's target to a group and its endpoints.
 func (s *Server) groupOf(req *proto.Request) (int, []string, error) {
 	if (req.Device == "") == (req.Group == nil) {
@@ -422,6 +453,9 @@ func (s *Server) groupOf(req *proto.Request) (int, []string, error) {
 	if want != "" {
 		i := slices.IndexFunc(devs, func(d iommu.Device) bool { return d.BDF == want })
 		if i < 0 {
+			if why := s.grouplessWhy(want); why != "" {
+				return 0, nil, &proto.Error{Code: proto.CodeNotFound, Message: why}
+			}
 			return 0, nil, &proto.Error{Code: proto.CodeNotFound, Message: fmt.Sprintf("no device %s behind an IOMMU", want)}
 		}
 		group = devs[i].Group

@@ -412,3 +412,45 @@ func hasCapSysResource(t *testing.T) bool {
 	t.Fatal("no CapEff in /proc/self/status")
 	return false
 }
+
+// A device without an iommu_group on a host with an IOMMU (SMMUv3 creates
+// a PCI device's group at its first driver probe) is not leased by the
+// agent's acquire: it names why and the bind that creates the group. After
+// that bind the device's new group is leased as any other. Without an
+// IOMMU unit the device is simply not behind one.
+func TestAcquireGroupless(t *testing.T) {
+	t.Parallel()
+	h := newFakeHost(t, "bridge-group.txtar") // edu 00:06.0 has no group
+	h.k.GroupOnProbe = map[string]int{"0000:00:06.0": 9}
+	before := h.drivers(t)
+	sock, _ := start(t, server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.fs, IOMMUPath: h.iommu, DevDir: h.devDir,
+		StateDir: filepath.Join(t.TempDir(), "state")})
+	c := dial(t, sock)
+	_, err := c.AcquireDevice("0000:00:06.0", client.AcquireOptions{})
+	if !errors.Is(err, proto.ErrNotFound) || !strings.Contains(err.Error(), "no iommu_group yet") ||
+		!strings.Contains(err.Error(), "iommu-agent bind 0000:00:06.0") {
+		t.Fatalf("acquire of a group-less device: %v; want not found, naming the bind that creates its group", err)
+	}
+	if after := h.drivers(t); !mapsEqual(before, after) {
+		t.Errorf("refused acquire changed %v to %v", before, after)
+	}
+	if _, err := h.fs.Bind("0000:00:06.0"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.AcquireDevice("0000:00:06.0", client.AcquireOptions{})
+	if err != nil || a.Lease.Group != 9 {
+		t.Fatalf("acquire after the bind: %+v, %v; want group 9", a, err)
+	}
+	a.Close()
+	if err := c.Release(a.Lease.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	n := newFakeHost(t, "bridge-group.txtar")
+	os.RemoveAll(filepath.Join(n.sys, "class", "iommu"))
+	sock, _ = start(t, server.Options{Sysfs: n.fs})
+	_, err = dial(t, sock).AcquireDevice("0000:00:06.0", client.AcquireOptions{})
+	if !errors.Is(err, proto.ErrNotFound) || !strings.Contains(err.Error(), "no device 0000:00:06.0 behind an IOMMU") {
+		t.Errorf("acquire without an IOMMU unit: %v", err)
+	}
+}
