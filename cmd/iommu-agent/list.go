@@ -394,9 +394,9 @@ func printInventory(w io.Writer, inv Inventory) {
 	if len(inv.UngroupedDevices) > 0 {
 		// An SMMUv3 (Debian's 6.12 arm64) gives a device its group at the
 		// first driver probe: under a unit, a driverless device may have
-		// none yet, and a bind creates it.
+		// none yet, and a bind (sysfs.Bind, the agent's acquire) creates it.
 		if inv.IOMMUPresent {
-			fmt.Fprintln(w, "devices without an iommu_group yet (an IOMMU that groups at the first driver probe, as SMMUv3 does, gives one at `iommu-agent bind BDF`; one that groups at boot does not translate them)")
+			fmt.Fprintln(w, "devices without an iommu_group yet (an IOMMU that groups at the first driver probe, as SMMUv3 does, gives one at the first bind: `iommu-agent bind BDF`, or the agent's acquire of it; one that groups at boot does not translate them)")
 		} else {
 			fmt.Fprintln(w, "devices without an iommu_group (no IOMMU translates their DMA; they cannot be passed through)")
 		}
