@@ -80,6 +80,20 @@ func groupAt(t *testing.T, fs *sysfs.FS, bdf string) *int {
 	return d.IOMMUGroup
 }
 
+// vfSharesPF checks what the arm64-smmuv3 lane does to a VF at its first
+// probe: it puts it into the PF's iommu_group. On VT-d and AMD-Vi the
+// pcie-root-port's ACS gives each VF a group of its own; on Debian's 6.12
+// arm64 with a device tree the SMMUv3 requests ACS (pci_request_acs) only
+// at the first of_dma_configure, after the bus was enumerated, so the root
+// port's ACS stays off and the PF's group takes the VFs.
+func vfSharesPF(t *testing.T, fs *sysfs.FS, vf, pf string) {
+	t.Helper()
+	g, pg := groupAt(t, fs, vf), groupAt(t, fs, pf)
+	if g == nil || pg == nil || *g != *pg {
+		t.Errorf("vf %s in group %v, PF %s in %v: want the PF's group", vf, g, pf, pg)
+	}
+}
+
 func TestGuestSRIOVLease(t *testing.T) {
 	needDevice(t, "igb")
 	if f := flag.Lookup("destructive"); !hwtest.Strict() && (f == nil || f.Value.String() != "true") {
@@ -154,6 +168,26 @@ func TestGuestSRIOVLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+
+	if atProbe {
+		// The acquire's probe puts the VF into the PF's iommu_group (the
+		// root port's ACS is not enabled on this lane: see vfSharesPF), so
+		// with the PF on igb the group rule refuses it, and the VF is as
+		// it was.
+		_, err := c.AcquireDevice(vf, client.AcquireOptions{Mode: proto.ModeFDs, VF: &proto.VFConfig{MAC: "52:54:00:aa:bb:01"}})
+		if !errors.Is(err, proto.ErrNotViable) || !strings.Contains(err.Error(), pfBDF+" bound to igb") {
+			t.Fatalf("acquire of a VF on %s: %v; want not viable, the PF on igb in its group", hwtest.Lane(), err)
+		}
+		vfSharesPF(t, fs, vf, pfBDF)
+		if _, c1, err := m.Config(vf); err != nil || c1 != fresh || driverAt(t, fs, vf) != freshDriver {
+			t.Errorf("after the refused acquire vf is %+v on %q (%v), want %+v on %q", c1, driverAt(t, fs, vf), err, fresh, freshDriver)
+		}
+		if recs, _ := filepath.Glob(filepath.Join(state, "*.lease")); len(recs) != 0 {
+			t.Errorf("records after the refused acquire: %v", recs)
+		}
+		t.Logf("lane %s: acquire of vf %s refused: %v", hwtest.Lane(), vf, err)
+		return
+	}
 
 	// igb has no VF link state: required, it fails the acquire, and the
 	// MAC set before it goes back.
