@@ -11,8 +11,9 @@ const VFIOPCI = "vfio-pci"
 
 // Errors of Bind and BindGroup, each wrapped with the device it is about.
 var (
-	ErrBridge   = errors.New("device is a PCI bridge")
-	ErrNotBound = errors.New("driver did not bind")
+	ErrBridge    = errors.New("device is a PCI bridge")
+	ErrNotBound  = errors.New("driver did not bind")
+	ErrNotViable = errors.New("iommu_group not viable")
 )
 
 // Original is a device's binding before Bind changed it.
@@ -30,10 +31,20 @@ type Binding struct {
 }
 
 // Bind hands the device at bdf to vfio-pci: driver_override, unbind from
-// the current driver, drivers_probe. Malformed, unknown, bridged or
-// group-less devices are refused before anything is written; a device
-// already on vfio-pci is left alone (an empty Binding). On failure the
-// device is restored and the error says so.
+// the current driver, drivers_probe. Malformed, unknown or bridged devices,
+// and group-less ones on a host without an IOMMU unit, are refused before
+// anything is written; a device already on vfio-pci is left alone (an
+// empty Binding). On failure the device is restored and the error says so.
+//
+// A device without an iommu_group on a host with an IOMMU unit is bound
+// too: an SMMUv3 described by a device tree (Debian's 6.12 arm64) creates a
+// PCI device's group only at its first driver probe (really_probe →
+// dma_configure → iommu_probe_device), so a device no driver ever claimed
+// (a rescanned one, fresh SR-IOV VFs) has none until it is bound. The
+// vfio-pci probe creates it; Bind then applies the group rule to the group
+// as it now is (it may have joined other devices) and, if the device got
+// no group or the group is not viable, unbinds it again and says why. The group
+// itself stays: the kernel keeps it after an unbind.
 func (f *FS) Bind(bdf string) (*Binding, error) {
 	a, err := ParseAddress(bdf)
 	if err != nil {
@@ -43,7 +54,44 @@ func (f *FS) Bind(bdf string) (*Binding, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.IOMMUGroup == nil {
+		return f.bindGroupless(d)
+	}
 	return f.bind([]Device{d})
+}
+
+// bindGroupless binds d, which has no iommu_group yet on a host with an
+// IOMMU, and keeps it bound only if the probe gave it a viable group.
+func (f *FS) bindGroupless(d Device) (*Binding, error) {
+	b, err := f.bind([]Device{d})
+	if err != nil {
+		// vfio-pci refuses a device without a group: say that it is why.
+		if now, rerr := f.Device(d.Address); rerr == nil && now.IOMMUGroup == nil {
+			return nil, fmt.Errorf("%w; %s still has no iommu_group: %w", err, d.Address, ErrNoGroup)
+		}
+		return nil, err
+	}
+	refuse := func(why error) (*Binding, error) {
+		if rerr := f.restoreAll(b.Devices); rerr != nil {
+			return nil, errors.Join(why, fmt.Errorf("rollback incomplete: %w", rerr))
+		}
+		return nil, fmt.Errorf("%w (unbound again)", why)
+	}
+	now, err := f.Device(d.Address)
+	switch {
+	case err != nil:
+		return refuse(fmt.Errorf("bind %s: re-read after the probe: %w", d.Address, err))
+	case now.IOMMUGroup == nil:
+		return refuse(fmt.Errorf("bind %s: %w: %s took it but the IOMMU gave it no group", d.Address, ErrNoGroup, VFIOPCI))
+	}
+	v, err := f.Viability(*now.IOMMUGroup)
+	switch {
+	case err != nil:
+		return refuse(fmt.Errorf("bind %s: its new iommu_group %d: %w", d.Address, *now.IOMMUGroup, err))
+	case !v.Viable:
+		return refuse(fmt.Errorf("bind %s: %w: the probe put it in %s", d.Address, ErrNotViable, v))
+	}
+	return b, nil
 }
 
 // BindGroup hands every endpoint of iommu_group n to vfio-pci (bridges
@@ -85,7 +133,15 @@ func (f *FS) bindable(a Address) (Device, error) {
 		return Device{}, fmt.Errorf("bind %s: %w (class %#06x); bind the devices behind it", a, ErrBridge, d.Class)
 	}
 	if d.IOMMUGroup == nil {
-		return Device{}, fmt.Errorf("bind %s: %w: no IOMMU translates the device", a, ErrNoGroup)
+		// No unit at all: no group will ever come. With one, the group
+		// may come at the first probe (see Bind).
+		units, err := f.IOMMUs()
+		switch {
+		case len(units) == 0 && err != nil:
+			return Device{}, fmt.Errorf("bind %s: has no iommu_group, and the IOMMU units cannot be listed: %w", a, err)
+		case len(units) == 0:
+			return Device{}, fmt.Errorf("bind %s: %w: no IOMMU unit under class/iommu translates the device", a, ErrNoGroup)
+		}
 	}
 	return d, nil
 }

@@ -148,7 +148,6 @@ func TestBindRefused(t *testing.T) {
 		{"", sysfs.ErrAddress},
 		{"0000:00:09.0", sysfs.ErrNoDevice},
 		{"0000:00:03.0", sysfs.ErrBridge},
-		{"0000:00:06.0", sysfs.ErrNoGroup},
 	} {
 		t.Run(tc.bdf, func(t *testing.T) {
 			t.Parallel()
@@ -173,6 +172,141 @@ func TestBindRefused(t *testing.T) {
 	b, err := f.Bind("0000:00:05.0")
 	if err != nil || len(b.Devices) != 0 || len(k.Writes()) != 0 {
 		t.Errorf("Bind(bound) = %+v, %v, writes %q", b, err, k.Writes())
+	}
+}
+
+// Without any IOMMU unit a device without a group is refused before a
+// write: no probe will give it one.
+func TestBindNoIOMMU(t *testing.T) {
+	t.Parallel()
+	f, k := open(t, "bridge-group.txtar")
+	if err := os.RemoveAll(filepath.Join(k.Root, "class", "iommu")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.Bind("0000:00:06.0")
+	if !errors.Is(err, sysfs.ErrNoGroup) || b != nil || !strings.Contains(err.Error(), "no IOMMU unit") {
+		t.Errorf("Bind = %v, %v; want ErrNoGroup naming the missing unit", b, err)
+	}
+	if len(k.Writes()) != 0 {
+		t.Errorf("wrote %q", k.Writes())
+	}
+}
+
+// A device without a group on a host with an IOMMU is probed once; when no
+// group comes of it (an IOMMU that groups at boot left it untranslated),
+// vfio-pci refuses it and the device is put back.
+func TestBindGrouplessNoGroupComes(t *testing.T) {
+	t.Parallel()
+	f, k := open(t, "bridge-group.txtar") // dmar0; 00:06.0 has no group
+	before := state(t, f)
+	b, err := f.Bind("0000:00:06.0")
+	if !errors.Is(err, sysfs.ErrNoGroup) || !errors.Is(err, sysfs.ErrNotBound) || b != nil {
+		t.Errorf("Bind = %v, %v; want ErrNoGroup and ErrNotBound", b, err)
+	}
+	if after := state(t, f); !mapsEqual(before, after) {
+		t.Errorf("after Bind %v, want %v (writes %q)", after, before, k.Writes())
+	}
+}
+
+// groupOnProbe opens bridge-group.txtar with its group-less edu 00:06.0
+// getting iommu_group n at its first probe, as on an SMMUv3 host.
+func groupOnProbe(t *testing.T, n int) (*sysfs.FS, *sysfstest.Kernel) {
+	t.Helper()
+	f, k := open(t, "bridge-group.txtar")
+	k.GroupOnProbe = map[string]int{"0000:00:06.0": n}
+	return f, k
+}
+
+func TestBindGroupOnProbe(t *testing.T) {
+	t.Parallel()
+	f, k := groupOnProbe(t, 9)
+	before := state(t, f)
+	b, err := f.Bind("0000:00:06.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.Device(addr(t, "0000:00:06.0"))
+	if err != nil || d.Driver != sysfs.VFIOPCI || d.IOMMUGroup == nil || *d.IOMMUGroup != 9 {
+		t.Fatalf("after Bind: %+v, %v; want vfio-pci in group 9", d, err)
+	}
+	want := []string{
+		"bus/pci/devices/0000:00:06.0/driver_override=vfio-pci",
+		"bus/pci/drivers_probe=0000:00:06.0",
+	}
+	if !slices.Equal(k.Writes(), want) {
+		t.Errorf("writes %q, want %q", k.Writes(), want)
+	}
+	if v, err := f.Viability(9); err != nil || !v.Viable || len(v.Members) != 1 {
+		t.Errorf("Viability(9) = %+v, %v", v, err)
+	}
+	if err := f.Release(b); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(t, f); !mapsEqual(before, after) {
+		t.Errorf("after Release %v, want %v", after, before)
+	}
+	// The kernel keeps the group after the unbind.
+	if d, err := f.Device(addr(t, "0000:00:06.0")); err != nil || d.IOMMUGroup == nil || *d.IOMMUGroup != 9 {
+		t.Errorf("after Release: %+v, %v; want group 9 kept", d, err)
+	}
+}
+
+// The probe may put the device into a group that exists, beside a device
+// on a kernel driver: Bind applies the group rule to the group as it now
+// is and unbinds the device again.
+func TestBindGroupOnProbeNotViable(t *testing.T) {
+	t.Parallel()
+	f, _ := groupOnProbe(t, 5) // e1000 at 02:02.0 blocks group 5
+	before := state(t, f)
+	b, err := f.Bind("0000:00:06.0")
+	if !errors.Is(err, sysfs.ErrNotViable) || b != nil ||
+		!strings.Contains(err.Error(), "0000:02:02.0 bound to e1000") || !strings.Contains(err.Error(), "unbound again") {
+		t.Errorf("Bind = %v, %v; want ErrNotViable naming e1000 and the rollback", b, err)
+	}
+	if after := state(t, f); !mapsEqual(before, after) {
+		t.Errorf("after Bind %v, want %v", after, before)
+	}
+}
+
+// TestBindGroupOnProbeRollback fails every write of the group-on-probe
+// bind in turn, on the viable path (the bind's own writes) and on the
+// not-viable one (its rollback's writes too): the device is restored, or
+// the error says the rollback is incomplete.
+func TestBindGroupOnProbeRollback(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		group  int
+		writes int // in a clean run
+		bind   int // of which the bind's own
+	}{
+		{group: 9, writes: 2, bind: 2},
+		{group: 5, writes: 4, bind: 2}, // override, probe; unbind, clear override
+	} {
+		f, k := groupOnProbe(t, tc.group)
+		f.Bind("0000:00:06.0")
+		if n := len(k.Writes()); n != tc.writes {
+			t.Fatalf("group %d: a clean Bind made %d writes: %q", tc.group, n, k.Writes())
+		}
+		for step := 1; step <= tc.writes; step++ {
+			f, k := groupOnProbe(t, tc.group)
+			k.FailAt = step
+			before := state(t, f)
+			b, err := f.Bind("0000:00:06.0")
+			if b != nil || !errors.Is(err, sysfstest.ErrInjected) {
+				t.Errorf("group %d step %d: Bind = %v, %v; want ErrInjected", tc.group, step, b, err)
+				continue
+			}
+			after := state(t, f)
+			if step <= tc.bind {
+				if !mapsEqual(before, after) {
+					t.Errorf("group %d step %d: after rollback %v, want %v (writes %q)", tc.group, step, after, before, k.Writes())
+				}
+				continue
+			}
+			if !errors.Is(err, sysfs.ErrNotViable) || !strings.Contains(err.Error(), "rollback incomplete") {
+				t.Errorf("group %d step %d: %v; want ErrNotViable and an incomplete rollback", tc.group, step, err)
+			}
+		}
 	}
 }
 

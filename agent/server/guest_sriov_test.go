@@ -66,6 +66,34 @@ func driverAt(t *testing.T, fs *sysfs.FS, bdf string) string {
 	return d.Driver + "/" + d.DriverOverride
 }
 
+// groupAt is bdf's iommu_group, nil for none.
+func groupAt(t *testing.T, fs *sysfs.FS, bdf string) *int {
+	t.Helper()
+	a, err := sysfs.ParseAddress(bdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := fs.Device(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.IOMMUGroup
+}
+
+// vfSharesPF checks what the arm64-smmuv3 lane does to a VF at its first
+// probe: it puts it into the PF's iommu_group. On VT-d and AMD-Vi the
+// pcie-root-port's ACS gives each VF a group of its own; on Debian's 6.12
+// arm64 with a device tree the SMMUv3 requests ACS (pci_request_acs) only
+// at the first of_dma_configure, after the bus was enumerated, so the root
+// port's ACS stays off and the PF's group takes the VFs.
+func vfSharesPF(t *testing.T, fs *sysfs.FS, vf, pf string) {
+	t.Helper()
+	g, pg := groupAt(t, fs, vf), groupAt(t, fs, pf)
+	if g == nil || pg == nil || *g != *pg {
+		t.Errorf("vf %s in group %v, PF %s in %v: want the PF's group", vf, g, pf, pg)
+	}
+}
+
 func TestGuestSRIOVLease(t *testing.T) {
 	needDevice(t, "igb")
 	if f := flag.Lookup("destructive"); !hwtest.Strict() && (f == nil || f.Value.String() != "true") {
@@ -111,8 +139,13 @@ func TestGuestSRIOVLease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Enable 2: %v", err)
 	}
-	if len(vfs) != 2 || vfs[0].Group == nil || vfs[1].Group == nil || *vfs[0].Group == *vfs[1].Group {
-		t.Fatalf("VFs %+v: want two, each in an iommu_group of its own", vfs)
+	// Fresh VFs no driver has probed: each in an iommu_group of its own
+	// on VT-d and AMD-Vi; none yet on an SMMUv3, where the acquire's probe
+	// creates the leased VF's.
+	atProbe := hwtest.IOMMUKind(t) == hwtest.SMMUv3
+	if len(vfs) != 2 || (vfs[0].Group == nil) != atProbe || (vfs[1].Group == nil) != atProbe ||
+		!atProbe && *vfs[0].Group == *vfs[1].Group {
+		t.Fatalf("VFs %+v: want two, each in an iommu_group of its own; groups at driver probe: %v", vfs, atProbe)
 	}
 	vf := vfs[0].Address.String()
 	_, fresh, err := m.Config(vf)
@@ -120,7 +153,7 @@ func TestGuestSRIOVLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	freshDriver := driverAt(t, fs, vf)
-	t.Logf("vf %s group %d driver %q, fresh config %+v", vf, *vfs[0].Group, freshDriver, fresh)
+	t.Logf("vf %s group %v driver %q, fresh config %+v", vf, groupAt(t, fs, vf), freshDriver, fresh)
 
 	// The agent, as serve runs it, on a private state dir and socket.
 	state := filepath.Join(t.TempDir(), "state")
@@ -135,6 +168,26 @@ func TestGuestSRIOVLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+
+	if atProbe {
+		// The acquire's probe puts the VF into the PF's iommu_group (the
+		// root port's ACS is not enabled on this lane: see vfSharesPF), so
+		// with the PF on igb the group rule refuses it, and the VF is as
+		// it was.
+		_, err := c.AcquireDevice(vf, client.AcquireOptions{Mode: proto.ModeFDs, VF: &proto.VFConfig{MAC: "52:54:00:aa:bb:01"}})
+		if !errors.Is(err, proto.ErrNotViable) || !strings.Contains(err.Error(), pfBDF+" bound to igb") {
+			t.Fatalf("acquire of a VF on %s: %v; want not viable, the PF on igb in its group", hwtest.Lane(), err)
+		}
+		vfSharesPF(t, fs, vf, pfBDF)
+		if _, c1, err := m.Config(vf); err != nil || c1 != fresh || driverAt(t, fs, vf) != freshDriver {
+			t.Errorf("after the refused acquire vf is %+v on %q (%v), want %+v on %q", c1, driverAt(t, fs, vf), err, fresh, freshDriver)
+		}
+		if recs, _ := filepath.Glob(filepath.Join(state, "*.lease")); len(recs) != 0 {
+			t.Errorf("records after the refused acquire: %v", recs)
+		}
+		t.Logf("lane %s: acquire of vf %s refused: %v", hwtest.Lane(), vf, err)
+		return
+	}
 
 	// igb has no VF link state: required, it fails the acquire, and the
 	// MAC set before it goes back.
@@ -176,6 +229,9 @@ func TestGuestSRIOVLease(t *testing.T) {
 	}
 	if d := driverAt(t, fs, vf); d != "vfio-pci/vfio-pci" {
 		t.Errorf("vf driver while leased: %q", d)
+	}
+	if g := groupAt(t, fs, vf); g == nil || *g != a.Lease.Group || len(a.Lease.Devices) != 1 {
+		t.Errorf("vf group while leased %v, lease of group %d %v: want the VF alone in it", g, a.Lease.Group, a.Lease.Devices)
 	}
 	if len(a.Names) != 2 || a.Names[1] != "vfio:"+vf {
 		t.Errorf("fds %v", a.Names)

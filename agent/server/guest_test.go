@@ -155,6 +155,9 @@ func TestGuestQEMUClient(t *testing.T) {
 	needDevice(t, "edu")
 	_, err := os.Stat("/host/usr/bin/qemu-system-x86_64")
 	hwtest.Need(t, "the host's QEMU under /host (9p host root)", err)
+	if err := hwtest.Runnable("/host/usr/bin/qemu-system-x86_64"); err != nil {
+		hwtest.LaneException(t, "the host's QEMU cannot run in this guest: "+err.Error())
+	}
 	edu := hwtest.FindEdu(t)[0]
 	before := eduState(t, edu.BDF)
 	fs, err := sysfs.Default()

@@ -114,7 +114,8 @@ type Server struct {
 	accept    acceptHealth
 	inFlight  chan struct{} // one token per frame being read and handled
 	closeOnce sync.Once
-	refusals  every // rate of the refused-connection log line
+	refusals  every      // rate of the refused-connection log line
+	probeMu   sync.Mutex // one group-creating probe at a time (probeGroup)
 
 	mu       sync.Mutex
 	leases   map[string]*lease // by ID
@@ -393,6 +394,99 @@ func (s *Server) sysfsDevices() ([]iommu.Device, error) {
 	return out, nil
 }
 
+// errGroupless is groupOf's answer for an endpoint without an iommu_group
+// on a host with an IOMMU unit, which acquire turns into a probe.
+type errGroupless struct{ bdf, unit string }
+
+func (e *errGroupless) Error() string {
+	return fmt.Sprintf("%s has no iommu_group yet: the IOMMU (%s) gives a device its group at its first driver probe", e.bdf, e.unit)
+}
+
+func (e *errGroupless) Unwrap() error { return sysfs.ErrNoGroup }
+
+// groupless reports an endpoint without an iommu_group on a host with an
+// IOMMU unit, nil for anything else.
+func (s *Server) groupless(bdf string) *errGroupless {
+	if s.o.Sysfs == nil {
+		return nil
+	}
+	a, err := sysfs.ParseAddress(bdf)
+	if err != nil {
+		return nil
+	}
+	d, err := s.o.Sysfs.Device(a)
+	if err != nil || d.IOMMUGroup != nil || d.IsBridge() {
+		return nil
+	}
+	units, _ := s.o.Sysfs.IOMMUs()
+	if len(units) == 0 {
+		return nil
+	}
+	return &errGroupless{bdf: bdf, unit: units[0].Name}
+}
+
+// probeGroup gives the endpoint of g its iommu_group, for an acquire of
+// it by address. An SMMUv3 described by a device tree (Debian's 6.12
+// arm64) creates a PCI device's group only at its first driver probe, so a
+// device no driver has claimed (rescanned, a fresh SR-IOV VF) has none.
+// The agent leases groups, checked against the policy and the group rule,
+// so it first makes the group: sysfs.Bind hands the device to vfio-pci,
+// whose probe creates the group, and refuses (rolled back) a group that is
+// not viable; the release puts the device back as it was, now in its
+// group, which the kernel keeps. The acquire then goes on as for any
+// device. Only a peer the policy gives this very device (or every device)
+// makes the agent probe it, and a record covers the probe, so an agent
+// that dies in it is undone by the next one.
+func (s *Server) probeGroup(sess *session, g *errGroupless) error {
+	if _, err := s.o.Policy.allow(sess.peer, -1, []string{g.bdf}); err != nil {
+		msg := err.Error()
+		if pe, ok := errors.AsType[*proto.Error](err); ok {
+			msg = pe.Message
+		}
+		return &proto.Error{Code: proto.CodeDenied, Message: fmt.Sprintf("%v, which only a rule for this device may have made: %s", g, msg)}
+	}
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.groupless(g.bdf) == nil {
+		return nil // a probe before this one made it
+	}
+	a, err := sysfs.ParseAddress(g.bdf)
+	if err != nil {
+		return err
+	}
+	orig, err := s.originals([]string{a.String()})
+	if err != nil {
+		return err
+	}
+	rec := &record{ID: newID(), State: stateBinding, Mode: proto.ModeFDs, Group: -1, Devices: []string{a.String()},
+		Restore: orig, Owner: sess.peer, Created: time.Now().UTC(), persist: len(orig) > 0}
+	if err := s.save(rec); err != nil {
+		return err
+	}
+	b, err := s.o.Sysfs.Bind(a.String())
+	if err == nil {
+		err = s.o.Sysfs.Release(b)
+	}
+	s.m.binds.WithLabelValues("probe", map[bool]string{true: "ok", false: "error"}[err == nil]).Inc()
+	if rerr := s.restore(rec); rerr != nil {
+		s.log.Error("restore after a group probe", "device", g.bdf, "err", rerr)
+		return errors.Join(err, rerr) // the record stays: reconcile retries
+	}
+	if rerr := s.remove(rec); rerr != nil {
+		s.log.Error("remove probe record", "device", g.bdf, "err", rerr)
+	}
+	switch {
+	case errors.Is(err, sysfs.ErrNotViable):
+		return &proto.Error{Code: proto.CodeNotViable, Message: err.Error()}
+	case errors.Is(err, sysfs.ErrNoGroup):
+		return &proto.Error{Code: proto.CodeNotFound, Message: err.Error()}
+	case err != nil:
+		return err
+	}
+	s.log.Info("iommu_group created by a probe", "device", g.bdf, "uid", sess.peer.UID)
+	return nil
+}
+
 // groupOf resolves an acquire's target to a group and its endpoints.
 func (s *Server) groupOf(req *proto.Request) (int, []string, error) {
 	if (req.Device == "") == (req.Group == nil) {
@@ -422,6 +516,9 @@ func (s *Server) groupOf(req *proto.Request) (int, []string, error) {
 	if want != "" {
 		i := slices.IndexFunc(devs, func(d iommu.Device) bool { return d.BDF == want })
 		if i < 0 {
+			if g := s.groupless(want); g != nil {
+				return 0, nil, g
+			}
 			return 0, nil, &proto.Error{Code: proto.CodeNotFound, Message: fmt.Sprintf("no device %s behind an IOMMU", want)}
 		}
 		group = devs[i].Group
@@ -485,6 +582,12 @@ func (s *Server) cdevOf(bdf string) (string, error) {
 // the acquire failed on one.
 func (s *Server) acquire(ctx context.Context, sess *session, req *proto.Request) (*proto.Lease, []string, []int, []proto.VFResult, error) {
 	group, members, err := s.groupOf(req)
+	if g, ok := errors.AsType[*errGroupless](err); ok {
+		if err := s.probeGroup(sess, g); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		group, members, err = s.groupOf(req)
+	}
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

@@ -412,3 +412,103 @@ func hasCapSysResource(t *testing.T) bool {
 	t.Fatal("no CapEff in /proc/self/status")
 	return false
 }
+
+// A device without an iommu_group on a host with an IOMMU (SMMUv3 creates
+// a PCI device's group at its first driver probe) is acquired by address:
+// the agent probes it to create its group, then leases that group as any
+// other, and the release leaves the device as it was, in its new group.
+func TestAcquireGroupless(t *testing.T) {
+	t.Parallel()
+	const edu = "0000:00:06.0" // no group in bridge-group.txtar
+	fds := func(h *fakeHost, p *server.Policy) *client.Client {
+		t.Helper()
+		sock, _ := start(t, server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.fs, IOMMUPath: h.iommu, DevDir: h.devDir, Policy: p})
+		return dial(t, sock)
+	}
+	h := newFakeHost(t, "bridge-group.txtar")
+	h.k.GroupOnProbe = map[string]int{edu: 9}
+	before := h.drivers(t)
+	c := fds(h, nil)
+	a, err := c.AcquireDevice(edu, client.AcquireOptions{})
+	if err != nil || a.Lease.Group != 9 {
+		t.Fatalf("acquire of a group-less device: %+v, %v; want group 9", a, err)
+	}
+	if got := h.drivers(t)[edu]; got != "vfio-pci/vfio-pci" {
+		t.Errorf("while leased: %s", got)
+	}
+	a.Close()
+	if err := c.Release(a.Lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.drivers(t); !mapsEqual(before, after) {
+		t.Errorf("after release %v, want %v", after, before)
+	}
+	d, err := h.fs.Device(sysfs.Address{Device: 6})
+	if err != nil || d.IOMMUGroup == nil || *d.IOMMUGroup != 9 {
+		t.Errorf("after release: %+v, %v; want its group 9 kept", d, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		probe  map[string]int // GroupOnProbe
+		policy *server.Policy
+		is     error
+		text   string
+	}{
+		// The probe joins group 5, where e1000 is bound: not viable.
+		{"not viable", map[string]int{edu: 5}, nil, proto.ErrNotViable, "0000:02:02.0 bound to e1000"},
+		// An IOMMU that groups at boot: vfio-pci refuses it, no group.
+		{"no group comes", nil, nil, proto.ErrNotFound, "still has no iommu_group"},
+		// A rule by group cannot cover a group that does not exist yet.
+		{"policy by group", map[string]int{edu: 9}, &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, Groups: []int{9}}}},
+			proto.ErrDenied, "no iommu_group yet"},
+	} {
+		h := newFakeHost(t, "bridge-group.txtar")
+		h.k.GroupOnProbe = tc.probe
+		before := h.drivers(t)
+		_, err := fds(h, tc.policy).AcquireDevice(edu, client.AcquireOptions{})
+		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s: %v; want %v saying %q", tc.name, err, tc.is, tc.text)
+		}
+		if after := h.drivers(t); !mapsEqual(before, after) {
+			t.Errorf("%s: after the refused acquire %v, want %v", tc.name, after, before)
+		}
+		if tc.policy != nil && len(h.k.Writes()) != 0 {
+			t.Errorf("%s: a denied peer made the agent write %q", tc.name, h.k.Writes())
+		}
+	}
+
+	// Without an IOMMU unit the device is not behind one.
+	n := newFakeHost(t, "bridge-group.txtar")
+	os.RemoveAll(filepath.Join(n.sys, "class", "iommu"))
+	_, err = fds(n, nil).AcquireDevice(edu, client.AcquireOptions{})
+	if !errors.Is(err, proto.ErrNotFound) || !strings.Contains(err.Error(), "no device "+edu+" behind an IOMMU") || len(n.k.Writes()) != 0 {
+		t.Errorf("acquire without an IOMMU unit: %v, writes %q", err, n.k.Writes())
+	}
+}
+
+// TestAcquireGrouplessRollback fails each write of the group-creating
+// probe in turn: the device ends as it was and no record is left.
+func TestAcquireGrouplessRollback(t *testing.T) {
+	t.Parallel()
+	const edu = "0000:00:06.0"
+	for step := 1; step <= 4; step++ { // override, probe; unbind, clear override
+		h := newFakeHost(t, "bridge-group.txtar")
+		h.k.GroupOnProbe = map[string]int{edu: 9}
+		h.k.FailAt = step
+		before := h.drivers(t)
+		state := filepath.Join(t.TempDir(), "state")
+		sock, _ := start(t, server.Options{Backend: server.BackendIOMMUFD, Sysfs: h.fs, IOMMUPath: h.iommu, DevDir: h.devDir, StateDir: state})
+		_, err := dial(t, sock).AcquireDevice(edu, client.AcquireOptions{})
+		if err == nil {
+			t.Errorf("step %d: acquire succeeded (writes %q)", step, h.k.Writes())
+			continue
+		}
+		if after := h.drivers(t); !mapsEqual(before, after) {
+			t.Errorf("step %d: %v; after %v, want %v (writes %q)", step, err, after, before, h.k.Writes())
+		}
+		if recs, _ := filepath.Glob(filepath.Join(state, "*.lease")); len(recs) != 0 {
+			t.Errorf("step %d: records left %v", step, recs)
+		}
+	}
+}

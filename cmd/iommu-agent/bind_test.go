@@ -149,6 +149,39 @@ func TestBindDevice(t *testing.T) {
 	}
 }
 
+// A device without an iommu_group under an IOMMU unit: an SMMUv3 gives it
+// its group at the first probe, and bind records it as any other; where
+// the probe gives it none (the fixture's VT-d left it untranslated),
+// vfio-pci refuses it, the device is put back and nothing is recorded.
+func TestBindGroupless(t *testing.T) {
+	t.Parallel()
+	e := newBindEnv(t)
+	if _, err := e.run("bind", "0000:00:06.0"); !errors.Is(err, sysfs.ErrNoGroup) || !errors.Is(err, sysfs.ErrNotBound) {
+		t.Errorf("bind of a device no probe gives a group: %v, want ErrNoGroup, ErrNotBound", err)
+	}
+	if d := e.driver("0000:00:06.0"); d != "" {
+		t.Errorf("after the refused bind: driver %q", d)
+	}
+	if st := e.stateText(); st != "" {
+		t.Errorf("refused bind wrote state %s", st)
+	}
+
+	e = newBindEnv(t)
+	e.k.GroupOnProbe = map[string]int{"0000:00:06.0": 9}
+	if out, err := e.run("bind", "0000:00:06.0"); err != nil {
+		t.Fatalf("bind with a group at the probe: %q, %v", out, err)
+	}
+	if d := e.driver("0000:00:06.0"); d != "vfio-pci" {
+		t.Errorf("after bind: driver %q", d)
+	}
+	if _, err := e.run("unbind", "0000:00:06.0"); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.driver("0000:00:06.0"); d != "" {
+		t.Errorf("after unbind: driver %q", d)
+	}
+}
+
 func TestBindRefuses(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -161,7 +194,6 @@ func TestBindRefuses(t *testing.T) {
 		{cmd: "bind", args: []string{"0000:00:20.0"}, is: sysfs.ErrAddress},
 		{cmd: "bind", args: []string{"0000:09:00.0"}, is: sysfs.ErrNoDevice},
 		{cmd: "bind", args: []string{"0000:00:03.0"}, is: sysfs.ErrBridge},
-		{cmd: "bind", args: []string{"0000:00:06.0"}, is: sysfs.ErrNoGroup},
 		{cmd: "bind", args: []string{"group", "42"}, is: sysfs.ErrNoGroup},
 		{cmd: "bind", args: []string{"group", "five"}, text: "not a group number"},
 		{cmd: "bind", args: []string{}, text: "want BDF or group N"},

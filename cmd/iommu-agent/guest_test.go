@@ -8,15 +8,18 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/hostcheck"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 )
 
 // These run the CLI against the guest's real /sys, /proc and /dev: the
-// VT-d guest of go run ./hwtests/vm/cmd/hwtests, where edu is present.
+// guest of go run ./hwtests/vm/cmd/hwtests in every lane, where edu is
+// present; what differs per IOMMU is expected per hwtest.IOMMUKind.
 
 func guestRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -68,11 +71,19 @@ func TestGuestList(t *testing.T) {
 		t.Fatalf("list: %v", err)
 	}
 	if strings.Contains(out, "No IOMMU") {
-		t.Fatal("list says no IOMMU in the VT-d guest")
+		t.Fatal("list says no IOMMU in a guest with one")
 	}
 	inv := guestInventory(t)
-	if !inv.IOMMUPresent || len(inv.IOMMUs) == 0 || inv.IOMMUs[0].Kind != "intel-vt-d" || inv.IOMMUs[0].VTD == nil {
-		t.Fatalf("list --json: units %+v, want the emulated VT-d", inv.IOMMUs)
+	// The unit's kind and name follow the lane's IOMMU; only VT-d has its
+	// cap/ecap registers in sysfs to decode.
+	kind := map[hwtest.Kind]string{hwtest.VTD: "intel-vt-d", hwtest.AMDVi: "amd-vi", hwtest.SMMUv3: "arm-smmu-v3"}
+	prefix := map[hwtest.Kind]string{hwtest.VTD: "dmar", hwtest.AMDVi: "ivhd", hwtest.SMMUv3: "smmu3.0x"}
+	k := hwtest.IOMMUKind(t)
+	if !inv.IOMMUPresent || len(inv.IOMMUs) == 0 || inv.IOMMUs[0].Kind != kind[k] || !strings.HasPrefix(inv.IOMMUs[0].Name, prefix[k]) {
+		t.Fatalf("list --json: units %+v, want the emulated %s (%s, %s*)", inv.IOMMUs, k, kind[k], prefix[k])
+	}
+	if decoded := inv.IOMMUs[0].VTD != nil; decoded != (k == hwtest.VTD) {
+		t.Errorf("unit %s: VT-d registers decoded %v, want %v on %s", inv.IOMMUs[0].Name, decoded, k == hwtest.VTD, k)
 	}
 	// edu has no kernel driver, so its group is viable unless a sibling
 	// (the e1000 of -devices bridge:edu,e1000) holds a DMA driver.
@@ -132,19 +143,20 @@ func TestGuestCheck(t *testing.T) {
 			t.Errorf("module %s: state %q from %q, want loaded from initstate", m, f.State, f.Source)
 		}
 	}
-	// The driver follows the lane's unit: dmar0 (VT-d) or ivhd0 (AMD-Vi),
-	// both bool options, so built in.
-	driver := "intel-iommu"
-	if strings.Contains(byName["IOMMU"].Detail, "ivhd") {
-		driver = "amd-iommu"
-	}
+	// The driver follows the lane's unit: intel-iommu and amd-iommu are
+	// bool options; Debian builds arm_smmu_v3 in too (=y in its arm64
+	// config), so all three are built in. Interrupt isolation: QEMU's x86
+	// IOMMUs with intremap=on and a split irqchip remap, and
+	// /proc/interrupts shows IR- chips; on the arm64 virt machine MSIs go
+	// through the GICv3 ITS, which isolates them per device (ITS- chips).
+	k := hwtest.IOMMUKind(t)
+	driver, isolation := map[hwtest.Kind]string{hwtest.VTD: "intel-iommu", hwtest.AMDVi: "amd-iommu", hwtest.SMMUv3: "arm_smmu_v3"}[k],
+		map[hwtest.Kind]string{hwtest.VTD: "IR-", hwtest.AMDVi: "IR-", hwtest.SMMUv3: "GICv3 ITS"}[k]
 	if f := byName["IOMMU driver"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Detail, driver) {
-		t.Errorf("IOMMU driver: %+v, want %s built in", f, driver)
+		t.Errorf("IOMMU driver: %+v, want %s built in on %s", f, driver, k)
 	}
-	// QEMU's IOMMUs with intremap=on and a split irqchip: the kernel
-	// remaps, and /proc/interrupts says so.
-	if f := byName["interrupt remapping"]; !strings.Contains(f.Detail, "IR-") {
-		t.Errorf("interrupt remapping: %q names no IR- chip", f.Detail)
+	if f := byName["interrupt remapping"]; !strings.Contains(f.Detail, isolation) {
+		t.Errorf("interrupt remapping: %q does not name %s, the isolation of %s", f.Detail, isolation, k)
 	}
 	// /lib/modules/RELEASE holds modules.dep only: the guest has neither
 	// modules.builtin nor a kernel config, and the report says so rather
@@ -157,14 +169,20 @@ func TestGuestCheck(t *testing.T) {
 		t.Errorf("VFIO device cdev: %+v, want built-in from /proc/devices", f)
 	}
 
-	// A module the Debian kernel builds (kvm-amd.ko.xz in modules.dep) whose
-	// file the initramfs does not carry: not installed, never "modprobe".
+	// A module the Debian kernel builds (in modules.dep) whose file the
+	// initramfs does not carry: not installed, never "modprobe". One of
+	// the guest architecture's own: kvm-amd on x86_64, the SPE PMU driver
+	// on arm64 (its KVM is built in).
 	h, err := hostcheck.New(hostcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := h.Module("kvm_amd", "CONFIG_KVM_AMD"); c.State != hostcheck.NotInstalled {
-		t.Errorf("kvm_amd: %+v, want not-installed (listed in modules.dep, no file)", c)
+	mod, config := "kvm_amd", "CONFIG_KVM_AMD"
+	if runtime.GOARCH == "arm64" {
+		mod, config = "arm_spe_pmu", "CONFIG_ARM_SPE_PMU"
+	}
+	if c := h.Module(mod, config); c.State != hostcheck.NotInstalled {
+		t.Errorf("%s: %+v, want not-installed (listed in modules.dep, no file)", mod, c)
 	}
 	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != hostcheck.Loaded {
 		t.Errorf("vfio_pci_core: %+v, want loaded", c)
@@ -215,3 +233,90 @@ func TestGuestBindUnbind(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestGuestBindGroupless removes a driverless edu and finds it again by a
+// bus rescan: a fresh device, grouped as at boot. On the arm64-smmuv3 lane
+// it has no iommu_group (SMMUv3 with a device tree groups at the first
+// driver probe), and `iommu-agent bind BDF` is what gives it one; on VT-d
+// and AMD-Vi it has its group at once and bind is the usual one. Either
+// way unbind leaves it driverless, in the group it has now.
+func TestGuestBindGroupless(t *testing.T) {
+	if os.Getenv("HWTESTS_STRICT") != "1" {
+		t.Skip("removes and rebinds devices: runs in the guest only")
+	}
+	const pci = "/sys/bus/pci"
+	var bdf string // the last driverless edu, grouped or not
+	ents, err := os.ReadDir(filepath.Join(pci, "devices"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		dir := filepath.Join(pci, "devices", e.Name())
+		v, _ := os.ReadFile(filepath.Join(dir, "vendor"))
+		d, _ := os.ReadFile(filepath.Join(dir, "device"))
+		_, bound := os.Readlink(filepath.Join(dir, "driver"))
+		if strings.TrimSpace(string(v)) == "0x1234" && strings.TrimSpace(string(d)) == "0x11e8" && bound != nil {
+			bdf = e.Name()
+		}
+	}
+	if bdf == "" {
+		t.Fatal("no driverless edu to remove")
+	}
+	write := func(path, v string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(v), 0o200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(pci, "devices", bdf, "remove"), "1")
+	write(filepath.Join(pci, "rescan"), "1")
+	if _, err := os.Stat(filepath.Join(pci, "devices", bdf)); err != nil {
+		t.Fatalf("%s after the rescan: %v", bdf, err)
+	}
+	_, err = os.Readlink(filepath.Join(pci, "devices", bdf, "iommu_group"))
+	hasGroup := err == nil
+	atProbe := hwtest.IOMMUKind(t) == hwtest.SMMUv3
+	if hasGroup == atProbe {
+		t.Fatalf("rescanned %s has an iommu_group: %v; %s groups at driver probe: %v", bdf, hasGroup, hwtest.IOMMUKind(t), atProbe)
+	}
+	if !hasGroup {
+		// The agent does not lease it yet, and says what creates its group.
+		inv := guestInventory(t)
+		found := false
+		for _, d := range inv.UngroupedDevices {
+			found = found || d.Address == bdf
+		}
+		if !found {
+			t.Errorf("list --json: %s not among the ungrouped devices %+v", bdf, inv.UngroupedDevices)
+		}
+	}
+	state := filepath.Join(t.TempDir(), "bindings.json")
+	if out, err := guestRun(t, "bind", "-state", state, bdf); err != nil {
+		t.Fatalf("bind %s: %v\n%s", bdf, err, out)
+	}
+	link, err := os.Readlink(filepath.Join(pci, "devices", bdf, "iommu_group"))
+	if err != nil {
+		t.Fatalf("%s after bind: no iommu_group: %v", bdf, err)
+	}
+	drv, _ := os.Readlink(filepath.Join(pci, "devices", bdf, "driver"))
+	if filepath.Base(drv) != "vfio-pci" {
+		t.Errorf("%s after bind: driver %q", bdf, drv)
+	}
+	group := filepath.Base(link)
+	if _, err := os.Stat("/dev/vfio/devices"); err == nil {
+		ents, _ := os.ReadDir(filepath.Join(pci, "devices", bdf, "vfio-dev"))
+		if len(ents) != 1 {
+			t.Errorf("%s after bind: vfio-dev %v, want its cdev", bdf, ents)
+		}
+	}
+	if _, err := guestRun(t, "unbind", "-state", state, bdf); err != nil {
+		t.Fatalf("unbind %s: %v", bdf, err)
+	}
+	if _, err := os.Readlink(filepath.Join(pci, "devices", bdf, "driver")); err == nil {
+		t.Errorf("%s after unbind: still has a driver", bdf)
+	}
+	if l, err := os.Readlink(filepath.Join(pci, "devices", bdf, "iommu_group")); err != nil || filepath.Base(l) != group {
+		t.Errorf("%s after unbind: group %q, %v; want group %s kept", bdf, l, err, group)
+	}
+	t.Logf("rescanned %s: group at rescan %v; bind gave group %s, kept after unbind", bdf, hasGroup, group)
+}

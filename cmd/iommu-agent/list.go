@@ -392,7 +392,14 @@ func printInventory(w io.Writer, inv Inventory) {
 		}
 	}
 	if len(inv.UngroupedDevices) > 0 {
-		fmt.Fprintln(w, "devices without an iommu_group (no IOMMU translates their DMA; they cannot be passed through)")
+		// An SMMUv3 (Debian's 6.12 arm64) gives a device its group at the
+		// first driver probe: under a unit, a driverless device may have
+		// none yet, and a bind (sysfs.Bind, the agent's acquire) creates it.
+		if inv.IOMMUPresent {
+			fmt.Fprintln(w, "devices without an iommu_group yet (an IOMMU that groups at the first driver probe, as SMMUv3 does, gives one at the first bind: `iommu-agent bind BDF`, or the agent's acquire of it; one that groups at boot does not translate them)")
+		} else {
+			fmt.Fprintln(w, "devices without an iommu_group (no IOMMU translates their DMA; they cannot be passed through)")
+		}
 		for _, d := range inv.UngroupedDevices {
 			fmt.Fprintf(w, "  %s\n", deviceLine(d))
 		}

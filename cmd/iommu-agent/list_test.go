@@ -155,6 +155,25 @@ func TestListJSON(t *testing.T) {
 	}
 }
 
+// A device without an iommu_group is explained by whether an IOMMU unit
+// exists: under one it may get its group at a bind (SMMUv3), without one
+// nothing translates it.
+func TestListUngrouped(t *testing.T) {
+	t.Parallel()
+	sys := filepath.Join(fixture(t, "bridge-group.txtar"), "sys")
+	out, err := runOut(t, "list", "-sysfs", sys)
+	if err != nil || !strings.Contains(out, "devices without an iommu_group yet") || !strings.Contains(out, "iommu-agent bind BDF") {
+		t.Errorf("list with a unit: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(filepath.Join(sys, "class", "iommu")); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = runOut(t, "list", "-sysfs", sys)
+	if !strings.Contains(out, "no IOMMU translates their DMA") || strings.Contains(out, "iommu-agent bind BDF") {
+		t.Errorf("list without a unit:\n%s", out)
+	}
+}
+
 func TestListBrokenTree(t *testing.T) {
 	t.Parallel()
 	root := fixture(t, "broken.txtar")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,10 +91,20 @@ var ErrInjected = errors.New("sysfstest: injected write failure")
 // ErrInjected and change nothing; later writes succeed. Refuse lists the
 // probes that fail: the device stays unbound, a driver's bind file returns
 // an error, and drivers_probe still returns success, as the kernel's does.
+//
+// GroupOnProbe models an IOMMU that creates a device's iommu_group only when
+// a driver first probes it (SMMUv3 described by a device tree, Debian's
+// 6.12 arm64: really_probe → dma_configure → iommu_probe_device, before the
+// driver's probe, so also when that probe then fails). It maps a device
+// without an iommu_group to the group its first probe puts it in: a new
+// group, or one that exists, which it joins. The group stays after an
+// unbind, as the kernel's does. vfio-pci, like the real one, refuses to
+// probe a device that still has no group.
 type Kernel struct {
-	Root   string
-	FailAt int
-	Refuse map[Probe]bool
+	Root         string
+	FailAt       int
+	Refuse       map[Probe]bool
+	GroupOnProbe map[string]int
 
 	mu     sync.Mutex
 	writes []string
@@ -173,10 +184,64 @@ func (k *Kernel) probe(bdf string) error {
 	if _, err := os.Stat(filepath.Join(k.Root, "bus", "pci", "drivers", name)); err != nil {
 		return nil // driver not loaded
 	}
-	if k.Refuse[Probe{name, bdf}] {
-		return nil
+	ok, err := k.probeOK(name, bdf, dev)
+	if err != nil || !ok {
+		return err
 	}
 	return k.link(name, bdf, dev)
+}
+
+// probeOK is what really_probe does before it links a driver: the IOMMU's
+// dma_configure (GroupOnProbe), then the driver's probe, which fails on a
+// Refuse entry and, for vfio-pci, on a device without an iommu_group.
+func (k *Kernel) probeOK(drv, bdf, dev string) (bool, error) {
+	if err := k.configureGroup(bdf, dev); err != nil {
+		return false, err
+	}
+	if k.Refuse[Probe{drv, bdf}] {
+		return false, nil
+	}
+	if drv == "vfio-pci" {
+		if _, err := os.Lstat(filepath.Join(dev, "iommu_group")); err != nil {
+			return false, nil // vfio_pci_core_register_device: no group, -EINVAL
+		}
+	}
+	return true, nil
+}
+
+// configureGroup puts a group-less device of GroupOnProbe into its group,
+// with the links the kernel makes: the device's iommu_group and the
+// group's devices/ entry.
+func (k *Kernel) configureGroup(bdf, dev string) error {
+	n, ok := k.GroupOnProbe[bdf]
+	if !ok {
+		return nil
+	}
+	link := filepath.Join(dev, "iommu_group")
+	if _, err := os.Lstat(link); err == nil {
+		return nil
+	}
+	gdir := filepath.Join(k.Root, "kernel", "iommu_groups", strconv.Itoa(n))
+	if err := os.MkdirAll(filepath.Join(gdir, "devices"), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(gdir, "type")); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(filepath.Join(gdir, "type"), []byte("DMA-FQ\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	toGroup, err := filepath.Rel(dev, gdir)
+	if err != nil {
+		return err
+	}
+	toDev, err := filepath.Rel(filepath.Join(gdir, "devices"), dev)
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(toDev, filepath.Join(gdir, "devices", bdf)); err != nil {
+		return err
+	}
+	return os.Symlink(toGroup, link)
 }
 
 func (k *Kernel) bind(drv, bdf string) error {
@@ -192,7 +257,11 @@ func (k *Kernel) bind(drv, bdf string) error {
 			return fmt.Errorf("bind %s to %s: driver_override is %s: no such device", bdf, drv, name)
 		}
 	}
-	if k.Refuse[Probe{drv, bdf}] {
+	ok, err := k.probeOK(drv, bdf, dev)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return fmt.Errorf("bind %s: probe failed", bdf)
 	}
 	return k.link(drv, bdf, dev)
