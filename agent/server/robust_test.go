@@ -358,7 +358,10 @@ func TestIdleTimeouts(t *testing.T) {
 			var r proto.Response
 			_, err = c.Recv(&r)
 		}
-		if !errors.Is(err, io.EOF) {
+		// EOF, or ECONNRESET when the agent closed with a frame of ours
+		// still unread (the chatty client's last one can race the
+		// timeout): both are the agent hanging up.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("silent connection: %v, want closed by the agent", err)
 		}
 		return time.Since(start)
