@@ -84,7 +84,14 @@ fuzz:
 # lands in its PF's group at its first probe and is refused as not viable. The last two boot x86_64 with an
 # AMD-Vi (amd-iommu): the kernel suites (DMA, faults, conformance, errnos,
 # VFIO) and the compat container.
+# Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
+# per checkout, emptied first); the last line sums them per lane and over all
+# lanes. A failing boot stops make there, as before, so that summary comes
+# only after every boot passed (and fails itself if one did not, or if the
+# file holds no boot).
+guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:
+	rm -f "$$HWTESTS_RESULTS"
 	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
 	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
@@ -100,3 +107,4 @@ guest:
 		-run 'TestConformance|TestDMA|TestErrno|TestHWInfo|TestReservedRegions|TestGroupAtBoot|TestVFIO'
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
+	$(GO) run ./hwtests/vm/cmd/hwtests -summary "$$HWTESTS_RESULTS"

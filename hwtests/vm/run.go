@@ -50,6 +50,9 @@ type Config struct {
 	WorkDir string
 	// KeepRuns is how many run directories to keep under the cache.
 	KeepRuns int
+	// Results, if set, is a file the run appends its BootRecord to, so
+	// one Summarize can report the counts of many runs per lane.
+	Results string
 }
 
 // Result is a run's outcome.
@@ -62,7 +65,8 @@ type Result struct {
 }
 
 // Run prepares everything, boots the guest, reports go test -v output on
-// stdout and ends it with "hwtests: N passed, M failed". The error is
+// stdout and ends it with "hwtests[LANE]: N passed, M failed" and
+// "hwtests: N passed, M failed". The error is
 // non-nil when anything besides failing tests went wrong; failed tests
 // show in the counts.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (res Result, err error) {
@@ -76,7 +80,17 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 			fmt.Fprintf(stdout, "--- FAIL: hwtests (%s)\n", oneLine(err.Error()))
 			res.Failed = 1
 		}
-		fmt.Fprintf(stdout, "hwtests: %d passed, %d failed\n", res.Passed, res.Failed)
+		fmt.Fprintln(stdout, CountsLine(cfg.Lane.Name, res.Counts))
+		fmt.Fprintln(stdout, CountsLine("", res.Counts))
+		if cfg.Results != "" {
+			rec := BootRecord{Lane: cfg.Lane.Name, Devices: cfg.Devices.String(), Modules: cfg.Variant,
+				Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped}
+			if werr := AppendResult(cfg.Results, rec); werr != nil {
+				// A boot missing from the file would make the summary
+				// undercount: fail this run instead.
+				err = errors.Join(err, fmt.Errorf("results file: %w", werr))
+			}
+		}
 		if res.RunDir != "" {
 			writeRunRecord(filepath.Join(res.RunDir, "run.json"), cfg, res, err)
 		}

@@ -4,9 +4,17 @@
 //	go run ./hwtests/vm/cmd/hwtests [flags] [-- test flags]
 //
 // Test output comes on stdout in go test -v form, ending with
-// "hwtests: N passed, M failed"; progress and timings go to stderr.
-// Arguments after the flags go to every test binary (-run X is passed as
-// -test.run X).
+// "hwtests[LANE]: N passed, M failed" and "hwtests: N passed, M failed";
+// progress and timings go to stderr. Arguments after the flags go to every
+// test binary (-run X is passed as -test.run X).
+//
+// Many runs (make guest boots ten guests over three lanes) add up with
+// -results FILE (or $HWTESTS_RESULTS) on each run, then
+//
+//	go run ./hwtests/vm/cmd/hwtests -summary FILE
+//
+// which prints one "hwtests[LANE]: ..." line per lane and the total, and
+// fails if a test failed or no run was recorded.
 package main
 
 import (
@@ -39,12 +47,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, verbose, err := parseFlags(args, stderr)
+	cfg, opt, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
+	if opt.summary != "" {
+		return vm.Summarize(opt.summary, stdout)
+	}
 	level := slog.LevelInfo
-	if verbose {
+	if opt.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -58,7 +69,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
+// options are the flags that are not a vm.Config.
+type options struct {
+	verbose bool
+	summary string
+}
+
+func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 	fs := flag.NewFlagSet("hwtests", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -80,36 +97,38 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		keepRuns  = fs.Int("keep-runs", 5, "run directories to keep under the cache")
 		runRE     = fs.String("run", "", "passed to every test binary as -test.run")
 		verbose   = fs.Bool("v", false, "log guest /init progress and the QEMU command line")
+		results   = fs.String("results", os.Getenv("HWTESTS_RESULTS"), "append this run's lane and counts to this file as a JSON line, for -summary (default $HWTESTS_RESULTS)")
+		summary   = fs.String("summary", "", "boot nothing: print the counts per lane and in total of the runs recorded in this -results file")
 		laneValue vm.Lane
 	)
 	if err := fs.Parse(args); err != nil {
-		return vm.Config{}, false, err
+		return vm.Config{}, options{}, err
 	}
 	var err error
 	if laneValue, err = vm.LaneByName(*laneName); err != nil {
-		return vm.Config{}, false, err
+		return vm.Config{}, options{}, err
 	}
 	devs, err := vm.ParseDevices(*devices)
 	if err != nil {
-		return vm.Config{}, false, err
+		return vm.Config{}, options{}, err
 	}
 	variant, err := vm.ParseVariant(*modules)
 	if err != nil {
-		return vm.Config{}, false, err
+		return vm.Config{}, options{}, err
 	}
 	switch *accel {
 	case "auto", "kvm", "tcg":
 	default:
-		return vm.Config{}, false, fmt.Errorf("-accel %q: want auto, kvm or tcg", *accel)
+		return vm.Config{}, options{}, fmt.Errorf("-accel %q: want auto, kvm or tcg", *accel)
 	}
 	switch *coverage {
 	case "auto", "on", "off":
 	default:
-		return vm.Config{}, false, fmt.Errorf("-ioctl-coverage %q: want auto, on or off", *coverage)
+		return vm.Config{}, options{}, fmt.Errorf("-ioctl-coverage %q: want auto, on or off", *coverage)
 	}
 	if *cacheDir == "" {
 		if *cacheDir, err = vm.DefaultCacheDir(os.Getenv); err != nil {
-			return vm.Config{}, false, err
+			return vm.Config{}, options{}, err
 		}
 	}
 	testArgs := vm.TestArgs(fs.Args())
@@ -140,7 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, bool, error) {
 		IoctlCoverage: *coverage,
 		SetupHost:     *setup,
 		KeepRuns:      *keepRuns,
-	}, *verbose, nil
+		Results:       *results,
+	}, options{verbose: *verbose, summary: *summary}, nil
 }
 
 func laneNames() string {
