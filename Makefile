@@ -81,9 +81,9 @@ fuzz:
 # SMMUv3 driver will not put two stream IDs of one alias in its tree), which
 # TestGuestBridgeAlias pins; the daemon and the CLI (all but QEMU as a
 # client: the guest cannot run the host's x86 QEMU), and SR-IOV, where a VF
-# lands in its PF's group at its first probe and is refused as not viable. The last two boot x86_64 with an
-# AMD-Vi (amd-iommu): the kernel suites (DMA, faults, conformance, errnos,
-# VFIO) and the compat container.
+# lands in its PF's group at its first probe and is refused as not viable. The last three boot x86_64 with
+# an AMD-Vi (amd-iommu): discovery, the bridge group and the CLI; the kernel
+# suites (DMA, faults, conformance, errnos, VFIO); the compat container.
 # Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
 # per checkout, emptied first); the last line sums them per lane and over all
 # lanes. A failing boot stops make there, as before, so that summary comes
@@ -103,6 +103,7 @@ guest:
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -modules compat -devices edu,edu \
 		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
+	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -devices edu,edu -pkgs ./hwtests -ioctl-coverage off \
 		-run 'TestConformance|TestDMA|TestErrno|TestHWInfo|TestReservedRegions|TestGroupAtBoot|TestVFIO'
 	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -modules compat -devices edu,edu \
