@@ -69,21 +69,21 @@ fuzz:
 		done; \
 	done
 
-# The real kernel: QEMU guests with VT-d and edu (see README.md). Two edu
-# functions, so the accounting cases (one IOAS shared by two devices counts
-# once, two containers count twice) run too. The second boot swaps the
-# container for iommufd's vfio-compat one and runs what speaks type1 there.
-# The first puts edu and an e1000 (with its kernel driver) behind a
-# PCIe-to-PCI bridge, one iommu_group: discovery, viability and the group
-# bind with rollback against the real kernel. The last three boot an arm64
-# guest with an SMMUv3 (TCG): the kernel suites, discovery, the tracer and
-# type1 on iommufd's compat container; a bridge group is refused there (the
-# SMMUv3 driver will not put two stream IDs of one alias in its tree), which
-# TestGuestBridgeAlias pins; the daemon and the CLI (all but QEMU as a
-# client: the guest cannot run the host's x86 QEMU), and SR-IOV, where a VF
-# lands in its PF's group at its first probe and is refused as not viable. The last three boot x86_64 with
-# an AMD-Vi (amd-iommu): discovery, the bridge group and the CLI; the kernel
-# suites (DMA, faults, conformance, errnos, VFIO); the compat container.
+# The real kernel: QEMU guests with an IOMMU and edu (see README.md), eleven
+# boots over three lanes.
+# x86_64-vtd: edu and an e1000 (with its kernel driver) behind a PCIe-to-PCI
+# bridge, one iommu_group: discovery, viability and the group bind with
+# rollback; two edus on iommufd's vfio-compat container, running what speaks
+# type1 there; two edus with every package (two functions, so the accounting
+# cases run: one IOAS shared by two devices counts once, two containers
+# twice); an igb for SR-IOV.
+# arm64-smmuv3 (TCG): the kernel suites, discovery, the tracer, the daemon
+# and the CLI (all but QEMU as a client: the guest cannot run the host's x86
+# QEMU); SR-IOV, where a VF lands in its PF's group at its first probe and is
+# refused as not viable; the bridge, where the second alias is refused
+# (TestGuestBridgeAlias); the compat container.
+# x86_64-amdvi: discovery, the bridge group and the CLI; the kernel suites
+# (DMA, faults, conformance, errnos, VFIO); the compat container.
 # Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
 # per checkout, emptied first); the last line sums them per lane and over all
 # lanes. A failing boot stops make there, as before, so that summary comes
