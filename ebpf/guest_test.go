@@ -16,8 +16,8 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/type1"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 	"github.com/iommu-agent/iommu-agent/ioctl/ioctltest"
 )
 

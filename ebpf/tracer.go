@@ -26,7 +26,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 
-	"github.com/iommu-agent/iommu-agent/agent/latency"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 // ErrUnavailable says the kernel refused BPF (no privilege, or BPF

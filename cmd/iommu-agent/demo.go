@@ -13,9 +13,9 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"github.com/iommu-agent/iommu-agent/agent/server"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 // demoDevices is the emulated machine: two edu functions alone in their

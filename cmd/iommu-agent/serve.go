@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/agent/sriov"
 	"github.com/iommu-agent/iommu-agent/ebpf"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 

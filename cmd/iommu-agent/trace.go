@@ -18,8 +18,8 @@ import (
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/emulated"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
 	"github.com/iommu-agent/iommu-agent/ebpf"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 // trace shows DMA map/unmap latency per operation: from the kernel with the

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 type mapEntry struct {

@@ -24,7 +24,7 @@ import (
 	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 // RLimitMode selects which counter pinned pages are charged to, as

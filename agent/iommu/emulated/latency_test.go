@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/latency"
+	"github.com/iommu-agent/iommu-agent/internal/latency"
 )
 
 // TestLatency: with Options.Latency every Map and Unmap is counted under
