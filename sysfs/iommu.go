@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
@@ -163,7 +161,7 @@ func (f *FS) GroupsContext(ctx context.Context) ([]Group, error) {
 		}
 		return nil, nil
 	}
-	// As for devices: a few workers, each writing only its own indexes.
+	// Read by forEach's workers, each writing only its own indexes.
 	groups := make([]Group, len(names))
 	errs := make([]error, len(names))
 	done := make([]bool, len(names))
@@ -176,18 +174,7 @@ func (f *FS) GroupsContext(ctx context.Context) ([]Group, error) {
 		groups[i], errs[i] = readGroup(root, n, buf)
 		done[i] = true
 	}
-	workers := min(runtime.GOMAXPROCS(0), 8, len(names)/64+1)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			buf := make([]byte, bufSize)
-			for i := w; i < len(names) && ctx.Err() == nil; i += workers {
-				read(i, buf)
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := forEach(ctx, len(names), read); err != nil {
 		return nil, fmt.Errorf("list iommu_groups: %w", err)
 	}
 	out := groups[:0]

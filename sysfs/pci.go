@@ -110,21 +110,7 @@ func (f *FS) devices(ctx context.Context, details bool) ([]Device, error) {
 		}
 		ok2[i] = true
 	}
-	// Discovery is syscall-bound; a few workers spread the syscalls over
-	// the CPUs (on this project's 2 shared cores: 6% less time than one).
-	// Each writes only its own indexes and reads into its own buffer.
-	workers := min(runtime.GOMAXPROCS(0), 8, len(names)/64+1)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			buf := make([]byte, bufSize)
-			for i := w; i < len(names) && ctx.Err() == nil; i += workers {
-				read(i, buf)
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if err := forEach(ctx, len(names), read); err != nil {
 		return nil, fmt.Errorf("list PCI devices: %w", err)
 	}
 	n := 0
@@ -511,4 +497,24 @@ func readSRIOV(dir *dir, attr func(string) (string, bool, error)) (*SRIOV, error
 		s.VFs = append(s.VFs, v.a)
 	}
 	return &s, nil
+}
+
+// forEach calls read(i, buf) for every i in [0, n) and returns ctx's error
+// if it ended first. Discovery is syscall-bound; a few workers spread the
+// syscalls over the CPUs (on this project's 2 shared cores: 6% less time
+// than one). Each worker has its own buffer, and read must write only what
+// belongs to its index.
+func forEach(ctx context.Context, n int, read func(i int, buf []byte)) error {
+	workers := min(runtime.GOMAXPROCS(0), 8, n/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, bufSize)
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				read(i, buf)
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
 }

@@ -22,6 +22,13 @@ import (
 func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
 	t.Helper()
 	sock = filepath.Join(t.TempDir(), "agent.sock")
+	return sock, serveAt(t, srv, sock)
+}
+
+// serveAt is serve on the socket path given: for tests that start a second
+// agent on the same path.
+func serveAt(t testing.TB, srv *server.Server, sock string) (stop func() error) {
+	t.Helper()
 	ln, err := server.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +48,7 @@ func serve(t testing.TB, srv *server.Server) (sock string, stop func() error) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return sock, stop
+	return stop
 }
 
 // refusedWhileLeased checks that pf's VFs can be neither disabled nor

@@ -413,14 +413,7 @@ func TestHostileLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
+	stop := serveAt(t, srv, sock)
 	metricsOf := func(srv *server.Server) string {
 		w := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
@@ -499,22 +492,16 @@ func TestHostileLoad(t *testing.T) {
 	}
 
 	// The flood admitted: what idle sessions cost the agent.
-	cancel()
-	<-served
-	served <- nil
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 	admit := &server.Policy{Rules: policy.Rules, Limits: server.DefaultLimits()}
 	admit.Limits.MaxConns, admit.Limits.MaxConnsNoRule = conns+16, conns
 	srv2, err := server.New(context.Background(), server.Options{Devices: edus(1), StateDir: state, Policy: admit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln2, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	served2 := make(chan error, 1)
-	go func() { served2 <- srv2.Serve(ctx2, ln2) }()
+	stop2 := serveAt(t, srv2, sock)
 	base2 := stats(t)
 	flood2 := startHostile(t, bin, "idle", sock, uidNoRule, conns)
 	report := flood2.line(t)
@@ -532,8 +519,7 @@ func TestHostileLoad(t *testing.T) {
 	flood2.stop(t)
 	waitFor(t, func() bool { return stats(t).fds <= base2.fds })
 	t.Logf("after the admitted flood: %v", stats(t))
-	cancel2()
-	if err := <-served2; err != nil {
+	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
 }

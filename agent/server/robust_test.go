@@ -113,21 +113,9 @@ func TestSecondAgent(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	sock := filepath.Join(dir, "agent.sock")
-	srv, err := server.New(context.Background(), server.Options{Devices: edus(1), StateDir: state, Policy: me()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	sock, _ := start(t, server.Options{Devices: edus(1), StateDir: state})
 
-	_, err = server.New(context.Background(), server.Options{Devices: edus(1), StateDir: state, Policy: me()})
+	_, err := server.New(context.Background(), server.Options{Devices: edus(1), StateDir: state, Policy: me()})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
 		t.Errorf("second New on a locked state dir: %v, want an error naming pid %d", err, os.Getpid())
 	}
