@@ -389,7 +389,7 @@ func (fullWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
 // not succeed with nothing written.
 func TestOutputWriteError(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	for _, args := range [][]string{{"version"}, {"help"}, {"status", "-h"}, {"status", "-socket", sock}, {"status", "--json", "-socket", sock}} {
 		var errOut bytes.Buffer
 		code := runMain(context.Background(), args, fullWriter{}, &errOut, 0)

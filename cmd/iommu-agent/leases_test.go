@@ -27,8 +27,9 @@ import (
 )
 
 // startAgent serves the demo's emulated machine on a socket in a temp dir,
-// this uid allowed groups 1 and 3, and returns the socket.
-func startAgent(t *testing.T) string {
+// this uid allowed groups 1 and 3, and returns the socket and a stop that
+// ends Serve (the test's cleanup stops it otherwise).
+func startAgent(t *testing.T) (sock string, stop func()) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -42,15 +43,16 @@ func startAgent(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "agent.sock")
+	sock = filepath.Join(dir, "agent.sock")
 	ln, err := server.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-served })
-	return sock
+	stop = sync.OnceFunc(func() { cancel(); <-served })
+	t.Cleanup(stop)
+	return sock, stop
 }
 
 // agentLeases is what status --json says of the agent's leases.
@@ -99,7 +101,7 @@ func TestClientNoAgent(t *testing.T) {
 
 func TestClientStatusAndLeases(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	code, out, errOut := runCode(t, context.Background(), 0, "status", "-socket", sock)
 	if code != 0 || !strings.Contains(out, "backend emulated") || !strings.Contains(out, "uid "+strconv.Itoa(os.Getuid())) ||
 		!strings.Contains(out, "leases:  none") {
@@ -121,7 +123,7 @@ func TestClientStatusAndLeases(t *testing.T) {
 // environment filled, releases after it and exits with its status.
 func TestAcquireRunsCommand(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	code, out, errOut := runCode(t, context.Background(), 0, "acquire", "-socket", sock, "group", "1", "--",
 		"/bin/sh", "-c", `echo "lease=$IOMMU_AGENT_LEASE group=$IOMMU_AGENT_GROUP devices=$IOMMU_AGENT_DEVICES args=$0,$1"; exit 7`,
 		"{lease}", "{group}")
@@ -167,7 +169,7 @@ func TestAcquireRunsCommand(t *testing.T) {
 // never left behind.
 func TestAcquireRefused(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -217,7 +219,7 @@ func (s *syncBuffer) String() string {
 // it and exits 0.
 func TestAcquireHolds(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	var out bytes.Buffer
 	errOut := &syncBuffer{}
@@ -394,7 +396,7 @@ func TestParseSize(t *testing.T) {
 // sends it to the command itself.
 func TestAcquireSignals(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
@@ -423,23 +425,7 @@ func TestAcquireSignals(t *testing.T) {
 // acquire holding a lease notices when the agent goes away.
 func TestAcquireLosesAgent(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ctx, stop := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Options{
-		Backend: server.BackendEmulated, Devices: demoDevices(), StateDir: filepath.Join(dir, "state"),
-		Policy: &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true}}},
-		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	sock, stop := startAgent(t)
 	errOut := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
@@ -449,8 +435,7 @@ func TestAcquireLosesAgent(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	stop()
-	<-served
-	err = <-done
+	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "lost the agent") {
 		t.Errorf("acquire after the agent stopped: %v", err)
 	}
@@ -492,7 +477,7 @@ func TestClientSignalWhileAgentSilent(t *testing.T) {
 // acquire waits. Once the command is gone, a second signal kills as usual.
 func TestAcquireHoldsSignalsForCommand(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	died := make(chan syscall.Signal, 4)
 	ctx, sigs := newSignals(context.Background(), func(sig syscall.Signal) { died <- sig })
 	goFile := filepath.Join(t.TempDir(), "go")
@@ -553,7 +538,7 @@ func TestAcquireHangupForReal(t *testing.T) {
 		t.Skip("SIGHUP is ignored here (nohup?): the shell below could not trap it")
 	}
 	bin := buildBinary(t)
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	goFile := filepath.Join(t.TempDir(), "go")
 	script := `trap 'echo hup' HUP; echo ready; while [ ! -e "$0" ]; do sleep 0.01; done
 "$1" status -socket "$2" --json; exit 5`
@@ -658,7 +643,7 @@ func TestClientLeasesInGroupOrder(t *testing.T) {
 // terminal stays a terminal for QEMU's serial console.
 func TestAcquireCommandKeepsStdout(t *testing.T) {
 	t.Parallel()
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -686,7 +671,7 @@ func TestAcquireNohup(t *testing.T) {
 		t.Skip("no nohup")
 	}
 	bin := buildBinary(t)
-	sock := startAgent(t)
+	sock, _ := startAgent(t)
 	cmd := exec.Command(nohup, bin, "acquire", "-socket", sock, "group", "3")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
