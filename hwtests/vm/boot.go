@@ -93,6 +93,9 @@ func (b BootSpec) QEMUArgs() []string {
 	if cpu != "" {
 		args = append(args, "-cpu", cpu)
 	}
+	if l.Firmware != "" {
+		args = append(args, "-bios", l.Firmware)
+	}
 	args = append(args,
 		"-m", b.Memory, "-smp", strconv.Itoa(b.SMP),
 		"-nodefaults", "-display", "none", "-no-reboot",

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Cache holds what the harness downloads and builds, outside the repo:
@@ -58,9 +60,20 @@ func (c Cache) Entry(kind, key string) (string, bool) {
 // directory becomes the entry in one rename. built reports whether fill ran.
 // If another run completed the same entry meanwhile, its entry wins and
 // ours is dropped.
+//
+// Runs side by side (lanes in parallel) that need the same missing entry
+// take turns on a lock file: one builds, the others wait and reuse it.
 func (c Cache) Fill(kind, key string, fill func(staging string) error) (dir string, built bool, err error) {
 	if dir, ok := c.Entry(kind, key); ok {
 		return dir, false, nil
+	}
+	unlock, err := c.lock(kind + "-" + key)
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	if dir, ok := c.Entry(kind, key); ok {
+		return dir, false, nil // built while we waited
 	}
 	staging, err := c.TempDir(kind + "-" + key)
 	if err != nil {
@@ -81,6 +94,31 @@ func (c Cache) Fill(kind, key string, fill func(staging string) error) (dir stri
 		return "", true, fmt.Errorf("commit cache entry: %w", err)
 	}
 	return dir, true, nil
+}
+
+// lock takes an exclusive flock on locks/<name>, waiting for it. The
+// kernel drops it when the process dies, so a killed run never leaves it
+// held.
+func (c Cache) lock(name string) (unlock func(), err error) {
+	dir := filepath.Join(c.Dir, "locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, sanitize(name)+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // TempDir makes a fresh directory under tmp/ whose name starts with our

@@ -5,7 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestDefaultCacheDir(t *testing.T) {
@@ -116,12 +120,14 @@ func TestCacheFill(t *testing.T) {
 func TestCacheFillRace(t *testing.T) {
 	t.Parallel()
 	c := Cache{Dir: t.TempDir()}
-	// Another run commits the same entry while ours is being filled.
+	// Another run commits the same entry while ours is being filled
+	// (one that does not take the lock: an older harness).
 	dir, _, err := c.Fill("modules", "m", func(staging string) error {
-		_, _, err := c.Fill("modules", "m", func(s string) error {
-			return os.WriteFile(filepath.Join(s, "theirs"), nil, 0o644)
-		})
-		if err != nil {
+		theirs := filepath.Join(c.Dir, "modules", "m")
+		if err := os.MkdirAll(theirs, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(theirs, "theirs"), nil, 0o644); err != nil {
 			return err
 		}
 		return os.WriteFile(filepath.Join(staging, "ours"), nil, 0o644)
@@ -160,5 +166,70 @@ func TestCleanStale(t *testing.T) {
 	}
 	if err := (Cache{Dir: filepath.Join(c.Dir, "none")}).CleanStale(); err != nil {
 		t.Errorf("CleanStale on a new cache: %v", err)
+	}
+}
+
+// Two fills of one missing entry side by side: one builds, the other
+// waits for it and reuses the entry instead of building it again.
+func TestFillConcurrentBuildsOnce(t *testing.T) {
+	c := Cache{Dir: t.TempDir()}
+	var builds atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	dirs := make([]string, 2)
+	for i := range dirs {
+		wg.Go(func() {
+			d, _, err := c.Fill("k", "key", func(staging string) error {
+				builds.Add(1)
+				<-release
+				return os.WriteFile(filepath.Join(staging, "f"), []byte("x"), 0o644)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			dirs[i] = d
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let both reach the lock
+	close(release)
+	wg.Wait()
+	if n := builds.Load(); n != 1 {
+		t.Errorf("%d builds, want 1", n)
+	}
+	if dirs[0] != dirs[1] || dirs[0] == "" {
+		t.Errorf("fills returned %q", dirs)
+	}
+}
+
+// A run directory whose harness is alive survives pruning however many
+// runs came after it: lanes run side by side, and a long kernel build in
+// one must not lose its directory to another lane's quick boots.
+func TestPruneRunsKeepsLiveRuns(t *testing.T) {
+	runs := t.TempDir()
+	t0 := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	live := runDirPrefix(t0, os.Getppid()) + "a" // our parent: alive
+	dead := runDirPrefix(t0.Add(time.Second), 1<<22+1) + "b"
+	old := t0.Add(-time.Hour).Format("20060102-150405") + "-c" // an older harness's name, no pid
+	var later []string
+	for i := range 5 {
+		later = append(later, runDirPrefix(t0.Add(time.Duration(i+2)*time.Minute), os.Getpid())+"x")
+	}
+	for _, d := range append([]string{live, dead, old}, later...) {
+		if err := os.Mkdir(filepath.Join(runs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneRuns(runs, 2)
+	ents, err := os.ReadDir(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	want := []string{live, later[3], later[4]}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("after pruning: %q, want %q", got, want)
 	}
 }

@@ -106,6 +106,9 @@ type initramfsSpec struct {
 	Tests      map[string]string // guest path → host path
 	Modules    map[string]string // guest path → host path
 	ModulesDep string            // host path of modules.dep, copied for reference
+	// Prefix is written before the gzip'd archive: an uncompressed cpio
+	// the kernel reads before it unpacks the rest (ACPI table upgrades).
+	Prefix []byte
 }
 
 // writeInitramfs writes a gzip'd newc cpio: /init, /dev/console (the
@@ -165,6 +168,10 @@ func packInitramfs(dst string, s initramfsSpec) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := bw.Write(s.Prefix); err != nil {
+		f.Close()
+		return err
+	}
 	if err := writeInitramfs(bw, s); err != nil {
 		f.Close()
 		return err

@@ -59,8 +59,20 @@ type Lane struct {
 	// 31"); q35 hotplugs bridges through ACPI and takes it.
 	BridgeSlot int
 	// HostTools are programs the host needs for this lane; missing ones
-	// make the harness run setup-host.
+	// make the harness run setup-host. HostFiles are files it needs (the
+	// UEFI firmware), with the same remedy.
 	HostTools []string
+	HostFiles []string
+	// Build, when set, is the lane's own kernel: built from source with
+	// everything built in, instead of Debian's image plus rebuilt modules.
+	Build *KernelBuild
+	// Firmware is QEMU's -bios ("" = none: the kernel boots directly,
+	// with a device tree on arm64). UEFI firmware gives the guest ACPI.
+	Firmware string
+	// UpgradeIORT: hand the kernel QEMU's IORT with every root complex
+	// declared CANWBS, through the ACPI table upgrade from the initrd
+	// (acpi.go says why).
+	UpgradeIORT bool
 }
 
 // hostToolsX86 is what the module rebuild, depmod and downloads need on an
@@ -76,6 +88,13 @@ func hostToolsX86() []string {
 func hostToolsARM64() []string {
 	return []string{"qemu-system-aarch64", "make", "gcc-12", "aarch64-linux-gnu-gcc-12", "depmod", "pahole",
 		"dpkg-deb", "apt-get", "apt-cache", "xz", "aarch64-linux-gnu-strip"}
+}
+
+// hostToolsOwnARM64 is what building and booting the own arm64 kernel
+// needs besides hostToolsARM64: kbuild's host programs and the source
+// package's extraction.
+func hostToolsOwnARM64() []string {
+	return append(hostToolsARM64(), "flex", "bison", "bc", "tar", "bash")
 }
 
 // Lanes lists the implemented lanes. The first is the default.
@@ -150,6 +169,39 @@ func Lanes() []Lane {
 			FirstSlot:    1,
 			BridgeSlot:   1,
 			HostTools:    hostToolsARM64(),
+		},
+		{
+			// Our own Linux 7.3 on the same board, booted through UEFI so
+			// the kernel reads ACPI: the SMMUv3's iommufd part is built
+			// in (GET_HW_INFO with the IDRs, nesting parent, vIOMMU, the
+			// ioctls after 6.12) and the upgraded IORT declares the root
+			// complex CANWBS, which the SMMUv3 driver wants before it
+			// allocates a vIOMMU. No modules at all: the agent's checks
+			// meet a kernel with everything built in.
+			Name:    "arm64-smmuv3-7.3",
+			QEMU:    "qemu-system-aarch64",
+			GOARCH:  "arm64",
+			DebArch: "arm64", Flavour: "arm64",
+			CrossCompile: "aarch64-linux-gnu-",
+			Machine:      []string{"-machine", "virt,iommu=smmuv3,gic-version=3"},
+			KVMCPU:       "host",
+			TCGCPU:       "max,pauth-impdef=on",
+			Cmdline:      []string{"acpi=force"},
+			Console:      "ttyAMA0",
+			TestPort:     "hvc0",
+			Output:       wire.OutputSerial,
+			IOMMUClass:   "smmu3.0x0000000009050000",
+			FirstSlot:    1,
+			BridgeSlot:   1,
+			HostTools:    hostToolsOwnARM64(),
+			HostFiles:    []string{"/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"},
+			Firmware:     "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+			UpgradeIORT:  true,
+			Build: &KernelBuild{
+				Series: "7.3", Pin: "7.3.4-1~bpo13+1", Suite: "trixie-backports",
+				Arch: "arm64", Target: "Image", ImagePath: "arch/arm64/boot/Image",
+				Fragment: "arm64-smmuv3.config",
+			},
 		},
 	}
 }

@@ -127,3 +127,34 @@ func Summarize(path string, w io.Writer) error {
 	}
 	return nil
 }
+
+// lanePrefixer writes every line with its lane's name in front, so a test
+// result names the lane it ran in even when lanes run side by side and
+// their output interleaves: "[arm64-smmuv3] --- PASS: TestDMAFault (0.31s)".
+type lanePrefixer struct {
+	w       io.Writer
+	prefix  []byte
+	midLine bool
+}
+
+func newLanePrefixer(w io.Writer, lane string) *lanePrefixer {
+	return &lanePrefixer{w: w, prefix: []byte("[" + lane + "] ")}
+}
+
+func (p *lanePrefixer) Write(b []byte) (int, error) {
+	var out []byte
+	for _, c := range b {
+		if !p.midLine {
+			out = append(out, p.prefix...)
+			p.midLine = true
+		}
+		out = append(out, c)
+		if c == '\n' {
+			p.midLine = false
+		}
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,13 +72,16 @@ type Result struct {
 // show in the counts.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (res Result, err error) {
 	ph := newPhases()
+	// Test output names its lane on every line; the two counts lines
+	// name it themselves.
+	tout := newLanePrefixer(stdout, cfg.Lane.Name)
 	defer func() {
 		res.Phases = ph.List()
 		WriteTimings(os.Stderr, res.Phases)
 		if err != nil && res.Failed == 0 {
 			// The harness itself failed before any test could: say so
 			// where a reader of the test output looks.
-			fmt.Fprintf(stdout, "--- FAIL: hwtests (%s)\n", oneLine(err.Error()))
+			fmt.Fprintf(tout, "--- FAIL: hwtests (%s)\n", oneLine(err.Error()))
 			res.Failed = 1
 		}
 		fmt.Fprintln(stdout, CountsLine(cfg.Lane.Name, res.Counts))
@@ -96,6 +100,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		}
 	}()
 
+	if cfg.Lane.Build != nil && cfg.Variant != VariantStd {
+		return res, fmt.Errorf("lane %s builds vfio's own container and type1 into its kernel: -modules %s does not apply", cfg.Lane.Name, cfg.Variant)
+	}
 	mod, err := findModule(ctx, cfg.WorkDir)
 	if err != nil {
 		return res, err
@@ -127,6 +134,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		binDir           = filepath.Join(runDir, "bin")
 	)
 	wg.Go(func() {
+		if cfg.Lane.Build != nil {
+			k, kernelErr = prepareOwnKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log)
+			return
+		}
 		k, kernelErr = prepareKernel(ctx, cache, cfg.Lane, cfg.KernelVersion, ph, log)
 		if kernelErr != nil && cfg.SetupHost && os.Geteuid() == 0 && ctx.Err() == nil {
 			// apt's lists may lack bookworm-backports: setup-host adds
@@ -183,11 +194,24 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	}
 	log.Info("accelerator", "accel", accel, "why", why)
 
+	var upgrade []byte // the ACPI table upgrade cpio, put before the initramfs
+	if cfg.Lane.UpgradeIORT {
+		stop = ph.start("IORT")
+		iort, err := upgradedIORT(ctx, cache, cfg, k, binDir, runDir, accel, log)
+		stop()
+		if err != nil {
+			return res, fmt.Errorf("IORT upgrade: %w", err)
+		}
+		if upgrade, err = acpiUpgradeCPIO(iort); err != nil {
+			return res, err
+		}
+	}
+
 	consoleLog := filepath.Join(runDir, "console.log")
 	var br BootResult
 	for {
 		stop = ph.start("pack")
-		tests, initrd, err := pack(cfg, k, modDir, pkgs, binDir, runDir, accel)
+		tests, initrd, err := pack(cfg, k, modDir, pkgs, binDir, runDir, accel, packExtras{Upgrade: upgrade})
 		if err != nil {
 			return res, err
 		}
@@ -201,7 +225,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		// shutdown: → QEMU exit.
 		bootStop := ph.start("boot (" + accel + ")")
 		var testsStop, shutdownStop func()
-		p := NewParser(stdout, log, tests, cfg.Lane.Output == wire.OutputKmsg)
+		p := NewParser(tout, log, tests, cfg.Lane.Output == wire.OutputKmsg)
 		p.OnFrame = func(f wire.Frame) {
 			switch {
 			case f.Kind == wire.KindInit:
@@ -240,7 +264,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 
 	if coverageEnabled(cfg) {
 		stop = ph.start("coverage")
-		c, err := ioctlCoverage(ctx, mod, cfg.Lane, filepath.Join(runDir, "out", "cover"), filepath.Join(runDir, "cover.txt"), stdout)
+		c, err := ioctlCoverage(ctx, mod, cfg.Lane, filepath.Join(runDir, "out", "cover"), filepath.Join(runDir, "cover.txt"), tout)
 		stop()
 		if err != nil {
 			return res, fmt.Errorf("ioctl coverage: %w", err)
@@ -347,22 +371,40 @@ func testPackages(ctx context.Context, mod Module, cfg Config) ([]TestPackage, e
 	return dedupe(pkgs), nil
 }
 
+// packExtras are what some boots add to the initramfs.
+type packExtras struct {
+	// Upgrade is an uncompressed cpio put before the initramfs (the ACPI
+	// table upgrade).
+	Upgrade []byte
+	// Collect goes to the manifest: files /init copies out.
+	Collect []string
+	// Name is the initramfs file's name ("" = initramfs.cpio.gz).
+	Name string
+}
+
 // pack writes the manifest and initramfs; it returns the tests as the
 // guest knows them and the initramfs path.
-func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDir, accel string) ([]wire.Test, string, error) {
+func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDir, accel string, x packExtras) ([]wire.Test, string, error) {
 	depFile := filepath.Join(k.ModulesDir(), "modules.dep")
-	f, err := os.Open(depFile)
-	if err != nil {
-		return nil, "", err
-	}
-	dep, err := parseModulesDep(f)
-	f.Close()
-	if err != nil {
-		return nil, "", err
-	}
-	order, err := loadOrder(cfg.Lane, cfg.Variant, append(ninepModules(), cfg.Devices.Modules()...), dep, k.Uname)
-	if err != nil {
-		return nil, "", err
+	var order []wire.Module
+	if cfg.Lane.Build == nil {
+		f, err := os.Open(depFile)
+		if err != nil {
+			return nil, "", err
+		}
+		dep, err := parseModulesDep(f)
+		f.Close()
+		if err != nil {
+			return nil, "", err
+		}
+		if order, err = loadOrder(cfg.Lane, cfg.Variant, append(ninepModules(), cfg.Devices.Modules()...), dep, k.Uname); err != nil {
+			return nil, "", err
+		}
+	} else if mods := cfg.Devices.Modules(); len(mods) > 0 {
+		// The own kernel has no modules: a device whose driver is not
+		// built in would sit there driverless.
+		return nil, "", fmt.Errorf("lane %s builds everything in and has no modules: drivers %s are not in kconfig/%s",
+			cfg.Lane.Name, strings.Join(mods, ", "), cfg.Lane.Build.Fragment)
 	}
 	testTimeout := cfg.TestTimeout
 	if testTimeout == 0 {
@@ -377,6 +419,7 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 		TestArgs:    cfg.TestArgs,
 		TestTimeout: wire.Duration(testTimeout),
 		CoverDir:    "/out/cover",
+		Collect:     x.Collect,
 		Env: []string{
 			"HWTESTS_LANE=" + cfg.Lane.Name,
 			"HWTESTS_IOMMU=" + cfg.Lane.IOMMUClass,
@@ -395,13 +438,18 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 		tests[guest] = filepath.Join(binDir, p.Binary())
 		m.Tests = append(m.Tests, wire.Test{Name: p.Rel, Path: guest})
 	}
-	initrd := filepath.Join(runDir, "initramfs.cpio.gz")
-	err = packInitramfs(initrd, initramfsSpec{
+	name := x.Name
+	if name == "" {
+		name = "initramfs.cpio.gz"
+	}
+	initrd := filepath.Join(runDir, name)
+	err := packInitramfs(initrd, initramfsSpec{
 		Init:       filepath.Join(binDir, "init"),
 		Manifest:   m,
 		Tests:      tests,
 		Modules:    moduleFiles(order, k, modDir),
 		ModulesDep: depFile,
+		Prefix:     x.Upgrade,
 	})
 	return m.Tests, initrd, err
 }
@@ -427,7 +475,7 @@ func makeRunDir(c Cache, cfg Config) (string, error) {
 		}
 		pruneRuns(runs, cfg.KeepRuns-1)
 		var err error
-		if dir, err = os.MkdirTemp(runs, time.Now().Format("20060102-150405")+"-"); err != nil {
+		if dir, err = os.MkdirTemp(runs, runDirPrefix(time.Now(), os.Getpid())); err != nil {
 			return "", err
 		}
 	}
@@ -437,7 +485,25 @@ func makeRunDir(c Cache, cfg Config) (string, error) {
 	return filepath.Abs(dir)
 }
 
-// pruneRuns keeps the newest keep run directories (names sort by time).
+// runDirPrefix names a run directory by its start time, then the pid of
+// the harness using it: names sort by time, and pruning can tell a run
+// still going on (lanes run side by side) from a finished one.
+func runDirPrefix(t time.Time, pid int) string {
+	return t.Format("20060102-150405") + "-p" + strconv.Itoa(pid) + "-"
+}
+
+// runDirPID is the pid in a run directory's name, if it has one.
+func runDirPID(name string) (int, bool) {
+	f := strings.Split(name, "-")
+	if len(f) < 4 || !strings.HasPrefix(f[2], "p") {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[2][1:])
+	return pid, err == nil && pid > 0
+}
+
+// pruneRuns keeps the newest keep run directories (names sort by time),
+// and never removes one whose harness is still running.
 func pruneRuns(runs string, keep int) {
 	ents, err := os.ReadDir(runs)
 	if err != nil {
@@ -451,7 +517,9 @@ func pruneRuns(runs string, keep int) {
 	}
 	slices.Sort(names)
 	for len(names) > max(keep, 0) {
-		_ = os.RemoveAll(filepath.Join(runs, names[0]))
+		if pid, ok := runDirPID(names[0]); !ok || pid == os.Getpid() || !processAlive(pid) {
+			_ = os.RemoveAll(filepath.Join(runs, names[0]))
+		}
 		names = names[1:]
 	}
 }
@@ -459,7 +527,7 @@ func pruneRuns(runs string, keep int) {
 // prepareHost makes sure the lane's tools exist, running setup-host as
 // root when they do not.
 func prepareHost(ctx context.Context, cfg Config, mod Module, log *slog.Logger) error {
-	missing := missingTools(cfg.Lane.HostTools)
+	missing := append(missingTools(cfg.Lane.HostTools), missingHostFiles(cfg.Lane.HostFiles)...)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -474,7 +542,7 @@ func prepareHost(ctx context.Context, cfg Config, mod Module, log *slog.Logger) 
 	if err := runSetupHost(ctx, mod); err != nil {
 		return err
 	}
-	if missing := missingTools(cfg.Lane.HostTools); len(missing) > 0 {
+	if missing := append(missingTools(cfg.Lane.HostTools), missingHostFiles(cfg.Lane.HostFiles)...); len(missing) > 0 {
 		return fmt.Errorf("after setup-host the host still lacks %s", strings.Join(missing, ", "))
 	}
 	return nil
@@ -489,6 +557,17 @@ func runSetupHost(ctx context.Context, mod Module) error {
 		return fmt.Errorf("setup-host: %w", err)
 	}
 	return nil
+}
+
+// missingHostFiles lists the lane's host files that do not exist.
+func missingHostFiles(files []string) []string {
+	var missing []string
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	return missing
 }
 
 func missingTools(tools []string) []string {

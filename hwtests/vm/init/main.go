@@ -74,6 +74,10 @@ func run(out *stream, earlyErr error) string {
 		out.errorf("mounts: %v", err)
 		failed = append(failed, "mounts")
 	}
+	if err := collect(m.Collect); err != nil {
+		out.errorf("collect: %v", err)
+		failed = append(failed, "collect")
+	}
 	if err := loopbackUp(); err != nil {
 		out.errorf("lo: %v", err)
 		failed = append(failed, "loopback")
@@ -100,6 +104,25 @@ func run(out *stream, earlyErr error) string {
 		failed = append(failed, fmt.Sprintf("%d of %d test binaries failed", bad, len(m.Tests)))
 	}
 	return strings.Join(failed, "; ")
+}
+
+// collect copies each file to wire.CollectDir under its base name.
+func collect(paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(wire.CollectDir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(wire.CollectDir, filepath.Base(p)), b, 0o644)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // loopbackUp brings lo up, as a distribution's init does, so tests can

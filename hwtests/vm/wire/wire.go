@@ -72,7 +72,14 @@ type Manifest struct {
 	CoverDir string `json:"cover_dir"`
 	// Env is added to each test binary's environment (KEY=value).
 	Env []string `json:"env"`
+	// Collect lists guest files /init copies to CollectDir on the
+	// writable export before any test runs: what the harness needs from
+	// the guest itself, such as the firmware's ACPI tables.
+	Collect []string `json:"collect,omitempty"`
 }
+
+// CollectDir is where /init puts the Collect files, by base name.
+const CollectDir = "/out/collect"
 
 // Module is one kernel module file in the initramfs.
 type Module struct {
