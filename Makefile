@@ -69,43 +69,65 @@ fuzz:
 		done; \
 	done
 
-# The real kernel: QEMU guests with an IOMMU and edu (see README.md), eleven
-# boots over three lanes.
+# The real kernel: QEMU guests with an IOMMU and edu (see README.md),
+# fourteen boots over four lanes. The lanes run side by side, GUEST_JOBS at
+# a time (the host's cores); within a lane the boots run in turn. make's
+# --output-sync=line prints each boot's output whole when it ends, and every
+# test line names its lane, so interleaved lanes stay readable.
+# arm64-smmuv3-7.3 (our own Linux 7.3, TCG, UEFI/ACPI): everything the
+# arm64 lane runs, plus SMMUv3 hw info, nesting objects and the ioctls after
+# 6.12; SR-IOV, where 7.3 groups each VF at once; the bridge group. It goes
+# first: a cold run builds its kernel (about ten minutes on two cores).
 # x86_64-vtd: edu and an e1000 (with its kernel driver) behind a PCIe-to-PCI
 # bridge, one iommu_group: discovery, viability and the group bind with
 # rollback; two edus on iommufd's vfio-compat container, running what speaks
 # type1 there; two edus with every package (two functions, so the accounting
 # cases run: one IOAS shared by two devices counts once, two containers
 # twice); an igb for SR-IOV.
-# arm64-smmuv3 (TCG): the kernel suites, discovery, the tracer, the daemon
-# and the CLI (all but QEMU as a client: the guest cannot run the host's x86
-# QEMU); SR-IOV, where a VF lands in its PF's group at its first probe and is
-# refused as not viable; the bridge, where the second alias is refused
-# (TestGuestBridgeAlias); the compat container.
+# arm64-smmuv3 (Debian's 6.12, TCG): the kernel suites, discovery, the
+# tracer, the daemon and the CLI (all but QEMU as a client: the guest cannot
+# run the host's x86 QEMU); SR-IOV, where a VF lands in its PF's group at its
+# first probe and is refused as not viable; the bridge, where the second
+# alias is refused (TestGuestBridgeAlias); the compat container.
 # x86_64-amdvi: discovery, the bridge group and the CLI; the kernel suites
 # (DMA, faults, conformance, errnos, VFIO); the compat container.
 # Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
 # per checkout, emptied first); the last line sums them per lane and over all
-# lanes. A failing boot stops make there, as before, so that summary comes
-# only after every boot passed (and fails itself if one did not, or if the
-# file holds no boot).
+# lanes. A failing boot ends its lane there; make lets the running lanes
+# finish and starts no new one, so the summary comes only after every boot
+# passed (and fails itself if one did not, or if the file holds no boot).
+GUEST_LANES := arm64-smmuv3-7.3 x86_64-vtd arm64-smmuv3 x86_64-amdvi
+GUEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests
+ARM64_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
+COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
+.PHONY: $(addprefix guest-,$(GUEST_LANES))
+
 guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:
 	rm -f "$$HWTESTS_RESULTS"
-	$(GO) run ./hwtests/vm/cmd/hwtests -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
-	$(GO) run ./hwtests/vm/cmd/hwtests -modules compat -devices edu,edu \
-		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
-	$(GO) run ./hwtests/vm/cmd/hwtests -devices edu,edu
-	$(GO) run ./hwtests/vm/cmd/hwtests -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -devices edu,edu -ioctl-coverage on \
-		-pkgs ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane arm64-smmuv3 -modules compat -devices edu,edu \
-		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -devices edu,edu -pkgs ./hwtests -ioctl-coverage off \
-		-run 'TestConformance|TestDMA|TestErrno|TestHWInfo|TestReservedRegions|TestGroupAtBoot|TestVFIO'
-	$(GO) run ./hwtests/vm/cmd/hwtests -lane x86_64-amdvi -modules compat -devices edu,edu \
-		-pkgs ./agent/iommu/type1,./hwtests -run 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
-	$(GO) run ./hwtests/vm/cmd/hwtests -summary "$$HWTESTS_RESULTS"
+	$(MAKE) --no-print-directory -j$(GUEST_JOBS) --output-sync=line $(addprefix guest-,$(GUEST_LANES))
+	$(HWTESTS) -summary "$$HWTESTS_RESULTS"
+
+guest-arm64-smmuv3-7.3:
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent -ioctl-coverage off
+
+guest-x86_64-vtd:
+	$(HWTESTS) -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
+	$(HWTESTS) -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
+	$(HWTESTS) -devices edu,edu
+	$(HWTESTS) -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
+
+guest-arm64-smmuv3:
+	$(HWTESTS) -lane arm64-smmuv3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
+	$(HWTESTS) -lane arm64-smmuv3 -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
+	$(HWTESTS) -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
+	$(HWTESTS) -lane arm64-smmuv3 -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
+
+guest-x86_64-amdvi:
+	$(HWTESTS) -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
+	$(HWTESTS) -lane x86_64-amdvi -devices edu,edu -pkgs ./hwtests -ioctl-coverage off \
+		-run 'TestConformance|TestDMA|TestErrno|TestHWInfo|TestReservedRegions|TestGroupAtBoot|TestVFIO|TestNesting'
+	$(HWTESTS) -lane x86_64-amdvi -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)

@@ -142,7 +142,7 @@ func TestGuestSRIOVLease(t *testing.T) {
 	// Fresh VFs no driver has probed: each in an iommu_group of its own
 	// on VT-d and AMD-Vi; none yet on an SMMUv3, where the acquire's probe
 	// creates the leased VF's.
-	atProbe := hwtest.IOMMUKind(t) == hwtest.SMMUv3
+	atProbe := hwtest.GroupsAtProbe(t)
 	if len(vfs) != 2 || (vfs[0].Group == nil) != atProbe || (vfs[1].Group == nil) != atProbe ||
 		!atProbe && *vfs[0].Group == *vfs[1].Group {
 		t.Fatalf("VFs %+v: want two, each in an iommu_group of its own; groups at driver probe: %v", vfs, atProbe)

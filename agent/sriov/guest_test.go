@@ -186,7 +186,7 @@ func TestGuestSRIOV(t *testing.T) {
 		}
 		// No driver has probed a fresh VF: VT-d and AMD-Vi give it its
 		// group at once, an SMMUv3 at the first probe (the Bind below).
-		if atProbe := hwtest.IOMMUKind(t) == hwtest.SMMUv3; (vf.Group == nil) != atProbe {
+		if atProbe := hwtest.GroupsAtProbe(t); (vf.Group == nil) != atProbe {
 			t.Errorf("vf %s has iommu_group %v; groups at driver probe: %v", vf.Address, vf.Group, atProbe)
 			continue
 		} else if atProbe {

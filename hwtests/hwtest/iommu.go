@@ -55,6 +55,36 @@ func IOMMUKind(t *testing.T) Kind {
 // behaviour that depends on all three is expected per lane.
 func Lane() string { return os.Getenv("HWTESTS_LANE") }
 
+// BuiltIn reports that the guest's kernel has iommufd and VFIO built in
+// and no modules at all (HWTESTS_BUILTIN=1: the lanes whose kernel the
+// harness builds), where the others load them from the initramfs.
+func BuiltIn() bool { return os.Getenv("HWTESTS_BUILTIN") == "1" }
+
+// GroupsAtProbe reports whether this lane's kernel gives a PCI device its
+// iommu_group only when a driver first probes it. Debian's 6.12 with an
+// SMMUv3 described by a device tree does (really_probe → of_dma_configure
+// → iommu_probe_device); VT-d and AMD-Vi group every device when the
+// IOMMU initialises, and so does the own 7.3 kernel on the SMMUv3: there
+// the IOMMU's registration runs each device's bus dma_configure itself
+// (__iommu_probe_device), whatever the firmware. In strict mode an
+// unknown lane fails; elsewhere it is guessed from the IOMMU and logged.
+func GroupsAtProbe(t *testing.T) bool {
+	t.Helper()
+	switch lane := Lane(); lane {
+	case "x86_64-vtd", "x86_64-amdvi", "arm64-smmuv3-7.3":
+		return false
+	case "arm64-smmuv3":
+		return true
+	default:
+		if Strict() {
+			t.Fatalf("lane %q: no expectation of when iommu_groups appear", lane)
+		}
+		guess := IOMMUKind(t) == SMMUv3
+		t.Logf("not a harness lane (%q): assuming groups appear at driver probe: %v (the IOMMU is %s)", lane, guess, IOMMUKind(t))
+		return guess
+	}
+}
+
 // ReservedRegion is one line of an iommu_group's reserved_regions.
 type ReservedRegion struct {
 	iommu.Range

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,15 +21,18 @@ type deviceKind struct {
 	pcie   bool   // PCIe endpoint: gets a root port, may not sit behind the PCI bridge
 	nic    bool   // needs a -netdev
 	module string // stock guest driver to load ("" = none; edu has no driver)
-	id     string // vendor:device, for the tests' HWTESTS_DEVICES
+	// kconfig is the driver's symbol, which an own-kernel lane (no
+	// modules) must build in.
+	kconfig string
+	id      string // vendor:device, for the tests' HWTESTS_DEVICES
 }
 
 func deviceKinds() map[string]deviceKind {
 	return map[string]deviceKind{
 		"edu":    {qemu: "edu", id: "1234:11e8"},
-		"e1000":  {qemu: "e1000", nic: true, module: "e1000", id: "8086:100e"},
-		"e1000e": {qemu: "e1000e", pcie: true, nic: true, module: "e1000e", id: "8086:10d3"},
-		"igb":    {qemu: "igb", pcie: true, nic: true, module: "igb", id: "8086:10c9"},
+		"e1000":  {qemu: "e1000", nic: true, module: "e1000", kconfig: "CONFIG_E1000", id: "8086:100e"},
+		"e1000e": {qemu: "e1000e", pcie: true, nic: true, module: "e1000e", kconfig: "CONFIG_E1000E", id: "8086:10d3"},
+		"igb":    {qemu: "igb", pcie: true, nic: true, module: "igb", kconfig: "CONFIG_IGB", id: "8086:10c9"},
 	}
 }
 
@@ -175,4 +179,16 @@ func (d Devices) GuestEnv(firstSlot int) string {
 		parts = append(parts, p)
 	}
 	return strings.Join(parts, ",")
+}
+
+// Kconfig lists the driver symbols the devices need built in, once each.
+func (d Devices) Kconfig() []string {
+	kinds := deviceKinds()
+	var out []string
+	for _, dev := range d {
+		if k := kinds[dev.Kind].kconfig; k != "" && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -310,4 +311,26 @@ func pickSourceVersion(madison, pin, suite, series string) (version string, pinn
 		return "", false, fmt.Errorf("no %s* from %s in apt's lists", series, suite)
 	}
 	return fallback, false, nil
+}
+
+// builtInDrivers checks that an own-kernel lane builds in the driver of
+// every device: it has no modules, and a device whose driver is missing
+// would sit there driverless.
+func builtInDrivers(lane Lane, devs Devices) error {
+	frag, err := lane.Build.fragment()
+	if err != nil {
+		return err
+	}
+	lines := fragmentLines(frag)
+	var missing []string
+	for _, sym := range devs.Kconfig() {
+		if !slices.Contains(lines, sym+"=y") {
+			missing = append(missing, sym)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("lane %s has no modules and kconfig/%s does not build in %s (add =y there for %s)",
+			lane.Name, lane.Build.Fragment, strings.Join(missing, ", "), devs)
+	}
+	return nil
 }

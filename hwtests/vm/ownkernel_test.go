@@ -105,13 +105,17 @@ func TestOwnLaneRefusesModuleDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	devs, err := ParseDevices("edu,igb")
+	devs, err := ParseDevices("edu,e1000e")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = pack(Config{Lane: l, Devices: devs, Variant: VariantStd}, Kernel{}, "", nil, t.TempDir(), t.TempDir(), "tcg", packExtras{})
-	if err == nil || !strings.Contains(err.Error(), "igb") {
-		t.Errorf("pack with igb on the own lane: %v, want a refusal naming igb", err)
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_E1000E") {
+		t.Errorf("pack with an e1000e on the own lane: %v, want a refusal naming CONFIG_E1000E", err)
+	}
+	devs, _ = ParseDevices("igb,bridge:edu,e1000")
+	if err := builtInDrivers(l, devs); err != nil {
+		t.Errorf("igb and e1000 on the own lane: %v", err)
 	}
 }
 
