@@ -11,11 +11,14 @@ test: host lint bpfcheck unit uapicheck fuzz guest
 
 # What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and
 # uapicheck), clang-19 and llvm-strip-19 (bpfcheck), the module rebuild's
-# make, bc, cpio and pahole. setup-host is idempotent (about a second when
-# all is there) but needs root, so it runs only when something is missing.
-HOST_TOOLS := qemu-system-x86_64 gcc clang-19 llvm-strip-19 make bc cpio pahole
+# make, bc, cpio and pahole; the own kernel's build (flex, bison, the arm64
+# cross gcc) and its UEFI firmware. setup-host is idempotent (about a second
+# when all is there) but needs root, so it runs only when something is missing.
+HOST_TOOLS := qemu-system-x86_64 qemu-system-aarch64 gcc clang-19 llvm-strip-19 make bc cpio pahole flex bison aarch64-linux-gnu-gcc-12
+HOST_FILES := /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 host:
 	@missing=; for t in $(HOST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	for f in $(HOST_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "host: missing$$missing; running hwtests/vm/setup-host (root, Debian 12, network to Debian's mirror)"; \
 		bash hwtests/vm/setup-host; \

@@ -92,9 +92,34 @@ func checkSMMUv3Info(t *testing.T, info *iommufd.HWInfo) {
 		t.Fatal(err)
 	}
 	t.Logf("%v", got)
-	// QEMU 10's smmuv3 advertises both stages.
-	if !got.IDR0().S1P() || !got.IDR0().S2P() {
-		t.Errorf("IDR0 %#x: want stage 1 and stage 2", got.IDR[0])
+	t.Logf("IDR0-5 %#x, IIDR %#x, AIDR %#x", got.IDR, got.IIDR, got.AIDR)
+	// What QEMU 10's smmuv3 advertises (hw/arm/smmuv3.c,
+	// smmuv3_init_regs): both stages, AArch64 tables only, little-endian,
+	// coherent, 16-bit ASIDs and VMIDs, 2-level stream tables, no stall
+	// (faults terminate), no ATS, PRI, BTM or hardware dirty/access
+	// flags; 16-bit StreamIDs and no substreams (no PASID); range
+	// invalidation, HAD and BBML2; 44-bit output addresses and all three
+	// granules. No FWB: why the nesting lane's IORT declares CANWBS.
+	i0, i1, i3, i5 := got.IDR0(), got.IDR1(), got.IDR3(), got.IDR5()
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"IDR0.S1P", i0.S1P(), true}, {"IDR0.S2P", i0.S2P(), true},
+		{"IDR0.TTF", i0.TTF(), hwinfo.TTFAArch64}, {"IDR0.TTENDIAN", i0.TTEndian(), hwinfo.TTEndianLE},
+		{"IDR0.COHACC", i0.COHACC(), true}, {"IDR0.ASID16", i0.ASID16(), true}, {"IDR0.VMID16", i0.VMID16(), true},
+		{"IDR0.ST_LEVEL", i0.STLevel(), 1}, {"IDR0.STALL_MODEL", i0.StallModel(), hwinfo.StallNone},
+		{"IDR0.ATS", i0.ATS(), false}, {"IDR0.PRI", i0.PRI(), false}, {"IDR0.BTM", i0.BTM(), false},
+		{"IDR0.HTTU", i0.HTTU(), hwinfo.HTTU(0)},
+		{"IDR1.SIDSIZE", i1.SIDSIZE(), 16}, {"IDR1.SSIDSIZE", i1.SSIDSIZE(), 0},
+		{"IDR3.RIL", i3.RIL(), true}, {"IDR3.HAD", i3.HAD(), true}, {"IDR3.BBML", i3.BBML(), 2},
+		{"IDR3.FWB", i3.FWB(), false},
+		{"IDR5.OAS", i5.OAS(), 44}, {"IDR5.GRAN4K", i5.GRAN4K(), true},
+		{"IDR5.GRAN16K", i5.GRAN16K(), true}, {"IDR5.GRAN64K", i5.GRAN64K(), true},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v (QEMU's smmuv3)", c.what, c.got, c.want)
+		}
 	}
 }
 
