@@ -209,7 +209,7 @@ const (
 	efrEPHSup      = 50 // FEATURE_EPHSUP
 	efrHDSup       = 52 // FEATURE_HDSUP
 	efrSNP         = 63 // FEATURE_SNP
-	efrFields   = 3<<efrHATSLSB | 3<<efrGATSLSB | 3<<efrGLXLSB | 0x1f<<efrPASmaxLSB
+	efrFields      = 3<<efrHATSLSB | 3<<efrGATSLSB | 3<<efrGLXLSB | 0x1f<<efrPASmaxLSB
 	efrUnnamedBits = ^uint64(0) &^ (efrFields | 1<<efrPrefetch | 1<<efrPPR | 1<<efrX2APIC | 1<<efrNX | 1<<efrGT |
 		1<<efrIA | 1<<efrGA | 1<<efrHE | 1<<efrPC | 1<<efrGAMVAPIC | 1<<efrMSICapMMIO | 1<<efrGIOSup |
 		1<<efrHASup | 1<<efrEPHSup | 1<<efrHDSup | 1<<efrSNP)
@@ -360,7 +360,7 @@ const (
 	efr2NumIntRemLSB  = 8  // FEATURE_NUM_INT_REMAP_SUP, 9:8
 	efr2HTRangeIgnore = 11 // FEATURE_HT_RANGE_IGNORE
 	efr2SNPPageMode0  = 13 // FEATURE_SNP_PAGE_MODE0_SUP
-	efr2Fields     = 7<<efr2SNPAVICLSB | 3<<efr2NumIntRemLSB
+	efr2Fields        = 7<<efr2SNPAVICLSB | 3<<efr2NumIntRemLSB
 	efr2UnnamedBits   = ^uint64(0) &^ (efr2Fields | 1<<efr2SEVSNPIO | 1<<efr2GCR3TRPMode | 1<<efr2HTRangeIgnore | 1<<efr2SNPPageMode0)
 )
 
