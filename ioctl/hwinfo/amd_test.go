@@ -301,3 +301,60 @@ func TestDecodeAMD(t *testing.T) {
 		}
 	}
 }
+
+func TestFacts(t *testing.T) {
+	t.Parallel()
+	get := func(facts []Fact, name string) string {
+		for _, f := range facts {
+			if f.Name == name {
+				return f.Value
+			}
+		}
+		t.Errorf("no fact %q in %v", name, facts)
+		return ""
+	}
+	// QEMU's SMMUv3 (-machine virt,iommu=smmuv3), as in ExampleSMMUv3.
+	s := SMMUv3{IDR: [6]uint32{0x0d44101b, 0x02730010, 0, 0x1414, 0, 0x74}, AIDR: 1}.Facts()
+	for name, want := range map[string]string{
+		"stages": "S1+S2", "nesting": "yes", "TTF": "AArch64", "ATS": "no", "PRI": "no", "BTM": "no",
+		"HTTU": "none", "COHACC": "yes", "stall": "terminate", "ASID": "16-bit", "VMID": "16-bit",
+		"SID": "16-bit", "SSID": "0-bit", "OAS": "44-bit", "granules": "4K,16K,64K", "version": "SMMUv3.1",
+	} {
+		if got := get(s, name); got != want {
+			t.Errorf("SMMUv3 %s = %q, want %q", name, got, want)
+		}
+	}
+	if !strings.HasPrefix(FactsText(s), "version SMMUv3.1, stages S1+S2, nesting yes, TTF AArch64, ATS no, PRI no, BTM no") {
+		t.Errorf("FactsText = %q", FactsText(s))
+	}
+	// QEMU's VT-d, caching mode, legacy (not scalable) mode.
+	v := VTD{Cap: 0x00d2008c222f0686, ECap: 0xf00f4a}.Facts()
+	for name, want := range map[string]string{
+		"address width": "48-bit", "superpages": "2M,1G", "scalable mode": "no", "stages": "second",
+		"interrupt remapping": "yes", "caching mode": "yes", "PASID": "no", "ATS": "no", "nesting": "no",
+	} {
+		if got := get(v, name); got != want {
+			t.Errorf("VT-d %s = %q, want %q", name, got, want)
+		}
+	}
+	if got := get(VTD{ECap: 1 << 43}.Facts(), "stages"); got != "none" {
+		t.Errorf("scalable mode without FLTS/SLTS: stages %q", got)
+	}
+	// The EPYC unit of TestAMDZen: nesting needs EFR2 GCR3TRPMODE too.
+	a, _ := ParseAMDViRegs("40\n", "a5bf732fa2295afe:53d\n")
+	for name, want := range map[string]string{
+		"host page tables": "6-level", "guest translation": "5-level", "PASID": "16-bit", "nesting": "yes",
+		"dirty tracking": "yes", "ATS": "no", "PRI": "yes", "x2APIC": "yes", "posted interrupts": "yes", "SNP": "yes",
+	} {
+		if got := get(a.Facts(), name); got != want {
+			t.Errorf("AMD %s = %q, want %q", name, got, want)
+		}
+	}
+	a.EFR2 = 0
+	if got := get(a.Facts(), "nesting"); got != "no" {
+		t.Errorf("AMD without GCR3TRPMODE: nesting %q", got)
+	}
+	if got := get(AMDVi{EFR: 0x29d3}.Facts(), "ATS"); got != "unknown" {
+		t.Errorf("AMD from GET_HW_INFO (no cap): ATS %q", got)
+	}
+}
