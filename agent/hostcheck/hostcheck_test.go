@@ -352,3 +352,35 @@ func TestIntelOnGivenNoUnit(t *testing.T) {
 		"kernel command line": {status: Warn, fix: []string{"enable VT-d in the firmware"}},
 	})
 }
+
+// A kernel built without module support whose config cannot be read
+// (CONFIG_IKCONFIG_PROC off, no /boot, no /lib/modules): /proc/modules is
+// missing, so nothing may be advised with modprobe; VFIO built in shows in
+// /sys/module, and iommufd, which would too, is absent: rebuild with =y.
+func TestNoModulesNoConfig(t *testing.T) {
+	t.Parallel()
+	h := intelHost(t).remove("proc/modules").builtinParams("vfio", "vfio_pci", "vfio_iommu_type1").file("dev/vfio/vfio", "")
+	x := h.host()
+	if !x.Kernel.NoModules || !strings.Contains(x.Kernel.NoModulesSource, "proc/modules") {
+		t.Fatalf("Kernel %+v: want NoModules from /proc/modules", x.Kernel)
+	}
+	got := h.findings()
+	noAdvice(t, got, "modprobe")
+	checkFindings(t, got, map[string]want{
+		"module vfio":             {status: Pass, state: BuiltIn},
+		"module vfio_pci":         {status: Pass, state: BuiltIn},
+		"module vfio_iommu_type1": {status: Pass, state: BuiltIn},
+		"module iommufd": {status: Warn, state: Absent, detail: []string{"cannot load modules"},
+			fix: []string{"CONFIG_IOMMUFD=y", "no module support"}},
+		"/dev/iommu": {status: Warn, fix: []string{"lacks CONFIG_IOMMUFD"}},
+	})
+	// The same kernel with iommufd built in but without /dev/iommu in a
+	// container: still no modprobe.
+	h.builtinParams("iommufd")
+	got = h.findings()
+	noAdvice(t, got, "modprobe")
+	checkFindings(t, got, map[string]want{
+		"module iommufd": {status: Pass, state: BuiltIn},
+		"/dev/iommu":     {status: Warn, fix: []string{"iommufd is built-in", "--device /dev/iommu"}},
+	})
+}

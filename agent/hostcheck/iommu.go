@@ -183,15 +183,16 @@ func installFix(k Kernel, name string) string {
 
 // kernelFix is the advice for a component this kernel was built without:
 // another kernel, since no modprobe can add it. Bool options (the VT-d and
-// AMD-Vi drivers, VFIO device cdevs) can only be =y.
+// AMD-Vi drivers, VFIO device cdevs) can only be =y; on a kernel without
+// module support, so can anything rebuilt from its config.
 func kernelFix(k Kernel, config string) string {
 	val := config + "=y or =m"
 	if isBool(config) {
 		val = config + "=y"
 	}
 	fix := "boot a kernel built with " + val
-	if mv, known := k.ConfigValue("CONFIG_MODULES"); known && mv == "" && !isBool(config) {
-		fix += " (this one has no module support at all: CONFIG_MODULES is not set)"
+	if k.NoModules && !isBool(config) {
+		fix += " (this one has no module support at all, so rebuilt from its config it needs =y: " + k.NoModulesSource + ")"
 	}
 	return fix
 }
