@@ -367,6 +367,7 @@ func TestNoModulesNoConfig(t *testing.T) {
 	got := h.findings()
 	noAdvice(t, got, "modprobe")
 	checkFindings(t, got, map[string]want{
+		"platform":                {status: Pass, detail: []string{"no module support: no ", "proc/modules"}},
 		"module vfio":             {status: Pass, state: BuiltIn},
 		"module vfio_pci":         {status: Pass, state: BuiltIn},
 		"module vfio_iommu_type1": {status: Pass, state: BuiltIn},

@@ -51,6 +51,9 @@ func (h *Host) platformFinding() Finding {
 	if k.DepSource != "" {
 		srcs = append(srcs, "modules from "+k.DepSource)
 	}
+	if k.NoModules {
+		srcs = append(srcs, "no module support: "+k.NoModulesSource)
+	}
 	kern := "kernel " + rel
 	if len(srcs) > 0 {
 		kern += " (" + strings.Join(srcs, ", ") + ")"
