@@ -47,7 +47,7 @@ type Kernel struct {
 // readKernel reads the release, then the config from /proc/config.gz,
 // /boot/config-RELEASE or /lib/modules/RELEASE/config (Fedora's place),
 // then RELEASE's modules.builtin, modules.builtin.modinfo and modules.dep.
-func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
+func readKernel(procRoot, modulesRoot, bootRoot, sysModule string) Kernel {
 	var k Kernel
 	osrelease := filepath.Join(procRoot, "sys", "kernel", "osrelease")
 	rel, ok, err := readAttr(osrelease)
@@ -98,7 +98,7 @@ func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
 		k.Missing = append(k.Missing, k.NoConfig)
 	}
 
-	k.NoModules, k.NoModulesSource = noModules(k, procRoot, osrelease)
+	k.NoModules, k.NoModulesSource = noModules(k, procRoot, osrelease, sysModule)
 
 	if k.ModulesDir == "" {
 		return k
@@ -161,9 +161,11 @@ func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
 
 // noModules tells whether the kernel has no module support: from the
 // config when there is one, else from /proc/modules, which exists exactly
-// when CONFIG_MODULES is set (kernel/module/procfs.c). Without the config
-// and with /proc unreadable (osrelease missing too), it cannot tell.
-func noModules(k Kernel, procRoot, osrelease string) (bool, string) {
+// when CONFIG_MODULES is set (kernel/module/procfs.c). A loaded module
+// (sysModule/NAME/initstate, which only loadable modules have) proves
+// support whatever /proc shows (a copied or partial /proc). Without the
+// config and with /proc unreadable (osrelease missing too), it cannot tell.
+func noModules(k Kernel, procRoot, osrelease, sysModule string) (bool, string) {
 	if v, known := k.ConfigValue("CONFIG_MODULES"); known {
 		if v == "" {
 			return true, k.configText("CONFIG_MODULES")
@@ -171,6 +173,9 @@ func noModules(k Kernel, procRoot, osrelease string) (bool, string) {
 		return false, ""
 	}
 	if k.Release == "" && !exists(osrelease) {
+		return false, ""
+	}
+	if m, _ := filepath.Glob(filepath.Join(sysModule, "*", "initstate")); len(m) > 0 {
 		return false, ""
 	}
 	mods := filepath.Join(procRoot, "modules")

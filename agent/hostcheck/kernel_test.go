@@ -88,6 +88,9 @@ func TestModuleState(t *testing.T) {
 		{name: "no /proc/modules, but the config says CONFIG_MODULES=y", build: func(h *fakeHost) {
 			h.remove("proc/modules").configGz("CONFIG_MODULES=y", "CONFIG_IOMMUFD=m")
 		}, module: "iommufd", config: "CONFIG_IOMMUFD", want: Available},
+		{name: "no /proc/modules, but a module is loaded (a partial /proc)", build: func(h *fakeHost) {
+			h.remove("proc/modules").loaded("irqbypass").installed(vfioMods...)
+		}, module: "vfio", config: "CONFIG_VFIO", want: Available, wantFile: "kernel/drivers/vfio/vfio.ko.xz"},
 		{name: "no /proc at all: unknown, not absent", build: func(h *fakeHost) { h.remove("proc") },
 			module: "iommufd", config: "CONFIG_IOMMUFD", want: NotLoaded},
 	} {
