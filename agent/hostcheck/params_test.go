@@ -30,7 +30,7 @@ func TestParams(t *testing.T) {
 				"intel_iommu=bogus: not an option"}}, not: []string{"by default"}},
 		{name: "iommu.passthrough=1", host: intelHost, cmdline: "iommu.passthrough=1 iommu.strict=0",
 			want: want{status: Pass, detail: []string{"identity (no translation for host drivers, from iommu.passthrough=1)"}},
-			not: []string{"lazy"}},
+			not:  []string{"lazy"}},
 		{name: "AMD options", host: func(t *testing.T) *fakeHost {
 			return newFakeHost(t).cpu("AuthenticAMD").acpiTable("IVRS").amdUnit("ivhd0")
 		}, cmdline: "amd_iommu=pgtbl_v2,fullflush amd_iommu_intr=vapic ivrs_ioapic[32]=00:14.0 intel_iommu=on",
