@@ -78,11 +78,19 @@ func (h *Host) firmwareFinding(units []sysfs.IOMMU) Finding {
 	p := h.Platform
 	fd := Finding{Check: "firmware"}
 	v := p.Vendor()
+	var infos []string
+	for _, t := range p.Tables {
+		infos = append(infos, p.TableInfo[t])
+	}
+	tables := strings.Join(infos, "; ")
 	switch {
+	case v == ARM && p.IORTSMMUs == 0 && p.DTSMMU == "" && len(units) == 0:
+		fd.Status, fd.Fix = Fail, firmwareFix(v)
+		fd.Detail = "ACPI IORT table present but without an SMMU node (" + tables + "): the firmware describes no SMMU"
 	case v != VendorUnknown && p.hasTable(v.table()):
-		fd.Status, fd.Detail = Pass, "ACPI "+v.table()+" table present: the firmware describes an IOMMU ("+v.iommuName()+")"
+		fd.Status, fd.Detail = Pass, "ACPI "+v.table()+" table present: the firmware describes an IOMMU ("+v.iommuName()+"); "+tables
 	case len(p.Tables) > 0:
-		fd.Status, fd.Detail = Pass, "ACPI "+p.Tables[0]+" table present: the firmware describes an IOMMU"
+		fd.Status, fd.Detail = Pass, "ACPI "+p.Tables[0]+" table present: the firmware describes an IOMMU; "+tables
 	case p.DTSMMU != "":
 		fd.Status, fd.Detail = Pass, "device tree node "+p.DTSMMU+" is an arm,smmu-v3: the firmware describes an SMMUv3"
 	case len(units) > 0:
