@@ -116,6 +116,9 @@ func (h *Host) Findings() []Finding {
 	drv := h.iommuDriver()
 	out = append(out, h.driverFinding(drv))
 	out = append(out, h.iommuFinding(units, uerr, cmdline, drv))
+	if fd, ok := featuresFinding(units); ok {
+		out = append(out, fd)
+	}
 	switch {
 	case cerr != nil:
 		out = append(out, Finding{Check: "kernel command line", Status: Warn,

@@ -170,6 +170,7 @@ func TestAMDHost(t *testing.T) {
 			"firmware":            {status: Pass, detail: []string{"IVRS", "AMD-Vi"}},
 			"IOMMU driver":        {status: Pass, state: BuiltIn, detail: []string{"amd-iommu"}},
 			"IOMMU":               {status: Pass, detail: []string{"ivhd0 (amd-vi)"}},
+			"IOMMU features":      {status: Pass, detail: []string{"ivhd0: host page tables ", "PRI yes", "posted interrupts yes"}},
 			"kernel command line": {status: Pass},
 			"interrupt remapping": {status: Pass, detail: []string{"IR-IO-APIC", "AMD-Vi has no sysfs bit"}},
 			"module vfio":         {status: Pass, state: Loaded},
@@ -237,6 +238,7 @@ func TestARMSMMUv3Host(t *testing.T) {
 			"firmware":            {status: Pass, detail: []string{"IORT"}},
 			"IOMMU driver":        {status: Pass, state: Loaded, detail: []string{"arm_smmu_v3"}},
 			"IOMMU":               {status: Pass, detail: []string{"smmu3.0x0000000009050000 (arm-smmu-v3)"}},
+			"IOMMU features":      {status: Pass, detail: []string{"registers not in sysfs", "probe -hwinfo"}},
 			"kernel command line": {status: Pass},
 			"interrupt remapping": {status: Pass, detail: []string{"GICv3 ITS"}},
 		})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
@@ -216,6 +217,31 @@ func isBool(config string) bool {
 		return true
 	}
 	return false
+}
+
+// featuresFinding names, per unit, what the IOMMU offers a passthrough
+// host (hwinfo's facts: stages, ATS, PRI, PASID, nesting, dirty tracking,
+// interrupt remapping...), from the registers sysfs shows. An SMMUv3 has
+// none there: the finding says where they are. Informational: the
+// findings above and below judge.
+func featuresFinding(units []sysfs.IOMMU) (Finding, bool) {
+	if len(units) == 0 {
+		return Finding{}, false
+	}
+	var parts []string
+	for _, u := range units {
+		switch {
+		case u.VTD != nil:
+			parts = append(parts, u.Name+": "+hwinfo.FactsText(u.VTD.Facts()))
+		case u.AMD != nil:
+			parts = append(parts, u.Name+": "+hwinfo.FactsText(u.AMD.Facts()))
+		case u.Kind == sysfs.KindSMMUv3:
+			parts = append(parts, u.Name+": registers not in sysfs (iommu-agent probe -hwinfo reads them through IOMMU_GET_HW_INFO)")
+		default:
+			parts = append(parts, u.Name+": registers unreadable")
+		}
+	}
+	return Finding{Check: "IOMMU features", Status: Pass, Detail: strings.Join(parts, "; ")}, true
 }
 
 func (h *Host) iommuFinding(units []sysfs.IOMMU, uerr error, c sysfs.Cmdline, drv Component) Finding {
