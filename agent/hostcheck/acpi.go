@@ -115,7 +115,14 @@ func summarizeIVRS(b []byte) (string, error) {
 	if len(ivmd) > 0 {
 		s += fmt.Sprintf(", %d IVMD (reserved memory)", len(ivmd))
 	}
-	s += fmt.Sprintf(", %d-bit physical and %d-bit virtual addresses", pa, va)
+	// QEMU's amd-iommu leaves VAsize 0; the kernel then keeps its own
+	// maximum (max_vasize only lowers it).
+	s += fmt.Sprintf(", %d-bit physical addresses", pa)
+	if va != 0 {
+		s += fmt.Sprintf(", %d-bit virtual addresses", va)
+	} else {
+		s += ", no virtual address size given"
+	}
 	if info&ivinfoEFRSup != 0 {
 		s += ", EFRSup"
 	}
