@@ -358,3 +358,30 @@ func TestFacts(t *testing.T) {
 		t.Errorf("AMD from GET_HW_INFO (no cap): ATS %q", got)
 	}
 }
+
+// TestAMDQEMU decodes what QEMU 10's amd-iommu shows in the x86_64-amdvi
+// guest (Debian 6.12): cap 1f03000f, features 29d3:0. By hand: cap ID 0Fh,
+// next 00h, type 3, rev 0, bits 24-28 IOTLB HTTUNNEL NPCACHE EFRSUP CAPEXT
+// (QEMU's AMDVI_CAPAB_FEATURES). EFR 0x29d3: 0xd3 has bits 0, 1, 4, 6, 7
+// (PREFETCH PPR GT IA GA), 0x29 has 8 (HE), HATS 10b (6-level), GATS 10b;
+// GLX 0, PASmax 0 (1-bit PASIDs).
+func TestAMDQEMU(t *testing.T) {
+	t.Parallel()
+	a, err := ParseAMDViRegs("1f03000f\n", "29d3:0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Cap.Names(); !slices.Equal(got, []string{"IOTLB", "HTTUNNEL", "NPCACHE", "EFRSUP", "CAPEXT"}) {
+		t.Errorf("cap names %q", got)
+	}
+	if got := a.EFR.Names(); !slices.Equal(got, []string{"PREFETCH", "PPR", "GT", "IA", "GA", "HE"}) {
+		t.Errorf("EFR names %q", got)
+	}
+	if a.EFR.HATS() != 6 || a.EFR.GATS() != 6 || a.EFR.GLX() != 1 || a.EFR.PASmax() != 1 {
+		t.Errorf("fields: HATS %d GATS %d GLX %d PASmax %d", a.EFR.HATS(), a.EFR.GATS(), a.EFR.GLX(), a.EFR.PASmax())
+	}
+	want := "AMD-Vi cap=0x1f03000f EFR=0x00000000000029d3 EFR2=0x0000000000000000: host 6-level, guest 6-level, GLX 1-level, PASID 1-bit; PREFETCH PPR GT IA GA HE"
+	if got := a.String(); got != want {
+		t.Errorf("String() =\n%s\nwant\n%s", got, want)
+	}
+}
