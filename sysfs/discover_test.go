@@ -345,6 +345,8 @@ func TestIOMMUKinds(t *testing.T) {
 	root := t.TempDir()
 	a := txtar.Parse([]byte(`-- class/iommu/ivhd0/amd-iommu/cap --
 0x00190000
+-- class/iommu/ivhd0/amd-iommu/features --
+29d3:0
 -- class/iommu/smmu3.0x0000000009050000/devices/0000:00:01.0@ --
 ../../../../../devices/pci0000:00/0000:00:01.0
 -- class/iommu/other/ --
@@ -367,6 +369,9 @@ func TestIOMMUKinds(t *testing.T) {
 	for _, u := range units {
 		if u.Kind != want[u.Name] || u.VTD != nil {
 			t.Errorf("%s: kind %s, want %s", u.Name, u.Kind, want[u.Name])
+		}
+		if (u.AMD != nil) != (u.Name == "ivhd0") || u.AMD != nil && (u.AMD.Cap != 0x190000 || u.AMD.EFR != 0x29d3) {
+			t.Errorf("%s: AMD %+v", u.Name, u.AMD)
 		}
 	}
 	if i := slices.IndexFunc(units, func(u sysfs.IOMMU) bool { return u.Kind == sysfs.KindSMMUv3 }); len(units[i].Devices) != 1 {

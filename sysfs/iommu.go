@@ -29,8 +29,9 @@ const (
 type IOMMU struct {
 	Name    string
 	Kind    Kind
-	VTD     *hwinfo.VTD // intel-iommu/{cap,ecap}, decoded; nil unless VT-d
-	Devices []Address   // devices/*: the PCI devices it translates
+	VTD     *hwinfo.VTD   // intel-iommu/{cap,ecap}, decoded; nil unless VT-d
+	AMD     *hwinfo.AMDVi // amd-iommu/{cap,features}, decoded; nil unless AMD-Vi
+	Devices []Address     // devices/*: the PCI devices it translates
 }
 
 // ErrNoGroup is wrapped when an iommu_group does not exist, or a device has
@@ -99,6 +100,22 @@ func readIOMMU(root *dir, name string, buf []byte) (IOMMU, error) {
 		}
 	case root.isDir(unit + "/amd-iommu"):
 		u.Kind = KindAMDVi
+		c, okc, err := root.attr(unit+"/amd-iommu/cap", buf)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		f, okf, err2 := root.attr(unit+"/amd-iommu/features", buf)
+		if err2 != nil {
+			errs = append(errs, err2)
+		}
+		if okc && okf && err == nil && err2 == nil {
+			a, err := hwinfo.ParseAMDViRegs(shorten(c), shorten(f))
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				u.AMD = &a
+			}
+		}
 	case strings.HasPrefix(name, "smmu3."):
 		u.Kind = KindSMMUv3
 	}

@@ -91,7 +91,7 @@ func New(o Options) (*Host, error) {
 		return nil, fmt.Errorf("host check: %w", err)
 	}
 	h := &Host{opts: o, fs: f}
-	h.Kernel = readKernel(o.ProcRoot, o.ModulesRoot, o.BootRoot)
+	h.Kernel = readKernel(o.ProcRoot, o.ModulesRoot, o.BootRoot, f.Path("module"))
 	h.Platform = readPlatform(f, o.ProcRoot)
 	return h, nil
 }
@@ -116,6 +116,9 @@ func (h *Host) Findings() []Finding {
 	drv := h.iommuDriver()
 	out = append(out, h.driverFinding(drv))
 	out = append(out, h.iommuFinding(units, uerr, cmdline, drv))
+	if fd, ok := featuresFinding(units); ok {
+		out = append(out, fd)
+	}
 	switch {
 	case cerr != nil:
 		out = append(out, Finding{Check: "kernel command line", Status: Warn,
@@ -125,6 +128,7 @@ func (h *Host) Findings() []Finding {
 			Detail: "no " + filepath.Join(h.opts.ProcRoot, "cmdline") + "; the IOMMU parameters are unknown"})
 	default:
 		out = append(out, h.cmdlineFinding(cmdline, units, drv))
+		out = append(out, h.paramsFinding(cmdline, h.Platform.Vendor()))
 	}
 	out = append(out, h.irFinding(units, cmdline))
 	out = append(out, h.vfioFindings()...)

@@ -170,6 +170,7 @@ func TestAMDHost(t *testing.T) {
 			"firmware":            {status: Pass, detail: []string{"IVRS", "AMD-Vi"}},
 			"IOMMU driver":        {status: Pass, state: BuiltIn, detail: []string{"amd-iommu"}},
 			"IOMMU":               {status: Pass, detail: []string{"ivhd0 (amd-vi)"}},
+			"IOMMU features":      {status: Pass, detail: []string{"ivhd0: host page tables ", "PRI yes", "posted interrupts yes"}},
 			"kernel command line": {status: Pass},
 			"interrupt remapping": {status: Pass, detail: []string{"IR-IO-APIC", "AMD-Vi has no sysfs bit"}},
 			"module vfio":         {status: Pass, state: Loaded},
@@ -237,6 +238,7 @@ func TestARMSMMUv3Host(t *testing.T) {
 			"firmware":            {status: Pass, detail: []string{"IORT"}},
 			"IOMMU driver":        {status: Pass, state: Loaded, detail: []string{"arm_smmu_v3"}},
 			"IOMMU":               {status: Pass, detail: []string{"smmu3.0x0000000009050000 (arm-smmu-v3)"}},
+			"IOMMU features":      {status: Pass, detail: []string{"registers not in sysfs", "probe -hwinfo"}},
 			"kernel command line": {status: Pass},
 			"interrupt remapping": {status: Pass, detail: []string{"GICv3 ITS"}},
 		})
@@ -350,5 +352,38 @@ func TestIntelOnGivenNoUnit(t *testing.T) {
 	h := newFakeHost(t).cpu("GenuineIntel").file("proc/cmdline", "intel_iommu=on\n")
 	checkFindings(t, h.findings(), map[string]want{
 		"kernel command line": {status: Warn, fix: []string{"enable VT-d in the firmware"}},
+	})
+}
+
+// A kernel built without module support whose config cannot be read
+// (CONFIG_IKCONFIG_PROC off, no /boot, no /lib/modules): /proc/modules is
+// missing, so nothing may be advised with modprobe; VFIO built in shows in
+// /sys/module, and iommufd, which would too, is absent: rebuild with =y.
+func TestNoModulesNoConfig(t *testing.T) {
+	t.Parallel()
+	h := intelHost(t).remove("proc/modules").builtinParams("vfio", "vfio_pci", "vfio_iommu_type1").file("dev/vfio/vfio", "")
+	x := h.host()
+	if !x.Kernel.NoModules || !strings.Contains(x.Kernel.NoModulesSource, "proc/modules") {
+		t.Fatalf("Kernel %+v: want NoModules from /proc/modules", x.Kernel)
+	}
+	got := h.findings()
+	noAdvice(t, got, "modprobe")
+	checkFindings(t, got, map[string]want{
+		"platform":                {status: Pass, detail: []string{"no module support: no ", "proc/modules"}},
+		"module vfio":             {status: Pass, state: BuiltIn},
+		"module vfio_pci":         {status: Pass, state: BuiltIn},
+		"module vfio_iommu_type1": {status: Pass, state: BuiltIn},
+		"module iommufd": {status: Warn, state: Absent, detail: []string{"cannot load modules"},
+			fix: []string{"CONFIG_IOMMUFD=y", "no module support"}},
+		"/dev/iommu": {status: Warn, fix: []string{"lacks CONFIG_IOMMUFD"}},
+	})
+	// The same kernel with iommufd built in but without /dev/iommu in a
+	// container: still no modprobe.
+	h.builtinParams("iommufd")
+	got = h.findings()
+	noAdvice(t, got, "modprobe")
+	checkFindings(t, got, map[string]want{
+		"module iommufd": {status: Pass, state: BuiltIn},
+		"/dev/iommu":     {status: Warn, fix: []string{"iommufd is built-in", "--device /dev/iommu"}},
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
@@ -51,6 +52,9 @@ func (h *Host) platformFinding() Finding {
 	if k.DepSource != "" {
 		srcs = append(srcs, "modules from "+k.DepSource)
 	}
+	if k.NoModules {
+		srcs = append(srcs, "no module support: "+k.NoModulesSource)
+	}
 	kern := "kernel " + rel
 	if len(srcs) > 0 {
 		kern += " (" + strings.Join(srcs, ", ") + ")"
@@ -75,11 +79,19 @@ func (h *Host) firmwareFinding(units []sysfs.IOMMU) Finding {
 	p := h.Platform
 	fd := Finding{Check: "firmware"}
 	v := p.Vendor()
+	var infos []string
+	for _, t := range p.Tables {
+		infos = append(infos, p.TableInfo[t])
+	}
+	tables := strings.Join(infos, "; ")
 	switch {
+	case v == ARM && p.IORTSMMUs == 0 && p.DTSMMU == "" && len(units) == 0:
+		fd.Status, fd.Fix = Fail, firmwareFix(v)
+		fd.Detail = "ACPI IORT table present but without an SMMU node (" + tables + "): the firmware describes no SMMU"
 	case v != VendorUnknown && p.hasTable(v.table()):
-		fd.Status, fd.Detail = Pass, "ACPI "+v.table()+" table present: the firmware describes an IOMMU ("+v.iommuName()+")"
+		fd.Status, fd.Detail = Pass, "ACPI "+v.table()+" table present: the firmware describes an IOMMU ("+v.iommuName()+"); "+tables
 	case len(p.Tables) > 0:
-		fd.Status, fd.Detail = Pass, "ACPI "+p.Tables[0]+" table present: the firmware describes an IOMMU"
+		fd.Status, fd.Detail = Pass, "ACPI "+p.Tables[0]+" table present: the firmware describes an IOMMU; "+tables
 	case p.DTSMMU != "":
 		fd.Status, fd.Detail = Pass, "device tree node "+p.DTSMMU+" is an arm,smmu-v3: the firmware describes an SMMUv3"
 	case len(units) > 0:
@@ -183,15 +195,16 @@ func installFix(k Kernel, name string) string {
 
 // kernelFix is the advice for a component this kernel was built without:
 // another kernel, since no modprobe can add it. Bool options (the VT-d and
-// AMD-Vi drivers, VFIO device cdevs) can only be =y.
+// AMD-Vi drivers, VFIO device cdevs) can only be =y; on a kernel without
+// module support, so can anything rebuilt from its config.
 func kernelFix(k Kernel, config string) string {
 	val := config + "=y or =m"
 	if isBool(config) {
 		val = config + "=y"
 	}
 	fix := "boot a kernel built with " + val
-	if mv, known := k.ConfigValue("CONFIG_MODULES"); known && mv == "" && !isBool(config) {
-		fix += " (this one has no module support at all: CONFIG_MODULES is not set)"
+	if k.NoModules && !isBool(config) {
+		fix += " (this one has no module support at all, so rebuilt from its config it needs =y: " + k.NoModulesSource + ")"
 	}
 	return fix
 }
@@ -204,6 +217,31 @@ func isBool(config string) bool {
 		return true
 	}
 	return false
+}
+
+// featuresFinding names, per unit, what the IOMMU offers a passthrough
+// host (hwinfo's facts: stages, ATS, PRI, PASID, nesting, dirty tracking,
+// interrupt remapping...), from the registers sysfs shows. An SMMUv3 has
+// none there: the finding says where they are. Informational: the
+// findings above and below judge.
+func featuresFinding(units []sysfs.IOMMU) (Finding, bool) {
+	if len(units) == 0 {
+		return Finding{}, false
+	}
+	var parts []string
+	for _, u := range units {
+		switch {
+		case u.VTD != nil:
+			parts = append(parts, u.Name+": "+hwinfo.FactsText(u.VTD.Facts()))
+		case u.AMD != nil:
+			parts = append(parts, u.Name+": "+hwinfo.FactsText(u.AMD.Facts()))
+		case u.Kind == sysfs.KindSMMUv3:
+			parts = append(parts, u.Name+": registers not in sysfs (iommu-agent probe -hwinfo reads them through IOMMU_GET_HW_INFO)")
+		default:
+			parts = append(parts, u.Name+": registers unreadable")
+		}
+	}
+	return Finding{Check: "IOMMU features", Status: Pass, Detail: strings.Join(parts, "; ")}, true
 }
 
 func (h *Host) iommuFinding(units []sysfs.IOMMU, uerr error, c sysfs.Cmdline, drv Component) Finding {

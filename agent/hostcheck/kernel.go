@@ -34,6 +34,12 @@ type Kernel struct {
 	DepSource string
 	// ModulesDir is ModulesRoot/Release; "" without a release.
 	ModulesDir string
+	// NoModules is set when this kernel cannot load modules at all
+	// (CONFIG_MODULES unset, or a readable /proc without /proc/modules),
+	// and NoModulesSource says which: then nothing is "modprobe"-able, and
+	// a component not built in is absent.
+	NoModules       bool
+	NoModulesSource string
 	// Missing says, per source, why it could not be read.
 	Missing []string
 }
@@ -41,7 +47,7 @@ type Kernel struct {
 // readKernel reads the release, then the config from /proc/config.gz,
 // /boot/config-RELEASE or /lib/modules/RELEASE/config (Fedora's place),
 // then RELEASE's modules.builtin, modules.builtin.modinfo and modules.dep.
-func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
+func readKernel(procRoot, modulesRoot, bootRoot, sysModule string) Kernel {
 	var k Kernel
 	osrelease := filepath.Join(procRoot, "sys", "kernel", "osrelease")
 	rel, ok, err := readAttr(osrelease)
@@ -91,6 +97,8 @@ func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
 		}
 		k.Missing = append(k.Missing, k.NoConfig)
 	}
+
+	k.NoModules, k.NoModulesSource = noModules(k, procRoot, osrelease, sysModule)
 
 	if k.ModulesDir == "" {
 		return k
@@ -149,6 +157,32 @@ func readKernel(procRoot, modulesRoot, bootRoot string) Kernel {
 		k.Missing = append(k.Missing, "no "+p)
 	}
 	return k
+}
+
+// noModules tells whether the kernel has no module support: from the
+// config when there is one, else from /proc/modules, which exists exactly
+// when CONFIG_MODULES is set (kernel/module/procfs.c). A loaded module
+// (sysModule/NAME/initstate, which only loadable modules have) proves
+// support whatever /proc shows (a copied or partial /proc). Without the
+// config and with /proc unreadable (osrelease missing too), it cannot tell.
+func noModules(k Kernel, procRoot, osrelease, sysModule string) (bool, string) {
+	if v, known := k.ConfigValue("CONFIG_MODULES"); known {
+		if v == "" {
+			return true, k.configText("CONFIG_MODULES")
+		}
+		return false, ""
+	}
+	if k.Release == "" && !exists(osrelease) {
+		return false, ""
+	}
+	if m, _ := filepath.Glob(filepath.Join(sysModule, "*", "initstate")); len(m) > 0 {
+		return false, ""
+	}
+	mods := filepath.Join(procRoot, "modules")
+	if _, err := os.Stat(mods); errors.Is(err, fs.ErrNotExist) {
+		return true, "no " + mods + " (it exists on every kernel with CONFIG_MODULES)"
+	}
+	return false, ""
 }
 
 // moduleName is the kernel's name for a module object: the basename
@@ -253,6 +287,13 @@ func (h *Host) Module(name, config string) Component {
 	}
 	if known && cv == "" {
 		c.State, c.Source = Absent, k.configText(config)
+		return c
+	}
+	if k.NoModules && sysErr == nil {
+		// Built in, it would be in /sys/module: the modules check asks
+		// about (vfio, vfio_pci, vfio_iommu_type1, iommufd, arm_smmu_v3)
+		// all have parameters or a version there.
+		c.State, c.Source = Absent, "this kernel cannot load modules ("+k.NoModulesSource+"), and no /sys/module/"+name+" shows it built in"
 		return c
 	}
 	if sysErr != nil {

@@ -78,6 +78,21 @@ func TestModuleState(t *testing.T) {
 			module: "vfio", config: "CONFIG_VFIO", want: BuiltIn},
 		{name: "loaded beats the config", build: func(h *fakeHost) { h.loaded("vfio").configGz(configNone...) },
 			module: "vfio", config: "CONFIG_VFIO", want: Loaded},
+		// A kernel without module support and without a config to read:
+		// no /proc/modules says it cannot load any, so what /sys/module
+		// does not show built in is absent, not "modprobe"-able.
+		{name: "no /proc/modules, no config", build: func(h *fakeHost) { h.remove("proc/modules") },
+			module: "iommufd", config: "CONFIG_IOMMUFD", want: Absent, wantSource: "cannot load modules (no "},
+		{name: "no /proc/modules, built in with parameters", build: func(h *fakeHost) { h.remove("proc/modules").builtinParams("iommufd") },
+			module: "iommufd", config: "CONFIG_IOMMUFD", want: BuiltIn},
+		{name: "no /proc/modules, but the config says CONFIG_MODULES=y", build: func(h *fakeHost) {
+			h.remove("proc/modules").configGz("CONFIG_MODULES=y", "CONFIG_IOMMUFD=m")
+		}, module: "iommufd", config: "CONFIG_IOMMUFD", want: Available},
+		{name: "no /proc/modules, but a module is loaded (a partial /proc)", build: func(h *fakeHost) {
+			h.remove("proc/modules").loaded("irqbypass").installed(vfioMods...)
+		}, module: "vfio", config: "CONFIG_VFIO", want: Available, wantFile: "kernel/drivers/vfio/vfio.ko.xz"},
+		{name: "no /proc at all: unknown, not absent", build: func(h *fakeHost) { h.remove("proc") },
+			module: "iommufd", config: "CONFIG_IOMMUFD", want: NotLoaded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

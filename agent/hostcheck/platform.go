@@ -61,6 +61,12 @@ type Platform struct {
 	// TablesErr is set when /sys/firmware/acpi/tables exists but cannot be
 	// listed; a missing directory is no ACPI (a device-tree boot).
 	TablesErr error
+	// TableInfo describes each table of Tables by its contents (units,
+	// flags), or says why it could not be read (root only).
+	TableInfo map[string]string
+	// IORTSMMUs counts the SMMU nodes of the IORT; -1 when there is no
+	// IORT or it could not be read.
+	IORTSMMUs int
 	// DeviceTree is true on a device-tree boot; DTSMMU names the first
 	// node whose compatible says arm,smmu-v3.
 	DeviceTree bool
@@ -129,9 +135,27 @@ func readPlatform(f *sysfs.FS, procRoot string) Platform {
 	var p Platform
 	p.CPU, p.CPUName, p.CPUErr = cpuVendor(filepath.Join(procRoot, "cpuinfo"))
 	tables := f.Path("firmware", "acpi", "tables")
+	p.IORTSMMUs = -1
 	for _, t := range []string{"DMAR", "IVRS", "IORT"} {
-		if exists(filepath.Join(tables, t)) {
-			p.Tables = append(p.Tables, t)
+		path := filepath.Join(tables, t)
+		if !exists(path) {
+			continue
+		}
+		p.Tables = append(p.Tables, t)
+		if p.TableInfo == nil {
+			p.TableInfo = map[string]string{}
+		}
+		sum, smmus, err := summarizeTable(t, path)
+		switch {
+		case err != nil && sum == "":
+			p.TableInfo[t] = t + " (contents unread: " + err.Error() + ")"
+		case err != nil:
+			p.TableInfo[t] = sum + " (then malformed: " + err.Error() + ")"
+		default:
+			p.TableInfo[t] = sum
+		}
+		if t == "IORT" {
+			p.IORTSMMUs = smmus
 		}
 	}
 	if _, err := os.ReadDir(tables); err != nil && !errors.Is(err, fs.ErrNotExist) {

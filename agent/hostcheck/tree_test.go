@@ -11,7 +11,8 @@ import (
 
 // fakeHost builds a host's trees (sys, proc, dev, lib/modules, boot) under
 // t.TempDir(), one call per fact, as go-nvlib's mock builders do. It
-// starts as a kernel that is running and has /sys/module, and nothing else.
+// starts as a kernel that is running, has /sys/module and can load modules
+// (/proc/modules), and nothing else.
 type fakeHost struct {
 	t    *testing.T
 	root string
@@ -24,6 +25,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	h := &fakeHost{t: t, root: t.TempDir()}
 	h.dir("sys/module")
 	h.file("proc/sys/kernel/osrelease", release+"\n")
+	h.file("proc/modules", "irqbypass 12288 0 - Live 0x0000000000000000\n")
 	h.file("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda1\n")
 	h.file("proc/self/limits", "Limit                     Soft Limit           Hard Limit           Units     \n"+
 		"Max locked memory         unlimited            unlimited            bytes     \n")

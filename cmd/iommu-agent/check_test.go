@@ -94,7 +94,12 @@ func TestCheckReadyGuest(t *testing.T) {
 		{Check: "firmware", Status: Pass, Detail: "no ACPI DMAR/IVRS/IORT table seen, but the kernel runs IOMMU units"},
 		{Check: "IOMMU driver", Status: Pass, Detail: "intel-iommu built-in (dmar0 registered by it)", State: "built-in", Source: "dmar0 registered by it"},
 		{Check: "IOMMU", Status: Pass, Detail: "1 unit(s): dmar0 (intel-vt-d)"},
+		{Check: "IOMMU features", Status: Pass, Detail: "dmar0: address width 48-bit, domains 65536, superpages 2M,1G, scalable mode no, stages second, " +
+			"nesting no, dirty tracking no, ATS no, PRI no, PASID no, interrupt remapping yes, posted interrupts no, snoop control no, " +
+			"coherent walks no, caching mode yes"},
 		{Check: "kernel command line", Status: Pass, Detail: "no IOMMU parameters; the kernel's default enabled it"},
+		{Check: "IOMMU parameters", Status: Pass, Detail: "host devices' default domain: translated unless the kernel was built for passthrough (no parameter, no config to tell); " +
+			"VFIO and iommufd give assigned devices their own translated domains either way"},
 		{Check: "interrupt remapping", Status: Pass, Detail: "ecap IR set on every VT-d unit; IR-IO-APIC in /proc/interrupts: remapping is on"},
 		{Check: "module vfio", Status: Pass, Detail: "loaded (the VFIO core)", State: "loaded", Source: "/sys/module/vfio/initstate: live"},
 		{Check: "module vfio_pci", Status: Pass, Detail: "loaded (the vfio-pci driver devices are bound to)", State: "loaded", Source: "/sys/module/vfio_pci/initstate: live"},

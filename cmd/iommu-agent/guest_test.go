@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,8 +31,20 @@ func guestRun(t *testing.T, args ...string) (string, error) {
 }
 
 // eduGroups returns the groups holding an edu (1234:11e8) and their units.
+// In the guest, an edu without a group yet (an SMMUv3 with a device tree
+// groups a device at its first driver probe) is given one by FindEdu, and
+// the inventory read again, so a test does not depend on one that ran
+// before it.
 func eduGroups(t *testing.T, inv Inventory) []InvGroup {
 	t.Helper()
+	if gs := findEduGroups(inv); len(gs) > 0 || os.Getenv("HWTESTS_STRICT") != "1" {
+		return eduGroupsOrSkip(t, gs)
+	}
+	hwtest.FindEdu(t)
+	return eduGroupsOrSkip(t, findEduGroups(guestInventory(t)))
+}
+
+func findEduGroups(inv Inventory) []InvGroup {
 	var gs []InvGroup
 	for _, u := range inv.IOMMUs {
 		for _, g := range u.Groups {
@@ -43,6 +56,11 @@ func eduGroups(t *testing.T, inv Inventory) []InvGroup {
 			}
 		}
 	}
+	return gs
+}
+
+func eduGroupsOrSkip(t *testing.T, gs []InvGroup) []InvGroup {
+	t.Helper()
 	if len(gs) == 0 {
 		if os.Getenv("HWTESTS_STRICT") == "1" {
 			t.Fatal("list shows no edu device (QEMU -device edu)")
@@ -82,11 +100,40 @@ func TestGuestList(t *testing.T) {
 	if !inv.IOMMUPresent || len(inv.IOMMUs) == 0 || inv.IOMMUs[0].Kind != kind[k] || !strings.HasPrefix(inv.IOMMUs[0].Name, prefix[k]) {
 		t.Fatalf("list --json: units %+v, want the emulated %s (%s, %s*)", inv.IOMMUs, k, kind[k], prefix[k])
 	}
-	if decoded := inv.IOMMUs[0].VTD != nil; decoded != (k == hwtest.VTD) {
-		t.Errorf("unit %s: VT-d registers decoded %v, want %v on %s", inv.IOMMUs[0].Name, decoded, k == hwtest.VTD, k)
+	// VT-d and AMD-Vi put their registers in sysfs (intel-iommu/cap,ecap;
+	// amd-iommu/cap,features), decoded here; an SMMUv3 has none there, and
+	// list says where they are instead.
+	u := inv.IOMMUs[0]
+	if decoded := u.VTD != nil; decoded != (k == hwtest.VTD) {
+		t.Errorf("unit %s: VT-d registers decoded %v, want %v on %s", u.Name, decoded, k == hwtest.VTD, k)
+	}
+	if decoded := u.AMD != nil; decoded != (k == hwtest.AMDVi) {
+		t.Errorf("unit %s: AMD-Vi registers decoded %v, want %v on %s", u.Name, decoded, k == hwtest.AMDVi, k)
+	}
+	if a := u.AMD; a != nil {
+		// QEMU's amd-iommu: capability ID 0Fh, EFRSup, and an EFR with
+		// PPR and GT (QEMU's AMDVI_EXT_FEATURES).
+		if !strings.HasSuffix(a.Cap, "0f") || !slices.Contains(a.CapNames, "EFRSUP") || !slices.Contains(a.EFRNames, "PPR") || !a.GuestTranslation {
+			t.Errorf("unit %s: AMD-Vi %+v, want cap ID 0f with EFRSUP, EFR with PPR and GT", u.Name, a)
+		}
+		if !strings.Contains(out, "  efr:  ") {
+			t.Errorf("list does not print %s's EFR names", u.Name)
+		}
+	}
+	if (u.RegistersFrom != "") != (k == hwtest.SMMUv3) || k == hwtest.SMMUv3 && !strings.Contains(out, "registers: IOMMU_GET_HW_INFO only") {
+		t.Errorf("unit %s: registers_from %q on %s", u.Name, u.RegistersFrom, k)
 	}
 	// edu has no kernel driver, so its group is viable unless a sibling
-	// (the e1000 of -devices bridge:edu,e1000) holds a DMA driver.
+	// (the e1000 of -devices bridge:edu,e1000) holds a DMA driver. On an
+	// SMMUv3 with a device tree an edu no driver probed yet has no group:
+	// FindEdu has vfio-pci probe it once, whatever test ran before.
+	if hwtest.Strict() {
+		hwtest.FindEdu(t)
+		if out, err = guestRun(t, "list"); err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		inv = guestInventory(t)
+	}
 	for _, g := range eduGroups(t, inv) {
 		var blockers []InvMember
 		for _, d := range g.Devices {
@@ -116,7 +163,7 @@ func TestGuestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	must := map[string]bool{
-		"firmware": true, "IOMMU": true, "interrupt remapping": true,
+		"firmware": true, "IOMMU": true, "IOMMU features": true, "IOMMU parameters": true, "interrupt remapping": true,
 		"module vfio": true, "module vfio_pci": true, "module iommufd": true, "module vfio_iommu_type1": true,
 		"/dev/iommu": true, "/dev/vfio/vfio": true,
 	}
@@ -169,6 +216,32 @@ func TestGuestCheck(t *testing.T) {
 	}
 	if f := byName["interrupt remapping"]; !strings.Contains(f.Detail, isolation) {
 		t.Errorf("interrupt remapping: %q does not name %s, the isolation of %s", f.Detail, isolation, k)
+	}
+	// The firmware's table by name and contents (/init runs as root, so
+	// they are readable): QEMU's q35 has a DMAR for intel-iommu and an
+	// IVRS for amd-iommu; the arm64 virt machine describes its SMMUv3 in
+	// the IORT under UEFI/ACPI, else in the device tree.
+	fw := byName["firmware"].Detail
+	switch k {
+	case hwtest.VTD:
+		if !strings.Contains(fw, "ACPI DMAR table present") || !strings.Contains(fw, "DMAR: ") || !strings.Contains(fw, "DRHD") || !strings.Contains(fw, "INTR_REMAP") {
+			t.Errorf("firmware: %q, want the DMAR with its DRHD and INTR_REMAP", fw)
+		}
+	case hwtest.AMDVi:
+		if !strings.Contains(fw, "ACPI IVRS table present") || !strings.Contains(fw, "IVRS: IVHD blocks of type") {
+			t.Errorf("firmware: %q, want the IVRS with its IVHD blocks", fw)
+		}
+	case hwtest.SMMUv3:
+		if !strings.Contains(fw, "SMMUv3") || !(strings.Contains(fw, "IORT: ") || strings.Contains(fw, "arm,smmu-v3")) {
+			t.Errorf("firmware: %q, want an IORT SMMUv3 node or the device tree's arm,smmu-v3", fw)
+		}
+	}
+	feat := byName["IOMMU features"].Detail
+	if want := map[hwtest.Kind]string{hwtest.VTD: "interrupt remapping yes", hwtest.AMDVi: "PRI yes", hwtest.SMMUv3: "probe -hwinfo"}[k]; !strings.Contains(feat, want) {
+		t.Errorf("IOMMU features: %q lacks %q on %s", feat, want, k)
+	}
+	if p := byName["IOMMU parameters"]; p.Status != Pass || !strings.Contains(p.Detail, "default domain") {
+		t.Errorf("IOMMU parameters: %+v", p)
 	}
 	// /lib/modules/RELEASE holds modules.dep only: the guest has neither
 	// modules.builtin nor a kernel config, and the report says so rather
@@ -331,4 +404,53 @@ func TestGuestBindGroupless(t *testing.T) {
 		t.Errorf("%s after unbind: group %q, %v; want group %s kept", bdf, l, err, group)
 	}
 	t.Logf("rescanned %s: group at rescan %v; bind gave group %s, kept after unbind", bdf, hasGroup, group)
+}
+
+// TestGuestProbeHWInfo binds edu's group to vfio-pci and runs probe
+// -hwinfo, which reads IOMMU_GET_HW_INFO through the edu's cdev. What the
+// kernel reports is per IOMMU and kernel: VT-d's registers, the same as
+// sysfs; on 6.12, type NONE for SMMUv3 (its iommufd part is compiled out)
+// and AMD-Vi (no hw_info op), each explained; on a later kernel built with
+// the drivers' iommufd parts, the SMMUv3 IDRs (or AMD EFRs) by name.
+func TestGuestProbeHWInfo(t *testing.T) {
+	if os.Getenv("HWTESTS_STRICT") != "1" {
+		t.Skip("rebinds devices: runs in the guest only")
+	}
+	hwtest.FindEdu(t) // gives a never-probed edu its group on SMMUv3
+	g := eduGroups(t, guestInventory(t))[0]
+	state := filepath.Join(t.TempDir(), "bindings.json")
+	n := itoa(g.Number)
+	if _, err := guestRun(t, "bind", "-state", state, "group", n); err != nil {
+		t.Fatalf("bind group %s: %v", n, err)
+	}
+	t.Cleanup(func() { guestRun(t, "unbind", "-state", state, "group", n) })
+
+	out, err := guestRun(t, "probe", "-hwinfo")
+	if err != nil {
+		t.Fatalf("probe -hwinfo: %v", err)
+	}
+	rel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.HasPrefix(string(rel), "6.12.")
+	k := hwtest.IOMMUKind(t)
+	want := []string{"hw info (IOMMU_GET_HW_INFO through "}
+	switch {
+	case k == hwtest.VTD:
+		want = append(want, "type 1, 24 bytes", "(same as sysfs)", "facts: address width 48-bit", "interrupt remapping yes")
+	case k == hwtest.SMMUv3 && old:
+		want = append(want, "Arm SMMUv3", "type 0, 0 bytes", "the kernel reports no hardware info (type NONE)", "CONFIG_ARM_SMMU_V3_IOMMUFD")
+	case k == hwtest.SMMUv3:
+		want = append(want, "type 2, 40 bytes", "SMMUv3.", "stages S1+S2", "TTF AArch64", "COHACC yes", "SID ", "OAS ", "granules ")
+	case k == hwtest.AMDVi && old:
+		want = append(want, "AMD-Vi cap=", "facts (sysfs amd-iommu/cap,features): host page tables", "type 0, 0 bytes", "(type NONE)", "after 6.12")
+	case k == hwtest.AMDVi:
+		want = append(want, "type 4, 16 bytes", "AMD-Vi cap=0x0 EFR=")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("probe -hwinfo on %s (kernel %s) lacks %q", k, strings.TrimSpace(string(rel)), w)
+		}
+	}
 }

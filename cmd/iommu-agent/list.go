@@ -21,6 +21,10 @@ import (
 //	             "vtd": {"cap": "0x00d2008c222f0686", "ecap": "0x0000000000f00f4a",
 //	                     "address_width": 48, "interrupt_remapping": true,
 //	                     "cap_names": [...], "ecap_names": [...]},
+//	             "amd": {"cap": "0x...", "efr": "0x...", "efr2": "0x...",
+//	                     "host_levels": 6, "guest_translation": true, "pasid_bits": 16,
+//	                     "cap_names": [...], "efr_names": [...], "efr2_names": [...]},
+//	             "registers_from": "...",   where a unit's registers are when sysfs has none
 //	             "groups": [<Group>...]}],
 //	 "other_groups": [<Group>...],       groups no unit lists a device of
 //	 "ungrouped_devices": [<Device>...], PCI devices without an iommu_group
@@ -43,10 +47,14 @@ type Inventory struct {
 
 // InventoryUnit is one IOMMU unit and the groups it translates.
 type InventoryUnit struct {
-	Name   string     `json:"name"`
-	Kind   string     `json:"kind"`
-	VTD    *InvVTD    `json:"vtd,omitempty"`
-	Groups []InvGroup `json:"groups"`
+	Name string  `json:"name"`
+	Kind string  `json:"kind"`
+	VTD  *InvVTD `json:"vtd,omitempty"`
+	AMD  *InvAMD `json:"amd,omitempty"`
+	// RegistersFrom says where the unit's registers can be read when
+	// sysfs shows none (an SMMUv3's ID registers: IOMMU_GET_HW_INFO only).
+	RegistersFrom string     `json:"registers_from,omitempty"`
+	Groups        []InvGroup `json:"groups"`
 }
 
 // InvVTD is a VT-d unit's registers, raw and decoded.
@@ -58,6 +66,28 @@ type InvVTD struct {
 	CapNames           []string `json:"cap_names"`
 	ECapNames          []string `json:"ecap_names"`
 }
+
+// InvAMD is an AMD-Vi unit's capability header and Extended Feature
+// Registers, raw and decoded (see hwinfo.AMDVi).
+type InvAMD struct {
+	Cap  string `json:"cap"`
+	EFR  string `json:"efr"`
+	EFR2 string `json:"efr2"`
+	// HostLevels is the host page-table depth (EFR HATS: 4 to 6; 0 for
+	// the reserved value, with which the kernel disables translation).
+	HostLevels int `json:"host_levels"`
+	// GuestTranslation is EFR GT: v2 page tables and PASIDs, which SVA,
+	// amd_iommu=pgtbl_v2 and nesting need; PASIDBits is 0 without it.
+	GuestTranslation bool     `json:"guest_translation"`
+	PASIDBits        int      `json:"pasid_bits"`
+	CapNames         []string `json:"cap_names"`
+	EFRNames         []string `json:"efr_names"`
+	EFR2Names        []string `json:"efr2_names"`
+}
+
+// smmuRegisters is where an SMMUv3's registers are: its driver puts none in
+// sysfs.
+const smmuRegisters = "IOMMU_GET_HW_INFO only (sysfs has no SMMUv3 registers): iommu-agent probe -hwinfo, as root, with a device bound to vfio-pci"
 
 // InvGroup is one iommu_group with its verdict under the group rule.
 type InvGroup struct {
@@ -218,6 +248,25 @@ func inventory(ctx context.Context, f *sysfs.FS) (Inventory, error) {
 				CapNames:           nonNil(u.VTD.Cap.Names()),
 				ECapNames:          nonNil(u.VTD.ECap.Names()),
 			}
+		}
+		if u.AMD != nil {
+			a := u.AMD
+			iu.AMD = &InvAMD{
+				Cap:              fmt.Sprintf("%#x", uint32(a.Cap)),
+				EFR:              fmt.Sprintf("0x%016x", uint64(a.EFR)),
+				EFR2:             fmt.Sprintf("0x%016x", uint64(a.EFR2)),
+				HostLevels:       a.EFR.HATS(),
+				GuestTranslation: a.EFR.GT(),
+				CapNames:         nonNil(a.Cap.Names()),
+				EFRNames:         nonNil(a.EFR.Names()),
+				EFR2Names:        nonNil(a.EFR2.Names()),
+			}
+			if a.EFR.GT() {
+				iu.AMD.PASIDBits = a.EFR.PASmax()
+			}
+		}
+		if u.Kind == sysfs.KindSMMUv3 {
+			iu.RegistersFrom = smmuRegisters
 		}
 		inv.IOMMUs = append(inv.IOMMUs, iu)
 	}
@@ -380,6 +429,25 @@ func printInventory(w io.Writer, inv Inventory) {
 			fmt.Fprintf(w, "  cap %s ecap %s: %d-bit, %s\n", u.VTD.Cap, u.VTD.ECap, u.VTD.AddressWidth, ir)
 			fmt.Fprintf(w, "  cap:  %s\n", strings.Join(u.VTD.CapNames, " "))
 			fmt.Fprintf(w, "  ecap: %s\n", strings.Join(u.VTD.ECapNames, " "))
+		}
+		if a := u.AMD; a != nil {
+			host := "host translation disabled (HATS reserved)"
+			if a.HostLevels != 0 {
+				host = fmt.Sprintf("%d-level host page tables", a.HostLevels)
+			}
+			guest := "no guest translation (GT clear: no PASIDs, v2 tables or nesting)"
+			if a.GuestTranslation {
+				guest = fmt.Sprintf("guest translation, %d-bit PASIDs", a.PASIDBits)
+			}
+			fmt.Fprintf(w, "  cap %s EFR %s EFR2 %s: %s, %s\n", a.Cap, a.EFR, a.EFR2, host, guest)
+			fmt.Fprintf(w, "  cap:  %s\n", strings.Join(a.CapNames, " "))
+			fmt.Fprintf(w, "  efr:  %s\n", strings.Join(a.EFRNames, " "))
+			if len(a.EFR2Names) > 0 {
+				fmt.Fprintf(w, "  efr2: %s\n", strings.Join(a.EFR2Names, " "))
+			}
+		}
+		if u.RegistersFrom != "" {
+			fmt.Fprintf(w, "  registers: %s\n", u.RegistersFrom)
 		}
 		for _, g := range u.Groups {
 			printGroup(w, g, "  ")

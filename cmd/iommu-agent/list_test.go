@@ -295,3 +295,51 @@ func TestListHostileFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestListAMDAndSMMUv3(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for rel, v := range map[string]string{
+		"class/iommu/ivhd0/amd-iommu/cap":      "1f03000f\n",
+		"class/iommu/ivhd0/amd-iommu/features": "29d3:0\n",
+	} {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"class/iommu/ivhd0/devices", "class/iommu/smmu3.0x0000000009050000/devices"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runOut(t, "list", "-sysfs", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ivhd0 (amd-vi)\n",
+		"  cap 0x1f03000f EFR 0x00000000000029d3 EFR2 0x0000000000000000: 6-level host page tables, guest translation, 1-bit PASIDs\n",
+		"  cap:  IOTLB HTTUNNEL NPCACHE EFRSUP CAPEXT\n", "  efr:  PREFETCH PPR GT IA GA HE\n",
+		"smmu3.0x0000000009050000 (arm-smmu-v3)\n  registers: IOMMU_GET_HW_INFO only"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runOut(t, "list", "--json", "-sysfs", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	want := &InvAMD{Cap: "0x1f03000f", EFR: "0x00000000000029d3", EFR2: "0x0000000000000000", HostLevels: 6,
+		GuestTranslation: true, PASIDBits: 1, CapNames: []string{"IOTLB", "HTTUNNEL", "NPCACHE", "EFRSUP", "CAPEXT"},
+		EFRNames: []string{"PREFETCH", "PPR", "GT", "IA", "GA", "HE"}, EFR2Names: []string{}}
+	if len(inv.IOMMUs) != 2 || !reflect.DeepEqual(inv.IOMMUs[0].AMD, want) || inv.IOMMUs[1].RegistersFrom == "" || inv.IOMMUs[0].RegistersFrom != "" {
+		t.Errorf("list --json units %+v", inv.IOMMUs)
+	}
+}

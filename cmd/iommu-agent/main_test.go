@@ -56,3 +56,35 @@ func TestProbeDecodesVTD(t *testing.T) {
 		t.Errorf("probe says no IOMMU although dmar0 exists:\n%s", out.String())
 	}
 }
+
+// An AMD-Vi unit: its EFR decoded and its facts by name; an SMMUv3 unit:
+// where its registers would come from.
+func TestProbeAMDAndSMMUv3(t *testing.T) {
+	root := t.TempDir()
+	for rel, v := range map[string]string{
+		"class/iommu/ivhd0/amd-iommu/cap":      "1f03000f\n",
+		"class/iommu/ivhd0/amd-iommu/features": "29d3:0\n",
+	} {
+		p := filepath.Join(root, "sys", rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "sys", "class", "iommu", "smmu3.0x0000000009050000", "devices"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"probe", "-sysfs", filepath.Join(root, "sys"), "-dev", filepath.Join(root, "dev")}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"IOMMU units: 2", "ivhd0: AMD-Vi cap=0x1f03000f EFR=0x00000000000029d3",
+		"facts (sysfs amd-iommu/cap,features): host page tables 6-level", "PRI yes",
+		"smmu3.0x0000000009050000: Arm SMMUv3", "sysfs has no SMMUv3 registers; IOMMU_GET_HW_INFO has them"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("probe output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -10,63 +10,53 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/iommu-agent/iommu-agent/ioctl/hwinfo"
+	iprobe "github.com/iommu-agent/iommu-agent/agent/probe"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
 // probe reports, read-only, what the host offers: IOMMU units and their
-// registers, iommufd, and the legacy VFIO container. It changes nothing:
-// the IOAS it allocates lives in an iommufd that closes before it returns.
+// registers and facts (agent/probe), iommufd, and the legacy VFIO
+// container. It changes nothing: the IOAS it allocates lives in an iommufd
+// that closes before it returns, and -hwinfo binds a vfio-pci device's cdev
+// to a private iommufd only for the query.
 func probe(_ context.Context, args []string, w io.Writer) error {
 	fs := newFlagSet("probe")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	devRoot := fs.String("dev", "/dev", "device directory")
+	hw := fs.Bool("hwinfo", false, "also read IOMMU_GET_HW_INFO per unit through a device bound to vfio-pci (root; the only source of an SMMUv3's registers)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 
-	units, err := probeUnits(w, filepath.Join(*sysRoot, "class", "iommu"))
-	if err != nil {
-		return err
+	dir := filepath.Join(*sysRoot, "class", "iommu")
+	var units []iprobe.Unit
+	_, err := os.Stat(dir)
+	if err == nil {
+		units, err = iprobe.Units(iprobe.Options{SysRoot: *sysRoot, DevRoot: *devRoot, HWInfo: *hw})
+	} else if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	switch {
+	case len(units) == 0 && err != nil:
+		return fmt.Errorf("list IOMMU units: %w", err)
+	case len(units) == 0:
+		fmt.Fprintf(w, "IOMMU units: none (%s is empty or does not exist)\n", dir)
+	default:
+		fmt.Fprintf(w, "IOMMU units: %d\n", len(units))
+		iprobe.Write(w, units)
+		if err != nil {
+			fmt.Fprintf(w, "  could not read: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 	}
 	probeIOMMUFD(w, filepath.Join(*devRoot, "iommu"))
 	probeContainer(w, filepath.Join(*devRoot, "vfio", "vfio"))
-	if units == 0 {
+	if len(units) == 0 {
 		fmt.Fprintln(w, "\nThis host has no IOMMU the kernel uses, so nothing can be passed through here.")
 		fmt.Fprintln(w, "To see a real one, boot the test guest (emulated Intel VT-d): go run ./hwtests/vm/cmd/hwtests")
 	}
 	return nil
-}
-
-func probeUnits(w io.Writer, dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(w, "IOMMU units: none (%s does not exist)\n", dir)
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("list IOMMU units: %w", err)
-	}
-	fmt.Fprintf(w, "IOMMU units: %d\n", len(entries))
-	for _, e := range entries {
-		unit := filepath.Join(dir, e.Name())
-		capText, errCap := os.ReadFile(filepath.Join(unit, "intel-iommu", "cap"))
-		ecapText, errECap := os.ReadFile(filepath.Join(unit, "intel-iommu", "ecap"))
-		switch {
-		case errCap == nil && errECap == nil:
-			vtd, err := hwinfo.ParseVTDRegs(string(capText), string(ecapText))
-			if err != nil {
-				fmt.Fprintf(w, "  %s: VT-d, unreadable registers: %v\n", e.Name(), err)
-				continue
-			}
-			fmt.Fprintf(w, "  %s: %v\n", e.Name(), vtd)
-		default:
-			fmt.Fprintf(w, "  %s\n", e.Name())
-		}
-	}
-	return len(entries), nil
 }
 
 func probeIOMMUFD(w io.Writer, path string) {

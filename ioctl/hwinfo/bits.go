@@ -1,6 +1,8 @@
 package hwinfo
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -62,4 +64,29 @@ func joinSizes(sizes []uint64, sep string) string {
 		b.WriteString(sizeName(s))
 	}
 	return b.String()
+}
+
+// parseHex parses a register as sysfs prints it ("%llx\n": hex without 0x
+// or leading zeros) into at most bits bits; surrounding space and a 0x
+// prefix are accepted too. Errors name the vendor, register and text, and
+// wrap strconv.ErrSyntax or strconv.ErrRange.
+func parseHex(vendor, what, text string, bits int) (uint64, error) {
+	s := strings.TrimSpace(text)
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s = s[2:]
+	}
+	if s == "" {
+		return 0, fmt.Errorf("hwinfo: %s %s %q: empty: %w", vendor, what, text, strconv.ErrSyntax)
+	}
+	n, err := strconv.ParseUint(s, 16, bits)
+	if err != nil {
+		// The *NumError names ParseUint and repeats the text; keep only its cause.
+		cause := err
+		var ne *strconv.NumError
+		if errors.As(err, &ne) {
+			cause = ne.Err
+		}
+		return 0, fmt.Errorf("hwinfo: %s %s %q: not a %d-bit hex number: %w", vendor, what, text, bits, cause)
+	}
+	return n, nil
 }

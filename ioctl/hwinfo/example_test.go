@@ -34,3 +34,17 @@ func ExampleSMMUv3() {
 	// SMMUv3.1 OAS 44 SIDSIZE 16 nesting: true
 	// 0x0d44101b (TTF AArch64, HTTU none, TTENDIAN LE, STALL_MODEL terminate, ST_LEVEL 2-level): S2P S1P COHACC ASID16 VMID16 TERM_MODEL
 }
+
+// The cap and features files of /sys/class/iommu/ivhd0/amd-iommu in a
+// QEMU guest with -device amd-iommu.
+func ExampleParseAMDViRegs() {
+	a, err := hwinfo.ParseAMDViRegs("1f03000f\n", "29d3:0\n")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(a)
+	fmt.Println(hwinfo.FactsText(a.Facts()[:6]))
+	// Output:
+	// AMD-Vi cap=0x1f03000f EFR=0x00000000000029d3 EFR2=0x0000000000000000: host 6-level, guest 6-level, GLX 1-level, PASID 1-bit; PREFETCH PPR GT IA GA HE
+	// host page tables 6-level, guest translation 6-level, PASID 1-bit, nesting no, dirty tracking no, ATS yes
+}

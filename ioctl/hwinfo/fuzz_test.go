@@ -307,3 +307,100 @@ func checkSMMUv3(t *testing.T, s SMMUv3) {
 		_ = x.String()
 	}
 }
+
+// FuzzParseAMDViRegs: error xor value; a value parses again from the form
+// the kernel prints ("%x\n", "%llx:%llx\n").
+func FuzzParseAMDViRegs(f *testing.F) {
+	f.Add("1f03000f\n", "29d3:0\n")
+	f.Add("40\n", "a5bf732fa2295afe:53d\n")
+	f.Add("40", "a5bf732fa2295afe")
+	f.Add("", ":")
+	f.Add("100000000", "1:2:3")
+	f.Fuzz(func(t *testing.T, capText, featuresText string) {
+		a, err := ParseAMDViRegs(capText, featuresText)
+		if err != nil {
+			if a != (AMDVi{}) {
+				t.Errorf("error %v with value %+v", err, a)
+			}
+			if !errors.Is(err, strconv.ErrSyntax) && !errors.Is(err, strconv.ErrRange) {
+				t.Errorf("error %v wraps neither ErrSyntax nor ErrRange", err)
+			}
+			return
+		}
+		again, err := ParseAMDViRegs(fmt.Sprintf("%x\n", uint32(a.Cap)), fmt.Sprintf("%x:%x\n", uint64(a.EFR), uint64(a.EFR2)))
+		if err != nil || again != a {
+			t.Errorf("sysfs form of %+v parses as %+v, %v", a, again, err)
+		}
+		checkAMD(t, a)
+	})
+}
+
+// FuzzDecodeAMD: error iff the buffer is short; a value encodes back to
+// the bytes it came from.
+func FuzzDecodeAMD(f *testing.F) {
+	q, _ := AMDVi{EFR: 0x29d3}.MarshalBinary()
+	f.Add(q)
+	f.Add(q[:15])
+	f.Add(append(q, 1))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := DecodeAMD(data)
+		if len(data) < amdSize {
+			if !errors.Is(err, io.ErrUnexpectedEOF) || a != (AMDVi{}) {
+				t.Fatalf("DecodeAMD(%d bytes) = %+v, %v", len(data), a, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := a.MarshalBinary()
+		if !slices.Equal(b, data[:amdSize]) {
+			t.Errorf("MarshalBinary = % x, want % x", b, data[:amdSize])
+		}
+		checkAMD(t, a)
+	})
+}
+
+// FuzzAMDFields: every bit of cap, EFR and EFR2 comes back from the
+// decoded fields and names.
+func FuzzAMDFields(f *testing.F) {
+	f.Add(uint32(0x1f03000f), uint64(0xa5bf732fa2295afe), uint64(0x53d))
+	f.Add(^uint32(0), ^uint64(0), ^uint64(0))
+	f.Fuzz(func(t *testing.T, c uint32, e, e2 uint64) {
+		checkAMD(t, AMDVi{Cap: AMDCap(c), EFR: EFR(e), EFR2: EFR2(e2)})
+	})
+}
+
+func checkAMD(t *testing.T, a AMDVi) {
+	t.Helper()
+	c := a.Cap
+	rc := uint32(c.ID()) | uint32(c.Next())<<8 | uint32(c.Type())<<16 | uint32(c.Rev())<<19
+	rc |= uint32(namesToBits(t, c.Names(), func(i uint) []string { return (AMDCap(1) << i).Names() }, 32))
+	if rc != uint32(c) {
+		t.Errorf("cap %#x rebuilt as %#x", uint32(c), rc)
+	}
+
+	e := a.EFR
+	undo := func(levels, base int) uint64 {
+		if levels == 0 {
+			return 3
+		}
+		return uint64(levels - base)
+	}
+	re := undo(e.HATS(), 4)<<10 | undo(e.GATS(), 4)<<12 | undo(e.GLX(), 1)<<14 | uint64(e.PASmax()-1)<<32
+	re |= namesToBits(t, e.Names(), func(i uint) []string { return (EFR(1) << i).Names() }, 64)
+	if re != uint64(e) {
+		t.Errorf("EFR %#x rebuilt as %#x", uint64(e), re)
+	}
+
+	e2 := a.EFR2
+	re2 := uint64(e2.SNPAVIC())<<5 | uint64(e2.NumIntRemap())<<8
+	re2 |= namesToBits(t, e2.Names(), func(i uint) []string { return (EFR2(1) << i).Names() }, 64)
+	if re2 != uint64(e2) {
+		t.Errorf("EFR2 %#x rebuilt as %#x", uint64(e2), re2)
+	}
+	if s := a.String(); !strings.HasPrefix(s, fmt.Sprintf("AMD-Vi cap=%#x EFR=0x%016x EFR2=0x%016x: ", uint32(c), uint64(e), uint64(e2))) {
+		t.Errorf("String() = %q", s)
+	}
+	_, _, _ = c.String(), e.String(), e2.String()
+}

@@ -2,10 +2,8 @@ package hwinfo
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
@@ -62,36 +60,15 @@ func (v VTD) MarshalBinary() ([]byte, error) {
 // hex without 0x and without leading zeros. Surrounding space and a 0x
 // prefix are accepted too. Errors wrap strconv.ErrSyntax or strconv.ErrRange.
 func ParseVTDRegs(capText, ecapText string) (VTD, error) {
-	c, err := parseHex64("cap", capText)
+	c, err := parseHex("VT-d", "cap", capText, 64)
 	if err != nil {
 		return VTD{}, err
 	}
-	e, err := parseHex64("ecap", ecapText)
+	e, err := parseHex("VT-d", "ecap", ecapText, 64)
 	if err != nil {
 		return VTD{}, err
 	}
 	return VTD{Cap: Cap(c), ECap: ECap(e)}, nil
-}
-
-func parseHex64(what, text string) (uint64, error) {
-	s := strings.TrimSpace(text)
-	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
-		s = s[2:]
-	}
-	if s == "" {
-		return 0, fmt.Errorf("hwinfo: VT-d %s %q: empty: %w", what, text, strconv.ErrSyntax)
-	}
-	n, err := strconv.ParseUint(s, 16, 64)
-	if err != nil {
-		// The *NumError names ParseUint and repeats the text; keep only its cause.
-		cause := err
-		var ne *strconv.NumError
-		if errors.As(err, &ne) {
-			cause = ne.Err
-		}
-		return 0, fmt.Errorf("hwinfo: VT-d %s %q: not a 64-bit hex number: %w", what, text, cause)
-	}
-	return n, nil
 }
 
 // String summarises v on one line for `iommu-agent list`: the raw
