@@ -387,3 +387,25 @@ func TestNoModulesNoConfig(t *testing.T) {
 		"/dev/iommu":     {status: Warn, fix: []string{"iommufd is built-in", "--device /dev/iommu"}},
 	})
 }
+
+// A kernel without module support has no /lib/modules/RELEASE: that is
+// what such a kernel looks like, not a file the report failed to read, so
+// the platform finding does not list modules.builtin or modules.dep as
+// unread (the own-kernel guest lane showed it did).
+func TestNoModulesNoModulesDir(t *testing.T) {
+	t.Parallel()
+	h := intelHost(t).remove("proc/modules").remove("lib/modules").
+		configGz("# CONFIG_MODULES is not set", "CONFIG_IOMMUFD=y", "CONFIG_VFIO=y", "CONFIG_VFIO_PCI=y").
+		builtinParams("vfio", "vfio_pci", "iommufd")
+	x := h.host()
+	if !x.Kernel.NoModules {
+		t.Fatalf("Kernel %+v: want NoModules", x.Kernel)
+	}
+	got := h.findings()
+	noAdvice(t, got, "modprobe")
+	for _, f := range got {
+		if f.Check == "platform" && (strings.Contains(f.Detail, "modules.builtin") || strings.Contains(f.Detail, "modules.dep")) {
+			t.Errorf("platform: %q lists the modules files a kernel without modules never has", f.Detail)
+		}
+	}
+}

@@ -103,6 +103,10 @@ func readKernel(procRoot, modulesRoot, bootRoot, sysModule string) Kernel {
 	if k.ModulesDir == "" {
 		return k
 	}
+	if _, err := os.Lstat(k.ModulesDir); k.NoModules && errors.Is(err, fs.ErrNotExist) {
+		// No modules, no directory for them: nothing is unread.
+		return k
+	}
 	builtin := map[string]string{}
 	var srcs []string
 	p := filepath.Join(k.ModulesDir, "modules.builtin")

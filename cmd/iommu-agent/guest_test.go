@@ -243,6 +243,10 @@ func TestGuestCheck(t *testing.T) {
 	if p := byName["IOMMU parameters"]; p.Status != Pass || !strings.Contains(p.Detail, "default domain") {
 		t.Errorf("IOMMU parameters: %+v", p)
 	}
+	if hwtest.BuiltIn() {
+		checkGuestNoModules(t, byName)
+		return
+	}
 	// /lib/modules/RELEASE holds modules.dep only: the guest has neither
 	// modules.builtin nor a kernel config, and the report says so rather
 	// than guess. The rebuilt vfio has CONFIG_VFIO_DEVICE_CDEV, which
@@ -273,6 +277,42 @@ func TestGuestCheck(t *testing.T) {
 		t.Errorf("vfio_pci_core: %+v, want loaded", c)
 	}
 	t.Logf("guest kernel %s: config %q, builtin %q, dep %q; missing %q", h.Kernel.Release, h.Kernel.ConfigSource, h.Kernel.BuiltinSource, h.Kernel.DepSource, h.Kernel.Missing)
+}
+
+// checkGuestNoModules: the own kernel's lanes build everything in, have
+// no module support and no /lib/modules, and offer their config in
+// /proc/config.gz; check reads it there and never says modprobe.
+func checkGuestNoModules(t *testing.T, byName map[string]Finding) {
+	t.Helper()
+	f := byName["platform"]
+	if !strings.Contains(f.Detail, "config from /proc/config.gz") || !strings.Contains(f.Detail, "no module support") ||
+		strings.Contains(f.Detail, "modules.dep") || strings.Contains(f.Detail, "modules.builtin") {
+		t.Errorf("platform: %q, want the config from /proc/config.gz, no module support, no modules files missed", f.Detail)
+	}
+	if f := byName["VFIO device cdev"]; f.Status != Pass || f.State != hostcheck.BuiltIn || !strings.Contains(f.Source, "CONFIG_VFIO_DEVICE_CDEV=y") {
+		t.Errorf("VFIO device cdev: %+v, want built-in from the config", f)
+	}
+	for _, f := range byName {
+		if strings.Contains(f.Fix, "modprobe") {
+			t.Errorf("%s: the fix %q says modprobe on a kernel without modules", f.Check, f.Fix)
+		}
+	}
+	h, err := hostcheck.New(hostcheck.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The config decides: a driver left out is absent, one built in is.
+	mod, config := "kvm_amd", "CONFIG_KVM_AMD"
+	if runtime.GOARCH == "arm64" {
+		mod, config = "arm_spe_pmu", "CONFIG_ARM_SPE_PMU"
+	}
+	if c := h.Module(mod, config); c.State != hostcheck.Absent {
+		t.Errorf("%s: %+v, want absent (not set in the config)", mod, c)
+	}
+	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != hostcheck.BuiltIn {
+		t.Errorf("vfio_pci_core: %+v, want built-in", c)
+	}
+	t.Logf("guest kernel %s: config %q, no modules: %s; missing %q", h.Kernel.Release, h.Kernel.ConfigSource, h.Kernel.NoModulesSource, h.Kernel.Missing)
 }
 
 func TestGuestBindUnbind(t *testing.T) {
