@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // BootRecord is one harness run's line in a results file. `make guest`
@@ -20,12 +21,15 @@ type BootRecord struct {
 	Passed  int     `json:"passed"`
 	Failed  int     `json:"failed"`
 	Skipped int     `json:"skipped"`
+	// Seconds is the run's wall time: downloads, builds, boot and tests.
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // LaneCounts is one lane's counts summed over its boots.
 type LaneCounts struct {
-	Lane  string
-	Boots int
+	Lane    string
+	Boots   int
+	Seconds float64 // the boots' wall times added up
 	Counts
 }
 
@@ -94,16 +98,17 @@ func SumByLane(recs []BootRecord) ([]LaneCounts, Counts) {
 			lanes = append(lanes, LaneCounts{Lane: r.Lane})
 		}
 		lanes[i].Boots++
+		lanes[i].Seconds += r.Seconds
 		lanes[i].Add(c)
 		total.Add(c)
 	}
 	return lanes, total
 }
 
-// Summarize reads the results file at path and writes one CountsLine per
-// lane, then the total over all lanes. It fails when the file is missing
-// or holds no record (no boot reported: nothing passed) and when any test
-// failed.
+// Summarize reads the results file at path and writes each lane's boots
+// and time, then one CountsLine per lane and the total over all lanes. It
+// fails when the file is missing or holds no record (no boot reported:
+// nothing passed) and when any test failed.
 func Summarize(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -118,6 +123,10 @@ func Summarize(path string, w io.Writer) error {
 		return fmt.Errorf("results %s: no boot recorded", path)
 	}
 	lanes, total := SumByLane(recs)
+	for _, l := range lanes {
+		fmt.Fprintf(w, "hwtests[%s] time: %d boots in %s\n", l.Lane, l.Boots,
+			time.Duration(l.Seconds*float64(time.Second)).Round(time.Second))
+	}
 	for _, l := range lanes {
 		fmt.Fprintln(w, CountsLine(l.Lane, l.Counts))
 	}

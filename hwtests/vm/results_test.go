@@ -24,10 +24,10 @@ func TestCountsLine(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "results")
 	recs := []BootRecord{
-		{Lane: "x86_64-vtd", Devices: "bridge:edu,e1000", Modules: VariantStd, Passed: 10, Skipped: 1},
-		{Lane: "x86_64-vtd", Devices: "edu,edu", Modules: VariantCompat, Passed: 5},
-		{Lane: "arm64-smmuv3", Devices: "edu,edu", Modules: VariantStd, Passed: 7},
-		{Lane: "x86_64-vtd", Devices: "igb", Modules: VariantStd, Passed: 2},
+		{Lane: "x86_64-vtd", Devices: "bridge:edu,e1000", Modules: VariantStd, Passed: 10, Skipped: 1, Seconds: 30.2},
+		{Lane: "x86_64-vtd", Devices: "edu,edu", Modules: VariantCompat, Passed: 5, Seconds: 60},
+		{Lane: "arm64-smmuv3", Devices: "edu,edu", Modules: VariantStd, Passed: 7, Seconds: 95.6},
+		{Lane: "x86_64-vtd", Devices: "igb", Modules: VariantStd, Passed: 2, Seconds: 50},
 		{Lane: "x86_64-amdvi", Devices: "edu,edu", Modules: VariantStd, Passed: 4},
 	}
 	for _, r := range recs {
@@ -39,7 +39,10 @@ func TestSummarize(t *testing.T) {
 	if err := Summarize(path, &out); err != nil {
 		t.Fatalf("Summarize: %v\n%s", err, out.String())
 	}
-	want := "hwtests[x86_64-vtd]: 17 passed, 0 failed\n" +
+	want := "hwtests[x86_64-vtd] time: 3 boots in 2m20s\n" +
+		"hwtests[arm64-smmuv3] time: 1 boots in 1m36s\n" +
+		"hwtests[x86_64-amdvi] time: 1 boots in 0s\n" +
+		"hwtests[x86_64-vtd]: 17 passed, 0 failed\n" +
 		"hwtests[arm64-smmuv3]: 7 passed, 0 failed\n" +
 		"hwtests[x86_64-amdvi]: 4 passed, 0 failed\n" +
 		"hwtests: 28 passed, 0 failed\n"

@@ -71,6 +71,7 @@ type Result struct {
 // non-nil when anything besides failing tests went wrong; failed tests
 // show in the counts.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (res Result, err error) {
+	start := time.Now()
 	ph := newPhases()
 	// Test output names its lane on every line; the two counts lines
 	// name it themselves.
@@ -88,7 +89,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		fmt.Fprintln(stdout, CountsLine("", res.Counts))
 		if cfg.Results != "" {
 			rec := BootRecord{Lane: cfg.Lane.Name, Devices: cfg.Devices.String(), Modules: cfg.Variant,
-				Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped}
+				Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped, Seconds: time.Since(start).Seconds()}
 			if werr := AppendResult(cfg.Results, rec); werr != nil {
 				// A boot missing from the file would make the summary
 				// undercount: fail this run instead.
