@@ -12,7 +12,6 @@ import (
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
-	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
 // SMMUv3 vSTE words for nested HWPTs (the STE's first 64 bits; the kernel
@@ -37,16 +36,7 @@ const (
 func TestNestingObjects(t *testing.T) {
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
-	fd, err := iommufd.Open(iommufd.DefaultPath)
-	hwtest.Need(t, "open /dev/iommu", err)
-	t.Cleanup(func() { fd.Close() })
-	ioas, err := fd.IOASAlloc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
-	hwtest.Need(t, "open VFIO cdev", err)
-	t.Cleanup(func() { vdev.Close() })
+	fd, ioas, vdev := openCdev(t, dev)
 	id, err := vdev.BindIOMMUFD(fd.Int(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -28,16 +28,7 @@ type cdevSetup struct {
 // test itself did not, so a failed step leaves nothing bound or attached.
 func newCdev(t *testing.T, dev iommu.Device) *cdevSetup {
 	t.Helper()
-	fd, err := iommufd.Open(iommufd.DefaultPath)
-	hwtest.Need(t, "open /dev/iommu", err)
-	t.Cleanup(func() { fd.Close() })
-	ioas, err := fd.IOASAlloc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
-	hwtest.Need(t, "open VFIO cdev", err)
-	t.Cleanup(func() { vdev.Close() })
+	fd, ioas, vdev := openCdev(t, dev)
 	devID, err := vdev.BindIOMMUFD(fd.Int(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +41,23 @@ func newCdev(t *testing.T, dev iommu.Device) *cdevSetup {
 		t.Fatalf("ATTACH_IOMMUFD_PT returned the IOAS id %d, want the auto-created HWPT", hwpt)
 	}
 	return &cdevSetup{fd: fd, ioas: ioas, dev: vdev, devID: iommufd.ID(devID), hwpt: iommufd.ID(hwpt)}
+}
+
+// openCdev opens /dev/iommu with one IOAS and the device's cdev, not yet
+// bound; t.Cleanup closes both.
+func openCdev(t *testing.T, dev iommu.Device) (*iommufd.FD, iommufd.ID, *vfio.Device) {
+	t.Helper()
+	fd, err := iommufd.Open(iommufd.DefaultPath)
+	hwtest.Need(t, "open /dev/iommu", err)
+	t.Cleanup(func() { fd.Close() })
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
+	hwtest.Need(t, "open VFIO cdev", err)
+	t.Cleanup(func() { vdev.Close() })
+	return fd, ioas, vdev
 }
 
 // teardown detaches and destroys in the kernel's order and checks each step.

@@ -1042,19 +1042,10 @@ func TestVFIOLaterFlags(t *testing.T) {
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
 	old := kernelBefore(t, 6, 15)
-	fd, err := iommufd.Open(iommufd.DefaultPath)
-	hwtest.Need(t, "open /dev/iommu", err)
-	t.Cleanup(func() { fd.Close() })
-	ioas, err := fd.IOASAlloc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vdev, err := vfio.OpenDevice(cdevPath(t, dev))
-	hwtest.Need(t, "open VFIO cdev", err)
-	t.Cleanup(func() { vdev.Close() })
+	fd, ioas, vdev := openCdev(t, dev)
 
 	// Unbound, a cdev refuses everything but the bind (access_granted).
-	_, err = vdev.Info()
+	_, err := vdev.Info()
 	wantErrno(t, "GET_INFO before BIND_IOMMUFD", err, unix.EINVAL)
 	token := [16]byte{0x4b, 0x1d, 0x2e, 0x6a}
 	_, err = vdev.BindIOMMUFD(fd.Int(), &token)

@@ -259,9 +259,16 @@ func TestGuestCheck(t *testing.T) {
 	}
 
 	// A module the Debian kernel builds (in modules.dep) whose file the
-	// initramfs does not carry: not installed, never "modprobe". One of
-	// the guest architecture's own: kvm-amd on x86_64, the SPE PMU driver
-	// on arm64 (its KVM is built in).
+	// initramfs does not carry: not installed, never "modprobe".
+	checkModuleStates(t, hostcheck.NotInstalled, "listed in modules.dep, no file", hostcheck.Loaded)
+}
+
+// checkModuleStates asks hostcheck about a driver of the guest
+// architecture's own that the guest lacks (kvm-amd on x86_64, the SPE PMU
+// driver on arm64, whose KVM is built in), wanting lacking (for why), and
+// about vfio_pci_core, wanting vfioCore.
+func checkModuleStates(t *testing.T, lacking hostcheck.State, why string, vfioCore hostcheck.State) {
+	t.Helper()
 	h, err := hostcheck.New(hostcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -270,13 +277,14 @@ func TestGuestCheck(t *testing.T) {
 	if runtime.GOARCH == "arm64" {
 		mod, config = "arm_spe_pmu", "CONFIG_ARM_SPE_PMU"
 	}
-	if c := h.Module(mod, config); c.State != hostcheck.NotInstalled {
-		t.Errorf("%s: %+v, want not-installed (listed in modules.dep, no file)", mod, c)
+	if c := h.Module(mod, config); c.State != lacking {
+		t.Errorf("%s: %+v, want %s (%s)", mod, c, lacking, why)
 	}
-	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != hostcheck.Loaded {
-		t.Errorf("vfio_pci_core: %+v, want loaded", c)
+	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != vfioCore {
+		t.Errorf("vfio_pci_core: %+v, want %s", c, vfioCore)
 	}
-	t.Logf("guest kernel %s: config %q, builtin %q, dep %q; missing %q", h.Kernel.Release, h.Kernel.ConfigSource, h.Kernel.BuiltinSource, h.Kernel.DepSource, h.Kernel.Missing)
+	t.Logf("guest kernel %s: config %q, builtin %q, dep %q, no modules %q; missing %q", h.Kernel.Release, h.Kernel.ConfigSource,
+		h.Kernel.BuiltinSource, h.Kernel.DepSource, h.Kernel.NoModulesSource, h.Kernel.Missing)
 }
 
 // checkGuestNoModules: the own kernel's lanes build everything in, have
@@ -297,22 +305,8 @@ func checkGuestNoModules(t *testing.T, byName map[string]Finding) {
 			t.Errorf("%s: the fix %q says modprobe on a kernel without modules", f.Check, f.Fix)
 		}
 	}
-	h, err := hostcheck.New(hostcheck.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The config decides: a driver left out is absent, one built in is.
-	mod, config := "kvm_amd", "CONFIG_KVM_AMD"
-	if runtime.GOARCH == "arm64" {
-		mod, config = "arm_spe_pmu", "CONFIG_ARM_SPE_PMU"
-	}
-	if c := h.Module(mod, config); c.State != hostcheck.Absent {
-		t.Errorf("%s: %+v, want absent (not set in the config)", mod, c)
-	}
-	if c := h.Module("vfio_pci_core", "CONFIG_VFIO_PCI_CORE"); c.State != hostcheck.BuiltIn {
-		t.Errorf("vfio_pci_core: %+v, want built-in", c)
-	}
-	t.Logf("guest kernel %s: config %q, no modules: %s; missing %q", h.Kernel.Release, h.Kernel.ConfigSource, h.Kernel.NoModulesSource, h.Kernel.Missing)
+	checkModuleStates(t, hostcheck.Absent, "not set in the config", hostcheck.BuiltIn)
 }
 
 func TestGuestBindUnbind(t *testing.T) {

@@ -97,29 +97,11 @@ func forHost(p string) bool {
 // linux-source-6.12` output: the pin if the mirror still has it, else the
 // newest version from a bookworm suite (madison lists newest first).
 func pickVersion(madison, pin string) (version string, pinned bool, err error) {
-	var fallback string
-	for _, line := range strings.Split(madison, "\n") {
-		f := strings.Split(line, "|")
-		if len(f) < 3 {
-			continue
-		}
-		v := strings.TrimSpace(f[1])
-		where := strings.Fields(f[2]) // url suite/component arch Packages
-		if len(where) < 2 {
-			continue
-		}
-		suite, _, _ := strings.Cut(where[1], "/")
-		if v == pin {
-			return v, true, nil
-		}
-		if fallback == "" && (suite == "bookworm" || strings.HasPrefix(suite, "bookworm-")) && strings.HasPrefix(v, "6.12.") {
-			fallback = v
-		}
-	}
-	if fallback == "" {
+	v, pinned, err := pickSourceVersion(madison, pin, "bookworm", "6.12.")
+	if err != nil {
 		return "", false, fmt.Errorf("no %s 6.12.x from a bookworm suite in apt's lists (run hwtests/vm/setup-host, or apt-get update)", sourcePackage)
 	}
-	return fallback, false, nil
+	return v, pinned, nil
 }
 
 // parseABI finds the ABI in `apt-cache show <meta>=<version>` output: the

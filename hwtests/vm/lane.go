@@ -99,111 +99,94 @@ func hostToolsOwnARM64() []string {
 
 // Lanes lists the implemented lanes. The first is the default.
 func Lanes() []Lane {
-	return []Lane{
-		{
-			Name:    "x86_64-vtd",
-			QEMU:    "qemu-system-x86_64",
-			GOARCH:  "amd64",
-			DebArch: "amd64", Flavour: "amd64",
-			Machine: []string{
-				"-machine", "q35,kernel-irqchip=split",
-				"-device", "intel-iommu,intremap=on,caching-mode=on",
-			},
-			KVMCPU: "host",
-			// The IO-APIC timer check is timing-sensitive under TCG: on a
-			// loaded host it failed once and panicked the boot through
-			// panic_if_irq_remap, before any test ran. It tests the
-			// emulated board, not our code.
-			Cmdline:      []string{"no_timer_check"},
-			Console:      "ttyS0",
-			TestPort:     "ttyS1",
-			Output:       wire.OutputSerial,
-			StockModules: []string{"irqbypass"},
-			IOMMUClass:   "dmar0",
-			FirstSlot:    1,
-			HostTools:    hostToolsX86(),
+	vtd := Lane{
+		Name:    "x86_64-vtd",
+		QEMU:    "qemu-system-x86_64",
+		GOARCH:  "amd64",
+		DebArch: "amd64", Flavour: "amd64",
+		Machine: []string{
+			"-machine", "q35,kernel-irqchip=split",
+			"-device", "intel-iommu,intremap=on,caching-mode=on",
 		},
-		{
-			// The timer check panics with AMD interrupt
-			// remapping, pt=on lets DMA bypass translation, and
-			// userspace writes to the serial ports block (no serial IRQ),
-			// so the test stream goes through /dev/kmsg.
-			Name:    "x86_64-amdvi",
-			QEMU:    "qemu-system-x86_64",
-			GOARCH:  "amd64",
-			DebArch: "amd64", Flavour: "amd64",
-			Machine: []string{
-				"-machine", "q35,kernel-irqchip=split",
-				"-device", "amd-iommu,intremap=on,pt=off",
-			},
-			KVMCPU:       "host",
-			Cmdline:      []string{"no_timer_check", "printk.devkmsg=on"},
-			Console:      "ttyS0",
-			Output:       wire.OutputKmsg,
-			StockModules: []string{"irqbypass"},
-			IOMMUClass:   "ivhd0",
-			FirstSlot:    2,
-			HostTools:    hostToolsX86(),
-		},
-		{
-			// Debian's arm64 kernel boots from -kernel with a device
-			// tree. gic-version=3 brings the ITS, which is what makes
-			// MSIs isolated: with the default GICv2, BIND_IOMMUFD and
-			// type1's SET_IOMMU fail with EPERM ("No interrupt remapping
-			// support"). virt has one PL011, so the test stream rides a
-			// virtconsole (CONFIG_VIRTIO_CONSOLE=y). The SMMU is a
-			// platform device: edu keeps slot 1. No stock modules: the
-			// arm64 kernel has irqbypass built in.
-			Name:    "arm64-smmuv3",
-			QEMU:    "qemu-system-aarch64",
-			GOARCH:  "arm64",
-			DebArch: "arm64", Flavour: "arm64",
-			CrossCompile: "aarch64-linux-gnu-",
-			Machine:      []string{"-machine", "virt,iommu=smmuv3,gic-version=3"},
-			KVMCPU:       "host",
-			TCGCPU:       "max,pauth-impdef=on",
-			Console:      "ttyAMA0",
-			TestPort:     "hvc0",
-			Output:       wire.OutputSerial,
-			IOMMUClass:   "smmu3.0x0000000009050000",
-			FirstSlot:    1,
-			BridgeSlot:   1,
-			HostTools:    hostToolsARM64(),
-		},
-		{
-			// Our own Linux 7.3 on the same board, booted through UEFI so
-			// the kernel reads ACPI: the SMMUv3's iommufd part is built
-			// in (GET_HW_INFO with the IDRs, nesting parent, vIOMMU, the
-			// ioctls after 6.12) and the upgraded IORT declares the root
-			// complex CANWBS, which the SMMUv3 driver wants before it
-			// allocates a vIOMMU. No modules at all: the agent's checks
-			// meet a kernel with everything built in.
-			Name:    "arm64-smmuv3-7.3",
-			QEMU:    "qemu-system-aarch64",
-			GOARCH:  "arm64",
-			DebArch: "arm64", Flavour: "arm64",
-			CrossCompile: "aarch64-linux-gnu-",
-			Machine:      []string{"-machine", "virt,iommu=smmuv3,gic-version=3"},
-			KVMCPU:       "host",
-			TCGCPU:       "max,pauth-impdef=on",
-			Cmdline:      []string{"acpi=force"},
-			Console:      "ttyAMA0",
-			TestPort:     "hvc0",
-			Output:       wire.OutputSerial,
-			IOMMUClass:   "smmu3.0x0000000009050000",
-			FirstSlot:    1,
-			BridgeSlot:   1,
-			HostTools:    hostToolsOwnARM64(),
-			HostFiles:    []string{"/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"},
-			Firmware:     "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
-			UpgradeIORT:  true,
-			Build: &KernelBuild{
-				Series: "7.3", Pin: "7.3.4-1~bpo13+1", Suite: "trixie-backports",
-				Arch: "arm64", Target: "Image", ImagePath: "arch/arm64/boot/Image",
-				Fragment: "arm64-smmuv3.config",
-			},
-		},
+		KVMCPU: "host",
+		// The IO-APIC timer check is timing-sensitive under TCG: on a
+		// loaded host it failed once and panicked the boot through
+		// panic_if_irq_remap, before any test ran. It tests the
+		// emulated board, not our code.
+		Cmdline:      []string{"no_timer_check"},
+		Console:      "ttyS0",
+		TestPort:     "ttyS1",
+		Output:       wire.OutputSerial,
+		StockModules: []string{"irqbypass"},
+		IOMMUClass:   "dmar0",
+		FirstSlot:    1,
+		HostTools:    hostToolsX86(),
 	}
+	// The timer check panics with AMD interrupt remapping, pt=on lets
+	// DMA bypass translation, and userspace writes to the serial ports
+	// block (no serial IRQ), so the test stream goes through /dev/kmsg.
+	amdvi := Lane{
+		Name:    "x86_64-amdvi",
+		QEMU:    "qemu-system-x86_64",
+		GOARCH:  "amd64",
+		DebArch: "amd64", Flavour: "amd64",
+		Machine: []string{
+			"-machine", "q35,kernel-irqchip=split",
+			"-device", "amd-iommu,intremap=on,pt=off",
+		},
+		KVMCPU:       "host",
+		Cmdline:      []string{"no_timer_check", "printk.devkmsg=on"},
+		Console:      "ttyS0",
+		Output:       wire.OutputKmsg,
+		StockModules: []string{"irqbypass"},
+		IOMMUClass:   "ivhd0",
+		FirstSlot:    2,
+		HostTools:    hostToolsX86(),
+	}
+	// Debian's arm64 kernel boots from -kernel with a device tree.
+	// gic-version=3 brings the ITS, which is what makes MSIs isolated:
+	// with the default GICv2, BIND_IOMMUFD and type1's SET_IOMMU fail
+	// with EPERM ("No interrupt remapping support"). virt has one PL011,
+	// so the test stream rides a virtconsole (CONFIG_VIRTIO_CONSOLE=y).
+	// The SMMU is a platform device: edu keeps slot 1. No stock modules:
+	// the arm64 kernel has irqbypass built in.
+	arm64 := Lane{
+		Name:    "arm64-smmuv3",
+		QEMU:    "qemu-system-aarch64",
+		GOARCH:  "arm64",
+		DebArch: "arm64", Flavour: "arm64",
+		CrossCompile: "aarch64-linux-gnu-",
+		Machine:      []string{"-machine", "virt,iommu=smmuv3,gic-version=3"},
+		KVMCPU:       "host",
+		TCGCPU:       "max,pauth-impdef=on",
+		Console:      "ttyAMA0",
+		TestPort:     "hvc0",
+		Output:       wire.OutputSerial,
+		IOMMUClass:   "smmu3.0x0000000009050000",
+		FirstSlot:    1,
+		BridgeSlot:   1,
+		HostTools:    hostToolsARM64(),
+	}
+	// Our own Linux 7.3 on the same board, booted through UEFI so the
+	// kernel reads ACPI: the SMMUv3's iommufd part is built in
+	// (GET_HW_INFO with the IDRs, nesting parent, vIOMMU, the ioctls
+	// after 6.12) and the upgraded IORT declares the root complex
+	// CANWBS, which the SMMUv3 driver wants before it allocates a
+	// vIOMMU. No modules at all: the agent's checks meet a kernel with
+	// everything built in.
+	own := arm64
+	own.Name = "arm64-smmuv3-7.3"
+	own.Cmdline = []string{"acpi=force"}
+	own.HostTools = hostToolsOwnARM64()
+	own.HostFiles = []string{"/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"}
+	own.Firmware = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+	own.UpgradeIORT = true
+	own.Build = &KernelBuild{
+		Series: "7.3", Pin: "7.3.4-1~bpo13+1", Suite: "trixie-backports",
+		Arch: "arm64", Target: "Image", ImagePath: "arch/arm64/boot/Image",
+		Fragment: "arm64-smmuv3.config",
+	}
+	return []Lane{vtd, amdvi, arm64, own}
 }
 
 // LaneByName returns the lane called name.

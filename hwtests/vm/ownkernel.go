@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"bufio"
 	"context"
 	"embed"
 	"encoding/json"
@@ -284,18 +283,18 @@ func buildOwnKernel(ctx context.Context, lane Lane, version, frag, out string, p
 }
 
 // pickSourceVersion chooses from `apt-cache madison` output: the pin if
-// listed, else the newest version of the series from suite (or a suite
-// named after it, such as a security update of it).
+// listed, else the newest (madison lists newest first) version of the
+// series from suite or a suite named after it ("bookworm" takes
+// bookworm-backports and bookworm-security too).
 func pickSourceVersion(madison, pin, suite, series string) (version string, pinned bool, err error) {
 	var fallback string
-	sc := bufio.NewScanner(strings.NewReader(madison))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), "|")
+	for _, line := range strings.Split(madison, "\n") {
+		f := strings.Split(line, "|")
 		if len(f) < 3 {
 			continue
 		}
 		v := strings.TrimSpace(f[1])
-		where := strings.Fields(f[2])
+		where := strings.Fields(f[2]) // url suite/component arch Packages
 		if len(where) < 2 {
 			continue
 		}
@@ -303,7 +302,7 @@ func pickSourceVersion(madison, pin, suite, series string) (version string, pinn
 		if v == pin {
 			return v, true, nil
 		}
-		if fallback == "" && strings.HasPrefix(s, suite) && strings.HasPrefix(v, series) {
+		if fallback == "" && (s == suite || strings.HasPrefix(s, suite+"-")) && strings.HasPrefix(v, series) {
 			fallback = v
 		}
 	}
