@@ -23,10 +23,6 @@ import (
 	"github.com/iommu-agent/iommu-agent/sysfs"
 )
 
-// HWInfoTypeAMD is IOMMU_HW_INFO_TYPE_AMD (include/uapi/linux/iommufd.h,
-// after 6.12: AMD's iommufd nesting support): struct iommu_hw_info_amd.
-const HWInfoTypeAMD iommufd.HWInfoType = 4
-
 // Options says where the trees are and whether to issue ioctls.
 type Options struct {
 	SysRoot string // sysfs mount point; "" is /sys
@@ -170,7 +166,7 @@ func decode(hw *HWInfo, kind sysfs.Kind) {
 		if s, err = hwinfo.DecodeSMMUv3(info.Data); err == nil {
 			hw.SMMUv3 = &s
 		}
-	case HWInfoTypeAMD:
+	case iommufd.HWInfoTypeAMD:
 		var a hwinfo.AMDVi
 		if a, err = hwinfo.DecodeAMD(info.Data); err == nil {
 			hw.AMD = &a

@@ -195,7 +195,7 @@ func TestAMD(t *testing.T) {
 	_, out = units(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: iommufd.HWInfoTypeNone}, nil, &calls))
 	contains(t, out, "type NONE", "after 6.12")
 	data, _ := hwinfo.AMDVi{EFR: 0x29d3}.MarshalBinary()
-	_, out = units(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: HWInfoTypeAMD, Data: data}, nil, &calls))
+	_, out = units(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: iommufd.HWInfoTypeAMD, Data: data}, nil, &calls))
 	contains(t, out, "type 4, 16 bytes", "AMD-Vi cap=0x0 EFR=0x00000000000029d3", "ATS unknown")
 	_, out = units(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: 99, Data: []byte{1}}, nil, &calls))
 	contains(t, out, "type 99, 1 bytes: a type this agent has no decoder for")

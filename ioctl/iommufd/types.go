@@ -88,6 +88,7 @@ const (
 	HWInfoTypeIntelVTD      HWInfoType = uapi.IOMMU_HW_INFO_TYPE_INTEL_VTD
 	HWInfoTypeARMSMMUv3     HWInfoType = uapi.IOMMU_HW_INFO_TYPE_ARM_SMMUV3     // since 6.13
 	HWInfoTypeTegra241CMDQV HWInfoType = uapi.IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV // since 6.17
+	HWInfoTypeAMD           HWInfoType = uapi.IOMMU_HW_INFO_TYPE_AMD            // after 6.12
 )
 
 // HWCaps are the generic capabilities IOMMU_GET_HW_INFO reports.

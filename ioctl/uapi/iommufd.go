@@ -323,6 +323,7 @@ const (
 	IOMMU_HW_INFO_TYPE_INTEL_VTD      = 1
 	IOMMU_HW_INFO_TYPE_ARM_SMMUV3     = 2 // since 6.13†
 	IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV = 3 // since 6.17
+	IOMMU_HW_INFO_TYPE_AMD            = 4 // after 6.12 (in 7.3): struct iommu_hw_info_amd
 )
 
 // Capabilities in iommu_hw_info.out_capabilities (enum
