@@ -66,7 +66,8 @@ func BuiltIn() bool { return os.Getenv("HWTESTS_BUILTIN") == "1" }
 // → iommu_probe_device); VT-d and AMD-Vi group every device when the
 // IOMMU initialises, and so does the own 7.3 kernel on the SMMUv3: there
 // the IOMMU's registration runs each device's bus dma_configure itself
-// (__iommu_probe_device), whatever the firmware. In strict mode an
+// (__iommu_probe_device, which says so for device trees and ACPI alike;
+// only the ACPI boot runs here). In strict mode an
 // unknown lane fails; elsewhere it is guessed from the IOMMU and logged.
 func GroupsAtProbe(t *testing.T) bool {
 	t.Helper()
