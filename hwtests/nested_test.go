@@ -1,0 +1,308 @@
+//go:build hwtests && linux
+
+package hwtests
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+	"github.com/iommu-agent/iommu-agent/ioctl/smmuv3"
+	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
+)
+
+// The nested layout: one buffer mapped into the IOAS at nestBase holds
+// the CD (page 0), the stage-1 tables (pages 1-7) and the data pages
+// (8-15); a decoy at the VAs themselves catches a stage 1 that is not
+// walked. Everything stays below edu's 28-bit DMA reach.
+const (
+	nestBase   = 0x1000000
+	nestPages  = 16
+	nestData   = nestBase + 8*page
+	nestVA     = 0x200000 // stage-1 VAs from here
+	nestASID   = 1
+	nestUnIPA  = 0x3000000 // an IPA the IOAS does not map
+	mairNormal = 0xff      // attribute 0: normal memory, write-back
+)
+
+// nested is a device attached to a stage-1 nested HWPT over a nesting
+// parent on an SMMUv3.
+type nested struct {
+	fd     *iommufd.FD
+	dev    *vfio.Device
+	e      *edu.Device
+	viommu iommufd.ID
+	evq    *os.File
+	mem    []byte // CD, tables, data pages
+	decoy  []byte // mapped at nestVA in the IOAS
+	tables *smmuv3.Tables
+}
+
+// data returns data page i and its IPA.
+func (n *nested) data(i int) ([]byte, uint64) {
+	off := (8 + i) * page
+	return n.mem[off : off+page], nestBase + uint64(off)
+}
+
+// newNested builds the nested setup, or returns nil where the kernel has
+// no SMMUv3 nesting (TestNestingObjects pins what those lanes answer).
+func newNested(t *testing.T) *nested {
+	t.Helper()
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	fd, ioas, vdev := openCdev(t, dev)
+	id, err := vdev.BindIOMMUFD(fd.Int(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devID := iommufd.ID(id)
+	info, err := fd.GetHWInfo(devID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Type != iommufd.HWInfoTypeARMSMMUv3 {
+		switch lane := hwtest.Lane(); {
+		case lane == "x86_64-vtd" || lane == "x86_64-amdvi" || lane == "arm64-smmuv3":
+			t.Logf("lane %s: no SMMUv3 nesting (hw info type %d); TestNestingObjects pins its answers", lane, info.Type)
+			return nil
+		case hwtest.Strict():
+			t.Fatalf("lane %q: no nesting expectation (hw info type %d)", lane, info.Type)
+		}
+		t.Skipf("no SMMUv3 nesting here (hw info type %d)", info.Type)
+	}
+
+	n := &nested{fd: fd, dev: vdev, mem: hwtest.DMABuffer(t, nestPages*page), decoy: hwtest.DMABuffer(t, 8*page)}
+	for _, m := range []struct {
+		buf  []byte
+		iova uint64
+	}{{n.mem, nestBase}, {n.decoy, nestVA}} {
+		if _, err := fd.Map(ioas, m.buf, iommufd.IOVA(m.iova), iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent, err := fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent})
+	if err != nil {
+		t.Fatalf("nesting parent: %v", err)
+	}
+	if n.viommu, err = fd.VIOMMUAlloc(devID, parent, iommufd.VIOMMUTypeARMSMMUv3, nil); err != nil {
+		t.Fatalf("vIOMMU: %v", err)
+	}
+	if _, err := fd.VDeviceAlloc(n.viommu, devID, virtSID); err != nil {
+		t.Fatalf("vDEVICE: %v", err)
+	}
+	if _, n.evq, err = fd.VEventQAlloc(n.viommu, iommufd.VEventQTypeARMSMMUv3, 64); err != nil {
+		t.Fatalf("vEVENTQ: %v", err)
+	}
+	t.Cleanup(func() { n.evq.Close() })
+	if err := unix.SetNonblock(int(n.evq.Fd()), true); err != nil {
+		t.Fatal(err)
+	}
+
+	if n.tables, err = smmuv3.NewTables(n.mem[page:8*page], nestBase+page, 39); err != nil {
+		t.Fatal(err)
+	}
+	cd, err := smmuv3.CD{ASID: nestASID, TTB0: n.tables.Root(), T0SZ: n.tables.T0SZ(), IPS: 2, MAIR: mairNormal}.Words()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range cd {
+		binary.LittleEndian.PutUint64(n.mem[8*i:], w)
+	}
+	ste, err := smmuv3.VSTE(smmuv3.ConfigS1Trans, nestBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hwpt, err := fd.HWPTAlloc(devID, n.viommu, iommufd.HWPTOptions{Data: iommufd.ARMSMMUv3STE(ste)})
+	if err != nil {
+		t.Fatalf("nested HWPT with a stage-1 vSTE %#x: %v", ste, err)
+	}
+	if got, err := vdev.AttachIOMMUFDPT(uint32(hwpt)); err != nil || got != uint32(hwpt) {
+		t.Fatalf("attach to the stage-1 HWPT: %d, %v", got, err)
+	}
+	n.e = openEdu(t, vdev)
+	return n
+}
+
+// invalidate passes SMMUv3 commands through the vIOMMU.
+func (n *nested) invalidate(t *testing.T, cmds ...[2]uint64) {
+	t.Helper()
+	done, err := n.fd.Invalidate(n.viommu, iommufd.ARMSMMUv3Invalidations(cmds))
+	if err != nil || done != uint32(len(cmds)) {
+		t.Fatalf("invalidate %#x: %d handled, %v", cmds, done, err)
+	}
+}
+
+// events reads the vEVENTQ until it has been quiet for a moment.
+func (n *nested) events(t *testing.T) []smmuv3.VEvent {
+	t.Helper()
+	var all []smmuv3.VEvent
+	buf := make([]byte, 64*(smmuv3.VEventHeaderSize+smmuv3.EventSize))
+	quiet := time.Now().Add(time.Second)
+	for time.Now().Before(quiet) {
+		k, err := n.evq.Read(buf)
+		if k > 0 {
+			evs, perr := smmuv3.ParseVEvents(buf[:k])
+			if perr != nil {
+				t.Fatalf("vEVENTQ read of %d bytes: %v", k, perr)
+			}
+			all = append(all, evs...)
+			quiet = time.Now().Add(200 * time.Millisecond)
+			continue
+		}
+		// An empty queue reads 0 bytes (io.EOF from os.File).
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("read vEVENTQ: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return all
+}
+
+func fill(b []byte) []byte {
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return bytes.Clone(b)
+}
+
+// TestNestedStage1 has edu DMA through a stage-1 table we build, walked by
+// QEMU's SMMUv3 over stage 2 (the IOAS): the bytes land on the page stage
+// 1 and stage 2 select together; a read-only stage-1 page keeps its
+// bytes; a repointed PTE is not seen until TLBI_NH_ASID goes through the
+// vIOMMU (QEMU caches the walk, as hardware may); a stage-1 fault comes
+// back in the vEVENTQ with the VA and the virtual StreamID; a stage-2
+// fault (stage 1 points at an IPA the IOAS does not map) is the host's,
+// logged by its driver and not forwarded.
+func TestNestedStage1(t *testing.T) {
+	n := newNested(t)
+	if n == nil {
+		return
+	}
+	src, srcIPA := n.data(0)
+	dst, dstIPA := n.data(1)
+	other, otherIPA := n.data(2)
+	ro, roIPA := n.data(3)
+	for _, m := range []struct {
+		va, ipa uint64
+		perm    smmuv3.Perm
+	}{
+		{nestVA, srcIPA, smmuv3.Read | smmuv3.Write},
+		{nestVA + page, dstIPA, smmuv3.Read | smmuv3.Write},
+		{nestVA + 2*page, roIPA, smmuv3.Read},
+		{nestVA + 4*page, nestUnIPA, smmuv3.Read | smmuv3.Write},
+	} {
+		if err := n.tables.Map(m.va, m.ipa, m.perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copy(n.decoy, bytes.Repeat([]byte{0xde}, len(n.decoy)))
+	decoy := bytes.Clone(n.decoy)
+
+	// VA nestVA -> src, VA nestVA+page -> dst.
+	want := fill(src)
+	clear(dst)
+	if err := n.e.ReadFromRAM(nestVA, 0, page); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.e.WriteToRAM(nestVA+page, 0, page); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dst, want) {
+		t.Fatalf("the page at VA %#x (IPA %#x) did not receive the DMA", nestVA+page, dstIPA)
+	}
+	if !bytes.Equal(n.decoy, decoy) {
+		t.Fatal("the decoy at the VA itself was written: stage 1 was not walked")
+	}
+
+	// Repoint VA nestVA+page to another page: the walk is cached until
+	// the guest invalidates its ASID.
+	if err := n.tables.Map(nestVA+page, otherIPA, smmuv3.Read|smmuv3.Write); err != nil {
+		t.Fatal(err)
+	}
+	clear(dst)
+	clear(other)
+	if err := n.e.WriteToRAM(nestVA+page, 0, page); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case bytes.Equal(dst, want) && !bytes.Equal(other, want):
+		t.Logf("repointed PTE without invalidation: the DMA used the cached walk (old page), as QEMU's SMMUv3 caches it")
+	case bytes.Equal(other, want):
+		t.Errorf("repointed PTE without invalidation: the DMA already used the new page; QEMU's SMMUv3 caches walks until TLBI")
+	default:
+		t.Fatal("repointed PTE: the DMA landed on neither page")
+	}
+	n.invalidate(t, smmuv3.TLBINHASID(nestASID))
+	clear(dst)
+	clear(other)
+	if err := n.e.WriteToRAM(nestVA+page, 0, page); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(other, want) || bytes.Equal(dst, want) {
+		t.Fatalf("after TLBI_NH_ASID the DMA did not land on the new page (IPA %#x)", otherIPA)
+	}
+
+	// Read-only stage-1 page: the write is refused with a permission
+	// fault for our VA and virtual StreamID.
+	n.events(t) // drain
+	roBefore := fill(ro)
+	if err := n.e.WriteToRAM(nestVA+2*page, 0, 64); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ro, roBefore) {
+		t.Error("DMA wrote a read-only stage-1 page")
+	}
+	checkEvent(t, n.events(t), smmuv3.EventPermission, nestVA+2*page)
+
+	// An unmapped VA: a translation fault, in the vEVENTQ.
+	if err := n.e.WriteToRAM(nestVA+3*page, 0, 64); err != nil {
+		t.Fatal(err)
+	}
+	checkEvent(t, n.events(t), smmuv3.EventTranslation, nestVA+3*page)
+
+	// Stage 1 maps the VA to an IPA the IOAS does not: a stage-2 fault,
+	// the host's own: its driver logs it and the vEVENTQ stays empty.
+	log := openKmsg(t)
+	if err := n.e.WriteToRAM(nestVA+4*page, 0, 64); err != nil {
+		t.Fatal(err)
+	}
+	if evs := n.events(t); len(evs) != 0 {
+		t.Errorf("a stage-2 fault reached the vEVENTQ: %v", evs)
+	}
+	ipa := fmt.Sprintf("ipa: %#x", nestUnIPA)
+	if line, ok := log.match(t, 5*time.Second, func(l string) bool { return strings.Contains(l, ipa) }); ok {
+		t.Logf("kernel: %s", line)
+	} else {
+		t.Errorf("no host report of the stage-2 fault at %s", ipa)
+	}
+}
+
+// checkEvent wants at least one record of kind id for va from our virtual
+// StreamID, and nothing else.
+func checkEvent(t *testing.T, evs []smmuv3.VEvent, id uint8, va uint64) {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Errorf("no vEVENT for the fault at VA %#x", va)
+		return
+	}
+	for _, v := range evs {
+		e := v.Event
+		if e.ID != id || e.SID != virtSID || e.Stage2 || e.Addr&^(page-1) != va {
+			t.Errorf("vEVENT %v, want event %#x for VA %#x from vSID %d in stage 1", e, id, va, virtSID)
+			return
+		}
+	}
+	t.Logf("%d vEVENTs for VA %#x, first %v", len(evs), va, evs[0].Event)
+}
