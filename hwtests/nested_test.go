@@ -43,7 +43,12 @@ type nested struct {
 	fd     *iommufd.FD
 	dev    *vfio.Device
 	e      *edu.Device
+	ioas   iommufd.ID
+	parent iommufd.ID
 	viommu iommufd.ID
+	vdev   iommufd.ID
+	evqID  iommufd.ID
+	hwpt   iommufd.ID // the stage-1 nested HWPT the device is attached to
 	evq    *os.File
 	mem    []byte // CD, tables, data pages
 	decoy  []byte // mapped at nestVA in the IOAS
@@ -83,7 +88,7 @@ func newNested(t *testing.T) *nested {
 		t.Skipf("no SMMUv3 nesting here (hw info type %d)", info.Type)
 	}
 
-	n := &nested{fd: fd, dev: vdev, mem: hwtest.DMABuffer(t, nestPages*page), decoy: hwtest.DMABuffer(t, 8*page)}
+	n := &nested{fd: fd, dev: vdev, ioas: ioas, mem: hwtest.DMABuffer(t, nestPages*page), decoy: hwtest.DMABuffer(t, 8*page)}
 	for _, m := range []struct {
 		buf  []byte
 		iova uint64
@@ -92,17 +97,16 @@ func newNested(t *testing.T) *nested {
 			t.Fatal(err)
 		}
 	}
-	parent, err := fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent})
-	if err != nil {
+	if n.parent, err = fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent}); err != nil {
 		t.Fatalf("nesting parent: %v", err)
 	}
-	if n.viommu, err = fd.VIOMMUAlloc(devID, parent, iommufd.VIOMMUTypeARMSMMUv3, nil); err != nil {
+	if n.viommu, err = fd.VIOMMUAlloc(devID, n.parent, iommufd.VIOMMUTypeARMSMMUv3, nil); err != nil {
 		t.Fatalf("vIOMMU: %v", err)
 	}
-	if _, err := fd.VDeviceAlloc(n.viommu, devID, virtSID); err != nil {
+	if n.vdev, err = fd.VDeviceAlloc(n.viommu, devID, virtSID); err != nil {
 		t.Fatalf("vDEVICE: %v", err)
 	}
-	if _, n.evq, err = fd.VEventQAlloc(n.viommu, iommufd.VEventQTypeARMSMMUv3, 64); err != nil {
+	if n.evqID, n.evq, err = fd.VEventQAlloc(n.viommu, iommufd.VEventQTypeARMSMMUv3, 64); err != nil {
 		t.Fatalf("vEVENTQ: %v", err)
 	}
 	t.Cleanup(func() { n.evq.Close() })
@@ -120,11 +124,10 @@ func newNested(t *testing.T) *nested {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hwpt, err := fd.HWPTAlloc(devID, n.viommu, iommufd.HWPTOptions{Data: iommufd.ARMSMMUv3STE(ste)})
-	if err != nil {
+	if n.hwpt, err = fd.HWPTAlloc(devID, n.viommu, iommufd.HWPTOptions{Data: iommufd.ARMSMMUv3STE(ste)}); err != nil {
 		t.Fatalf("nested HWPT with a stage-1 vSTE %#x: %v", ste, err)
 	}
-	if got, err := vdev.AttachIOMMUFDPT(uint32(hwpt)); err != nil || got != uint32(hwpt) {
+	if got, err := vdev.AttachIOMMUFDPT(uint32(n.hwpt)); err != nil || got != uint32(n.hwpt) {
 		t.Fatalf("attach to the stage-1 HWPT: %d, %v", got, err)
 	}
 	n.e = openEdu(t, vdev)
@@ -366,4 +369,107 @@ func checkEvent(t *testing.T, evs []smmuv3.VEvent, id uint8, va uint64) {
 		}
 	}
 	t.Logf("%d vEVENTs for VA %#x, first %v", len(evs), va, evs[0].Event)
+}
+
+// TestNestedTeardown takes the nested setup apart in several orders: each
+// leaves no pinned page and no descriptor behind, and the next setup, on
+// the same device, works (its DMA lands).
+func TestNestedTeardown(t *testing.T) {
+	destroy := func(t *testing.T, n *nested, what string, id iommufd.ID) {
+		t.Helper()
+		if err := n.fd.Destroy(id); err != nil {
+			t.Errorf("destroy the %s %d: %v", what, id, err)
+		}
+	}
+	orders := []struct {
+		name string
+		down func(t *testing.T, n *nested)
+	}{
+		{"kernel order", func(t *testing.T, n *nested) {
+			if err := n.dev.DetachIOMMUFDPT(); err != nil {
+				t.Errorf("detach: %v", err)
+			}
+			destroy(t, n, "nested HWPT", n.hwpt)
+			n.evq.Close()
+			destroy(t, n, "vEVENTQ", n.evqID)
+			destroy(t, n, "vDEVICE", n.vdev)
+			destroy(t, n, "vIOMMU", n.viommu)
+			destroy(t, n, "nesting parent", n.parent)
+			destroy(t, n, "IOAS", n.ioas)
+			n.dev.Close()
+			n.fd.Close()
+		}},
+		{"close iommufd first", func(t *testing.T, n *nested) {
+			n.evq.Close()
+			n.fd.Close() // every object goes with it; the device stays bound until its fd closes
+			n.dev.Close()
+		}},
+		{"close the device first", func(t *testing.T, n *nested) {
+			n.dev.Close() // unbinds: the kernel drops the attach and the vDEVICE
+			n.evq.Close()
+			destroy(t, n, "nested HWPT", n.hwpt)
+			destroy(t, n, "vEVENTQ", n.evqID)
+			if err := n.fd.Destroy(n.vdev); err != nil && !errors.Is(err, unix.ENOENT) {
+				t.Errorf("destroy the vDEVICE after the device's unbind: %v (want success or ENOENT)", err)
+			}
+			destroy(t, n, "vIOMMU", n.viommu)
+			destroy(t, n, "nesting parent", n.parent)
+			destroy(t, n, "IOAS", n.ioas)
+			n.fd.Close()
+		}},
+		{"objects still in use refuse", func(t *testing.T, n *nested) {
+			for _, c := range []struct {
+				what string
+				id   iommufd.ID
+			}{{"vIOMMU", n.viommu}, {"nesting parent", n.parent}, {"IOAS", n.ioas}, {"attached nested HWPT", n.hwpt}} {
+				wantErrno(t, "destroy the "+c.what+" while in use", n.fd.Destroy(c.id), unix.EBUSY)
+			}
+			n.evq.Close()
+			n.dev.Close()
+			n.fd.Close()
+		}},
+	}
+	pinned := procStatusKB(t, "VmPin")
+	fds := openFDs(t)
+	for _, o := range orders {
+		ok := t.Run(o.name, func(t *testing.T) {
+			n := newNested(t)
+			if n == nil {
+				return
+			}
+			src, srcIPA := n.data(0)
+			dst, dstIPA := n.data(1)
+			if err := n.tables.Map(nestVA, srcIPA, smmuv3.Read|smmuv3.Write); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.tables.Map(nestVA+page, dstIPA, smmuv3.Read|smmuv3.Write); err != nil {
+				t.Fatal(err)
+			}
+			want := fill(src)
+			if err := n.e.ReadFromRAM(nestVA, 0, page); err != nil {
+				t.Fatal(err)
+			}
+			n.dmaLands(t, nestVA+page, want, dst, n.decoy[page:2*page], "before the teardown")
+			o.down(t, n)
+		})
+		if !ok {
+			break
+		}
+		if got := procStatusKB(t, "VmPin"); got != pinned {
+			t.Errorf("after %q: VmPin %d kB, %d kB before the setup", o.name, got, pinned)
+		}
+		if got := openFDs(t); got != fds {
+			t.Errorf("after %q: %d open descriptors, %d before the setup", o.name, got, fds)
+		}
+	}
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
