@@ -65,21 +65,10 @@ func (n *nested) data(i int) ([]byte, uint64) {
 // no SMMUv3 nesting (TestNestingObjects pins what those lanes answer).
 func newNested(t *testing.T) *nested {
 	t.Helper()
-	dev := hwtest.FindEdu(t)[0]
-	hwtest.BindVFIO(t, dev)
-	fd, ioas, vdev := openCdev(t, dev)
-	id, err := vdev.BindIOMMUFD(fd.Int(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devID := iommufd.ID(id)
-	info, err := fd.GetHWInfo(devID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, ioas, vdev, devID, info := boundEdu(t)
 	if info.Type != iommufd.HWInfoTypeARMSMMUv3 {
 		switch lane := hwtest.Lane(); {
-		case lane == "x86_64-vtd" || lane == "x86_64-amdvi" || lane == "arm64-smmuv3":
+		case noNestingLane(lane):
 			t.Logf("lane %s: no SMMUv3 nesting (hw info type %d); TestNestingObjects pins its answers", lane, info.Type)
 			return nil
 		case hwtest.Strict():
@@ -97,6 +86,7 @@ func newNested(t *testing.T) *nested {
 			t.Fatal(err)
 		}
 	}
+	var err error
 	if n.parent, err = fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent}); err != nil {
 		t.Fatalf("nesting parent: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
 // SMMUv3 vSTE words for nested HWPTs (the STE's first 64 bits; the kernel
@@ -34,18 +35,7 @@ const (
 // upgraded IORT declares the root complex CANWBS; elsewhere the test pins
 // what the kernel answers instead.
 func TestNestingObjects(t *testing.T) {
-	dev := hwtest.FindEdu(t)[0]
-	hwtest.BindVFIO(t, dev)
-	fd, ioas, vdev := openCdev(t, dev)
-	id, err := vdev.BindIOMMUFD(fd.Int(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devID := iommufd.ID(id)
-	info, err := fd.GetHWInfo(devID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, ioas, vdev, devID, info := boundEdu(t)
 
 	parent, err := fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent})
 	if info.Type != iommufd.HWInfoTypeARMSMMUv3 {
@@ -146,6 +136,30 @@ func TestNestingObjects(t *testing.T) {
 	}
 }
 
+// noNestingLane names the lanes whose kernel (Debian's 6.12) has no
+// SMMUv3 nesting: pinNoNesting says what each answers instead.
+func noNestingLane(lane string) bool {
+	return lane == "x86_64-vtd" || lane == "x86_64-amdvi" || lane == "arm64-smmuv3"
+}
+
+// boundEdu binds the first edu's cdev to a fresh iommufd with one IOAS,
+// unattached, and reads its IOMMU's hw info.
+func boundEdu(t *testing.T) (*iommufd.FD, iommufd.ID, *vfio.Device, iommufd.ID, *iommufd.HWInfo) {
+	t.Helper()
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	fd, ioas, vdev := openCdev(t, dev)
+	id, err := vdev.BindIOMMUFD(fd.Int(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := fd.GetHWInfo(iommufd.ID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, ioas, vdev, iommufd.ID(id), info
+}
+
 // pinNoNesting checks, where the IOMMU reports no ARM_SMMUV3 hw info,
 // what the kernel answered to a nesting-parent HWPT, per lane, and that
 // it has no vIOMMU to offer.
@@ -159,8 +173,8 @@ func pinNoNesting(t *testing.T, fd *iommufd.FD, devID, ioas, parent iommufd.ID, 
 			}
 		}()
 	}
-	switch hwtest.Lane() {
-	case "x86_64-vtd", "x86_64-amdvi", "arm64-smmuv3":
+	switch lane := hwtest.Lane(); {
+	case noNestingLane(lane):
 		// 6.12: intel-iommu wants the nesting capability (ecap NEST),
 		// which QEMU's intel-iommu does not advertise without scalable
 		// mode; amd_iommu has no nesting parent; Debian's SMMUv3 has
