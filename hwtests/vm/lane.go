@@ -122,27 +122,22 @@ func Lanes() []Lane {
 		FirstSlot:    1,
 		HostTools:    hostToolsX86(),
 	}
-	// The timer check panics with AMD interrupt remapping, pt=on lets
-	// DMA bypass translation, and userspace writes to the serial ports
-	// block (no serial IRQ), so the test stream goes through /dev/kmsg.
-	amdvi := Lane{
-		Name:    "x86_64-amdvi",
-		QEMU:    "qemu-system-x86_64",
-		GOARCH:  "amd64",
-		DebArch: "amd64", Flavour: "amd64",
-		Machine: []string{
-			"-machine", "q35,kernel-irqchip=split",
-			"-device", "amd-iommu,intremap=on,pt=off",
-		},
-		KVMCPU:       "host",
-		Cmdline:      []string{"no_timer_check", "printk.devkmsg=on"},
-		Console:      "ttyS0",
-		Output:       wire.OutputKmsg,
-		StockModules: []string{"irqbypass"},
-		IOMMUClass:   "ivhd0",
-		FirstSlot:    2,
-		HostTools:    hostToolsX86(),
+	// The same board and kernel with an AMD IOMMU. The timer check
+	// panics with AMD interrupt remapping, pt=on lets DMA bypass
+	// translation, and userspace writes to the serial ports block (no
+	// serial IRQ), so the test stream goes through /dev/kmsg. The AMD
+	// IOMMU is itself a PCI function at 00:01.0.
+	amdvi := vtd
+	amdvi.Name = "x86_64-amdvi"
+	amdvi.Machine = []string{
+		"-machine", "q35,kernel-irqchip=split",
+		"-device", "amd-iommu,intremap=on,pt=off",
 	}
+	amdvi.Cmdline = []string{"no_timer_check", "printk.devkmsg=on"}
+	amdvi.TestPort = ""
+	amdvi.Output = wire.OutputKmsg
+	amdvi.IOMMUClass = "ivhd0"
+	amdvi.FirstSlot = 2
 	// Debian's arm64 kernel boots from -kernel with a device tree.
 	// gic-version=3 brings the ITS, which is what makes MSIs isolated:
 	// with the default GICv2, BIND_IOMMUFD and type1's SET_IOMMU fail
