@@ -56,6 +56,16 @@ func (b *Backend) newObject(id iommufd.ID, kind string, as *AddressSpace) *objec
 	return o
 }
 
+// liveLocked refuses an object already destroyed as the kernel refuses
+// its ID (ENOENT), without passing the ID on: the kernel reuses the IDs
+// of destroyed objects, so a stale one could name another. b.mu is held.
+func (o *object) liveLocked(op string) error {
+	if o.gone {
+		return fmt.Errorf("%s: %s %d was destroyed: %w", op, o.kind, o.id, iommu.Wrap(unix.ENOENT))
+	}
+	return nil
+}
+
 // destroyLocked is IOMMU_DESTROY. b.mu is held.
 func (o *object) destroyLocked() error {
 	if o.gone {
@@ -220,6 +230,9 @@ func (a *Attachment) NewVIOMMU(ctx context.Context, parent iommu.HWPT) (iommu.VI
 	if !ok || p.b != b {
 		return nil, fmt.Errorf("%s: parent is not a HWPT of this iommufd: %w", op, iommu.ErrInvalid)
 	}
+	if err := p.liveLocked(op); err != nil {
+		return nil, err
+	}
 	typ, err := a.viommuType()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -251,6 +264,9 @@ func (a *Attachment) AttachHWPT(ctx context.Context, hwpt iommu.HWPT) error {
 	if !ok || h.b != b {
 		return fmt.Errorf("%s: not a HWPT of this iommufd: %w", op, iommu.ErrInvalid)
 	}
+	if err := h.liveLocked(op); err != nil {
+		return err
+	}
 	err := b.opts.step(StepAttach)
 	var got uint32
 	if err == nil {
@@ -265,13 +281,17 @@ func (a *Attachment) AttachHWPT(ctx context.Context, hwpt iommu.HWPT) error {
 	return nil
 }
 
-// attachmentOf checks dev is a live attachment of v's backend. b.mu is held.
+// attachmentOf checks v lives and dev is a live attachment of its
+// backend. b.mu is held.
 func (v *VIOMMU) attachmentOf(op string, dev iommu.Attachment) (*Attachment, error) {
 	a, ok := dev.(*Attachment)
 	if !ok || a.b != v.b {
 		return nil, fmt.Errorf("%s: not a device of this iommufd: %w", op, iommu.ErrInvalid)
 	}
-	return a, a.usableLocked(op)
+	if err := a.usableLocked(op); err != nil {
+		return nil, err
+	}
+	return a, v.liveLocked(op)
 }
 
 // NewVDevice implements iommu.VIOMMU with IOMMU_VDEVICE_ALLOC.
@@ -338,8 +358,11 @@ func (v *VIOMMU) Invalidate(ctx context.Context, cmds iommu.Invalidation) (int, 
 	b := v.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || v.gone {
-		return 0, fmt.Errorf("invalidate through vIOMMU %d: %w", v.id, iommu.ErrClosed)
+	if b.closed {
+		return 0, fmt.Errorf("invalidate through vIOMMU %d: backend %w", v.id, iommu.ErrClosed)
+	}
+	if err := v.liveLocked("invalidate"); err != nil {
+		return 0, err
 	}
 	n, err := b.fd.Invalidate(v.id, entries)
 	if err != nil {
@@ -354,8 +377,11 @@ func (v *VIOMMU) NewEventQueue(ctx context.Context, depth uint32) (iommu.EventQu
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	op := fmt.Sprintf("allocate a vEVENTQ of depth %d in vIOMMU %d", depth, v.id)
-	if b.closed || v.gone {
-		return nil, fmt.Errorf("%s: %w", op, iommu.ErrClosed)
+	if b.closed {
+		return nil, fmt.Errorf("%s: backend %w", op, iommu.ErrClosed)
+	}
+	if err := v.liveLocked(op); err != nil {
+		return nil, err
 	}
 	var (
 		typ  iommufd.VEventQType
@@ -395,9 +421,9 @@ func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 	}
 	for {
 		q.b.mu.Lock()
-		f := q.file
+		f, closed := q.file, q.b.closed
 		q.b.mu.Unlock()
-		if f == nil || q.b.closed {
+		if f == nil || closed {
 			return nil, fmt.Errorf("read vEVENTQ %d: %w", q.id, iommu.ErrClosed)
 		}
 		n, err := f.Read(q.buf)
