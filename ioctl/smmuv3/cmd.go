@@ -111,6 +111,32 @@ func DecodeEvent(b []byte) (Event, error) {
 	}, nil
 }
 
+// Encode is DecodeEvent's inverse: the 32-byte little-endian record an
+// SMMU writes for e (CLASS, STAG and the other fields Event does not keep
+// are zero).
+func (e Event) Encode() []byte {
+	var w [4]uint64
+	w[0] = uint64(e.ID) | uint64(e.SSID&(1<<cmdSSIDBitLen-1))<<12 | uint64(e.SID)<<32
+	if e.SSV {
+		w[0] |= evt0SSV
+	}
+	for _, f := range []struct {
+		on  bool
+		bit uint64
+	}{{e.Stage2, evt1S2}, {e.Read, evt1RnW}, {e.Priv, evt1PnU}, {e.Instr, evt1InD}} {
+		if f.on {
+			w[1] |= f.bit
+		}
+	}
+	w[2] = e.Addr
+	w[3] = e.IPA & evt3IPA
+	b := make([]byte, EventSize)
+	for i, x := range w {
+		binary.LittleEndian.PutUint64(b[8*i:], x)
+	}
+	return b
+}
+
 func (e Event) String() string {
 	name := map[uint8]string{EventBadSTE: "C_BAD_STE", EventBadCD: "C_BAD_CD", EventTranslation: "F_TRANSLATION",
 		EventAddrSize: "F_ADDR_SIZE", EventAccess: "F_ACCESS", EventPermission: "F_PERMISSION"}[e.ID]

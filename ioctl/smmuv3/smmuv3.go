@@ -118,5 +118,11 @@ func (c CD) Words() ([8]uint64, error) {
 	return w, nil
 }
 
-// ErrNotMapped is a walk that found no valid descriptor for the VA.
+// ErrNotMapped is a walk that found no valid descriptor for the VA (the
+// SMMU's F_TRANSLATION).
 var ErrNotMapped = errors.New("no stage-1 mapping")
+
+// ErrAccessFlag is a walk that reached a page or block whose access flag
+// is clear: an SMMU without hardware access-flag updates (HTTU, which
+// QEMU's lacks) reports F_ACCESS, not F_TRANSLATION.
+var ErrAccessFlag = errors.New("stage-1 access flag clear")

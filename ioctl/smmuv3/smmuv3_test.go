@@ -219,3 +219,63 @@ func FuzzWalk(f *testing.F) {
 		}
 	})
 }
+
+// Encode writes what DecodeEvent reads.
+func TestEventEncode(t *testing.T) {
+	t.Parallel()
+	for _, e := range []Event{
+		{ID: EventTranslation, SID: 8, Read: true, Addr: 0x203000},
+		{ID: EventPermission, SID: 0xffff_ffff, SSID: 0xfffff, SSV: true, Stage2: true, Priv: true, Instr: true, Addr: ^uint64(0), IPA: 0x000f_ffff_ffff_f000},
+		{},
+	} {
+		b := e.Encode()
+		if len(b) != EventSize {
+			t.Fatalf("%v: %d bytes", e, len(b))
+		}
+		got, err := DecodeEvent(b)
+		if err != nil || got != e {
+			t.Errorf("DecodeEvent(Encode(%+v)) = %+v, %v", e, got, err)
+		}
+	}
+}
+
+// A clear access flag is F_ACCESS on an SMMU without HTTU, not a
+// translation fault.
+func TestWalkAccessFlag(t *testing.T) {
+	t.Parallel()
+	tables := map[uint64]uint64{
+		0x1000 + 0*8: 0x2000 | 3,         // L1[0] -> L2
+		0x2000 + 1*8: 0x3000 | 3,         // L2[1] -> L3
+		0x3000 + 0*8: 0x9000 | 3,         // L3[0]: a page, AF clear
+		0x3000 + 1*8: 0xa000 | 3 | 1<<10, // L3[1]: a page, AF set
+	}
+	read := func(ipa uint64) (uint64, bool) { return tables[ipa], ipa >= 0x1000 && ipa < 0x4000 }
+	if _, _, err := Walk(read, 0x1000, 1, 39, 0x200000); !errors.Is(err, ErrAccessFlag) || errors.Is(err, ErrNotMapped) {
+		t.Errorf("walk to a page with AF clear: %v, want ErrAccessFlag", err)
+	}
+	if ipa, _, err := Walk(read, 0x1000, 1, 39, 0x201000); err != nil || ipa != 0xa000 {
+		t.Errorf("walk to a page with AF set: %#x, %v", ipa, err)
+	}
+}
+
+// WalkLevel names the level that mapped the VA: 3 for a page, 2 for a
+// 2 MiB block.
+func TestWalkLevel(t *testing.T) {
+	t.Parallel()
+	tables := map[uint64]uint64{
+		0x1000 + 0*8: 0x2000 | 3,              // L1[0] -> L2
+		0x2000 + 1*8: 0x4000_0000 | 1 | 1<<10, // L2[1]: a block at 1 GiB
+		0x2000 + 2*8: 0x3000 | 3,              // L2[2] -> L3
+		0x3000 + 5*8: 0x9000 | 3 | 1<<10,      // L3[5]: a page
+	}
+	read := func(ipa uint64) (uint64, bool) { return tables[ipa], ipa >= 0x1000 && ipa < 0x4000 }
+	for _, c := range []struct {
+		va, ipa uint64
+		level   int
+	}{{0x200000 + 0x1234, 0x4000_1234, 2}, {0x400000 + 5*pageSize + 8, 0x9008, 3}} {
+		ipa, _, level, err := WalkLevel(read, 0x1000, 1, 39, c.va)
+		if err != nil || ipa != c.ipa || level != c.level {
+			t.Errorf("WalkLevel(%#x) = %#x level %d, %v; want %#x level %d", c.va, ipa, level, err, c.ipa, c.level)
+		}
+	}
+}

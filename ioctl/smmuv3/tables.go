@@ -184,11 +184,19 @@ func (t *Tables) Walk(va uint64) (uint64, Perm, error) {
 // an IPA it does not hold (the walk fails there: it never reads outside
 // what read holds). Level 1 and 2 block descriptors are followed too.
 func Walk(read func(ipa uint64) (uint64, bool), root uint64, start, vaBits int, va uint64) (uint64, Perm, error) {
+	out, perm, _, err := WalkLevel(read, root, start, vaBits, va)
+	return out, perm, err
+}
+
+// WalkLevel is Walk also reporting the level of the descriptor that
+// mapped va (3 for a page, 1 or 2 for a block): what a TLB caching the
+// walk needs to know the size of the entry.
+func WalkLevel(read func(ipa uint64) (uint64, bool), root uint64, start, vaBits int, va uint64) (uint64, Perm, int, error) {
 	if start < 0 || start > 3 || vaBits < 25 || vaBits > 48 {
-		return 0, 0, fmt.Errorf("walk from level %d over %d-bit VAs: not a 4 KiB-granule walk", start, vaBits)
+		return 0, 0, 0, fmt.Errorf("walk from level %d over %d-bit VAs: not a 4 KiB-granule walk", start, vaBits)
 	}
 	if va>>vaBits != 0 {
-		return 0, 0, fmt.Errorf("VA %#x beyond %d bits: %w", va, vaBits, ErrNotMapped)
+		return 0, 0, 0, fmt.Errorf("VA %#x beyond %d bits: %w", va, vaBits, ErrNotMapped)
 	}
 	table := root &^ (pageSize - 1)
 	for level := start; level <= 3; level++ {
@@ -196,10 +204,10 @@ func Walk(read func(ipa uint64) (uint64, bool), root uint64, start, vaBits int, 
 		at := table + (va>>shift&(entries-1))*8
 		d, ok := read(at)
 		if !ok {
-			return 0, 0, fmt.Errorf("VA %#x: level %d descriptor at IPA %#x is outside the tables", va, level, at)
+			return 0, 0, 0, fmt.Errorf("VA %#x: level %d descriptor at IPA %#x is outside the tables", va, level, at)
 		}
 		if d&descValid == 0 {
-			return 0, 0, fmt.Errorf("VA %#x: level %d descriptor %#x invalid: %w", va, level, d, ErrNotMapped)
+			return 0, 0, 0, fmt.Errorf("VA %#x: level %d descriptor %#x invalid: %w", va, level, d, ErrNotMapped)
 		}
 		page := level == 3
 		if d&descTable != 0 && !page {
@@ -207,10 +215,10 @@ func Walk(read func(ipa uint64) (uint64, bool), root uint64, start, vaBits int, 
 			continue
 		}
 		if !page && level == 0 || page && d&descTable == 0 {
-			return 0, 0, fmt.Errorf("VA %#x: level %d descriptor %#x is reserved: %w", va, level, d, ErrNotMapped)
+			return 0, 0, 0, fmt.Errorf("VA %#x: level %d descriptor %#x is reserved: %w", va, level, d, ErrNotMapped)
 		}
 		if d&descAF == 0 {
-			return 0, 0, fmt.Errorf("VA %#x: access flag clear at level %d: %w", va, level, ErrNotMapped)
+			return 0, 0, 0, fmt.Errorf("VA %#x: level %d descriptor %#x: %w", va, level, d, ErrAccessFlag)
 		}
 		size := uint64(1) << shift
 		out := d&descOAMask&^(size-1) | va&(size-1)
@@ -218,7 +226,7 @@ func Walk(read func(ipa uint64) (uint64, bool), root uint64, start, vaBits int, 
 		if d&descAPRO == 0 {
 			perm |= Write
 		}
-		return out, perm, nil
+		return out, perm, level, nil
 	}
-	return 0, 0, fmt.Errorf("VA %#x: no page after level 3", va) // unreachable: level 3 returns
+	return 0, 0, 0, fmt.Errorf("VA %#x: no page after level 3", va) // unreachable: level 3 returns
 }

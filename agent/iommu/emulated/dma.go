@@ -81,6 +81,9 @@ func (d *DMA) run(iova uint64, off, n int, write bool) error {
 	if b.closed || as == nil || !as.domain {
 		return fault(iova, "device not attached: DMA blocked")
 	}
+	if h := d.at.hwpt; h != nil && h.viommu != nil {
+		return d.runNested(h, iova, off, n, write)
+	}
 	need := iommu.Read
 	if write {
 		need = iommu.Write
@@ -104,7 +107,7 @@ func (d *DMA) run(iova uint64, off, n int, write bool) error {
 		var c int
 		if write {
 			c = copy(mem, d.buf[off+done:off+n])
-			if as.dirty {
+			if as.dirty && d.at.hwpt == nil {
 				e.dirty = true
 			}
 		} else {
@@ -132,7 +135,7 @@ func (as *AddressSpace) SetDirtyTracking(ctx context.Context, enable bool) error
 	switch {
 	case b.flavour == iommu.Compat:
 		return errnoErr("dirty tracking on compat", syscall.ENOTTY)
-	case !as.domain:
+	case !as.hasAuto():
 		return &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
 	case b.noDirty && b.flavour == iommu.IOMMUFD:
 		return errnoErr("set dirty tracking: the HWPT has no dirty ops", syscall.EOPNOTSUPP)
@@ -175,7 +178,7 @@ func (as *AddressSpace) ReadDirty(ctx context.Context, iova iommu.IOVA, length, 
 	if b.flavour == iommu.Compat {
 		return nil, errnoErr("dirty tracking on compat", syscall.ENOTTY)
 	}
-	if !as.domain {
+	if !as.hasAuto() {
 		return nil, &iommu.UnsupportedError{Feature: fmt.Sprintf("dirty tracking on IOAS %d with no device attached", as.id)}
 	}
 	if b.noDirty && b.flavour == iommu.IOMMUFD {

@@ -40,10 +40,40 @@ const (
 	PerProcess
 )
 
+// Model is the IOMMU an emulated backend stands for: what its devices
+// report as hw info, where they reserve their interrupt window, and
+// whether they can nest.
+type Model int
+
+const (
+	// VTd is QEMU's intel-iommu (x-scalable-mode off) under Debian's
+	// 6.12: paging HWPTs, but no nesting parent (EOPNOTSUPP: the ecap
+	// has no NEST) and no vIOMMU ioctl (6.13's), as
+	// hwtests/nesting_test.go pins.
+	VTd Model = iota
+	// SMMUv3 is QEMU's smmuv3 under the own 7.3 kernel with an IORT
+	// declaring CANWBS: ARM_SMMUV3 hw info, nesting parents, vIOMMU,
+	// vDEVICE, nested HWPTs whose stage 1 is walked over the IOAS, SMMUv3
+	// invalidation commands and vEVENTQ event records.
+	SMMUv3
+)
+
+func (m Model) String() string {
+	switch m {
+	case VTd:
+		return "intel-vtd"
+	case SMMUv3:
+		return "arm-smmuv3"
+	}
+	return fmt.Sprintf("Model(%d)", int(m))
+}
+
 // Options configures a Backend. The zero value is an iommufd backend on a
-// machine without devices, with unlimited memlock.
+// machine without devices, with unlimited memlock, behind a VT-d.
 type Options struct {
 	Flavour iommu.Flavour // IOMMUFD when empty
+	// IOMMU is the model; VTd when zero.
+	IOMMU Model
 	// Devices are the machine's PCI functions with their groups. Ignored
 	// when Machine is set.
 	Devices []iommu.Device
@@ -63,9 +93,9 @@ type Options struct {
 	NoDirtyTracking bool
 	// MSIWindow is the interrupt window every attached device reserves
 	// (the "msi" line of its group's reserved_regions). The zero value is
-	// x86's 0xfee00000-0xfeefffff, which VT-d and AMD-Vi reserve; an
-	// SMMUv3 reserves its software MSI window instead (Linux puts it at
-	// 0x8000000-0x80fffff), so a differential run against one sets it.
+	// the model's: x86's 0xfee00000-0xfeefffff, which VT-d and AMD-Vi
+	// reserve; an SMMUv3 reserves its software MSI window instead (Linux
+	// puts it at 0x8000000-0x80fffff).
 	MSIWindow iommu.Range
 	// Reserved are further regions every attached device reserves besides
 	// the interrupt window (the other lines of its group's
@@ -90,6 +120,7 @@ type Options struct {
 type Backend struct {
 	mu      sync.RWMutex
 	flavour iommu.Flavour
+	model   Model
 	machine *Machine
 	limit   uint64
 	acct    *Accounting // where pins are charged: user or proc
@@ -135,6 +166,9 @@ func New(opts Options) (*Backend, error) {
 	default:
 		return nil, errnoErr("new emulated backend: flavour "+string(f), syscall.EINVAL)
 	}
+	if opts.IOMMU != VTd && opts.IOMMU != SMMUv3 {
+		return nil, errnoErr("new emulated backend: "+opts.IOMMU.String(), syscall.EINVAL)
+	}
 	m := opts.Machine
 	if m == nil {
 		var err error
@@ -155,6 +189,7 @@ func New(opts Options) (*Backend, error) {
 	}
 	b := &Backend{
 		flavour:  f,
+		model:    opts.IOMMU,
 		machine:  m,
 		limit:    opts.MemlockLimit,
 		acct:     acct,
@@ -165,6 +200,9 @@ func New(opts Options) (*Backend, error) {
 		aperture: apertureEnd,
 		objects:  make(map[uint32]string),
 		bound:    make(map[string]*Attachment),
+	}
+	if opts.IOMMU == SMMUv3 {
+		b.msi = resv{start: smmuMSIStart, last: smmuMSILast}
 	}
 	if w := opts.MSIWindow; w != (iommu.Range{}) {
 		if w.Last < w.Start {
@@ -344,7 +382,7 @@ func (b *Backend) NewIOAS(ctx context.Context) (*AddressSpace, error) {
 	if b.flavour != iommu.IOMMUFD {
 		// A type1 container only maps once SET_IOMMU gave it a domain;
 		// the emulated one has the VT-d domain from the start.
-		as.domain = true
+		as.domain, as.ndomains = true, 1
 		as.alignment = pageSize
 		as.reserved = append(as.reserved, b.msi)
 		as.reserved = append(as.reserved, b.devResv...)

@@ -75,11 +75,18 @@ func (a *area) pageOff() uint64 { return (addrOf(a.pg.mem) + a.off) % pageSize }
 // implements iommu.AddressSpace, iommu.Copier, iommu.IOVAAllower and
 // iommu.DirtyTracker.
 type AddressSpace struct {
-	b         *Backend
-	id        uint32
-	closed    bool
-	domain    bool // a HWPT maps the areas (iommufd: while a device is attached)
-	hwptID    uint32
+	b      *Backend
+	id     uint32
+	closed bool
+	// domain says a HWPT maps the areas: on iommufd while the automatic
+	// HWPT (a device attached to the IOAS) or an explicit paging HWPT
+	// exists. Every domain of an IOAS maps the same areas (iopt fills
+	// each alike), so they share one page table and one pin per page.
+	domain    bool
+	ndomains  int
+	autoID    uint32 // the automatic HWPT's ID while autoDevs > 0
+	autoDevs  int    // devices attached through the automatic HWPT
+	hwpts     []*HWPT
 	alignment uint64
 	areas     []*area // sorted by iova, non-overlapping
 	reserved  []resv  // sorted by start
@@ -400,6 +407,7 @@ func (as *AddressSpace) unfill(a *area) {
 	}
 	as.pt.unmapRange(a.iova, a.length)
 	as.b.unpin(a)
+	as.flushParents()
 	a.filled = false
 }
 
@@ -837,50 +845,55 @@ func (as *AddressSpace) Close() error {
 }
 
 // Destroy is IOMMU_DESTROY of the IOAS on its own: EBUSY while a device is
-// attached, otherwise Close.
+// attached or a paging HWPT sits on it (each holds a reference), otherwise
+// Close.
 func (as *AddressSpace) Destroy() error {
 	b := as.b
 	b.mu.Lock()
-	busy := !as.closed && len(as.attached) > 0
+	busy := !as.closed && (len(as.attached) > 0 || len(as.hwpts) > 0)
 	b.mu.Unlock()
 	if busy {
-		return errnoErr(fmt.Sprintf("destroy ioas %d: devices attached", as.id), syscall.EBUSY)
+		return errnoErr(fmt.Sprintf("destroy ioas %d: devices attached or HWPTs on it", as.id), syscall.EBUSY)
 	}
 	return as.Close()
 }
 
-// teardown detaches everything, unmaps everything and frees the IOAS.
+// teardown detaches everything, destroys the HWPTs over the IOAS and
+// what sits on them, unmaps everything and frees the IOAS.
 func (as *AddressSpace) teardown() {
 	for len(as.attached) > 0 {
 		as.detach(as.attached[len(as.attached)-1])
 	}
+	for len(as.hwpts) > 0 {
+		as.hwpts[len(as.hwpts)-1].teardown()
+	}
 	for len(as.areas) > 0 {
 		as.remove(len(as.areas) - 1)
 	}
-	if as.domain {
-		as.removeDomain()
+	if as.domain && as.b.flavour != iommu.IOMMUFD {
+		as.dropDomain()
 	}
 	delete(as.b.objects, as.id)
 	as.closed = true
 }
 
-// addDomain is iopt_table_add_domain for the VT-d HWPT the first attach
-// creates: the aperture above 48 bits becomes reserved, areas must be
-// page aligned (EADDRINUSE otherwise) and are pinned and mapped.
+// addDomain is iopt_table_add_domain for a HWPT over the IOAS (the
+// automatic one the first attach creates, or an explicit paging HWPT).
+// The first domain makes the aperture above 48 bits reserved, needs page
+// aligned areas (EADDRINUSE otherwise) and pins and maps them; later ones
+// share the page table.
 func (as *AddressSpace) addDomain() error {
 	b := as.b
-	id, err := b.newID("hwpt")
-	if err != nil {
-		return err
+	if as.ndomains > 0 {
+		as.ndomains++
+		return nil
 	}
 	beyond, limited := b.beyondAperture()
 	if limited && (as.areaHit(beyond.start, beyond.last) || as.allowedHit(beyond.start, beyond.last)) {
-		delete(b.objects, id)
 		return errnoErr(fmt.Sprintf("add domain: mappings or allowed IOVAs above the aperture's end %#x", b.aperture), syscall.EADDRINUSE)
 	}
 	for _, a := range as.areas {
 		if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
-			delete(b.objects, id)
 			return errnoErr(fmt.Sprintf("add domain: mapping %#x+%#x not page aligned", a.iova, a.length), syscall.EADDRINUSE)
 		}
 	}
@@ -889,7 +902,6 @@ func (as *AddressSpace) addDomain() error {
 			for _, a := range as.areas[:i] {
 				as.unfill(a)
 			}
-			delete(b.objects, id)
 			return err
 		}
 	}
@@ -897,8 +909,63 @@ func (as *AddressSpace) addDomain() error {
 		as.reserved = append(as.reserved, beyond)
 		sortResv(as.reserved)
 	}
-	as.domain, as.hwptID, as.alignment = true, id, pageSize
+	as.domain, as.ndomains, as.alignment = true, 1, pageSize
 	return nil
+}
+
+// dropDomain is iopt_table_remove_domain: the last domain going unmaps
+// and unpins the areas.
+func (as *AddressSpace) dropDomain() {
+	as.ndomains--
+	if as.ndomains > 0 {
+		return
+	}
+	for _, a := range as.areas {
+		as.unfill(a)
+	}
+	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil && !r.kept })
+	as.domain, as.ndomains, as.alignment = false, 0, 1
+	if as.noHuge {
+		as.alignment = pageSize
+	}
+}
+
+// getAuto attaches one more device through the automatic HWPT, which the
+// first one allocates (iommufd_device_auto_get_domain).
+func (as *AddressSpace) getAuto() error {
+	if as.autoDevs > 0 {
+		as.autoDevs++
+		return nil
+	}
+	b := as.b
+	id, err := b.newID("hwpt")
+	if err != nil {
+		return err
+	}
+	if err := as.addDomain(); err != nil {
+		delete(b.objects, id)
+		return err
+	}
+	as.autoID, as.autoDevs = id, 1
+	return nil
+}
+
+// putAuto detaches a device from the automatic HWPT; the last one frees
+// it, and its dirty tracking with it.
+func (as *AddressSpace) putAuto() {
+	as.autoDevs--
+	if as.autoDevs > 0 {
+		return
+	}
+	delete(as.b.objects, as.autoID)
+	as.autoID, as.dirty = 0, false
+	as.dropDomain()
+}
+
+// hasAuto says whether the HWPT the IOAS's own dirty tracking works on
+// exists: the automatic one on iommufd, the container's domain otherwise.
+func (as *AddressSpace) hasAuto() bool {
+	return as.b.flavour != iommu.IOMMUFD || as.autoDevs > 0
 }
 
 // AddReserved reserves [start, last] as IOMMU_TEST_OP_ADD_RESERVED does
@@ -964,31 +1031,34 @@ func (as *AddressSpace) SetHugePages(ctx context.Context, on bool) error {
 	return nil
 }
 
-func (as *AddressSpace) removeDomain() {
-	for _, a := range as.areas {
-		as.unfill(a)
-	}
-	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil && !r.kept })
-	delete(as.b.objects, as.hwptID)
-	as.domain, as.hwptID, as.alignment, as.dirty = false, 0, 1, false
-	if as.noHuge {
-		as.alignment = pageSize
-	}
-}
-
 // Attachment is a device attached to an AddressSpace. It implements
 // iommu.Attachment and iommu.HWInfoer.
 type Attachment struct {
-	b   *Backend
-	as  *AddressSpace // nil once detached
-	dev iommu.Device
-	id  uint32
-	dma DMA
+	b *Backend
+	// as is the IOAS the device's DMA ends in (stage 2 under a nested
+	// HWPT); nil once detached.
+	as *AddressSpace
+	// hwpt is the explicit HWPT the device is attached to, nil for the
+	// IOAS's automatic one.
+	hwpt *HWPT
+	dev  iommu.Device
+	id   uint32
+	dma  DMA
+	// vdev is the device's vDEVICE, if any (one per device).
+	vdev *VDevice
+	// vmaster is the virtual StreamID the SMMU reports events under, set
+	// when the device attaches to a nested HWPT while it has a vDEVICE
+	// there (arm_smmu_attach_prepare_vmaster); it outlives the vDEVICE.
+	vmaster *vmaster
+	// cd is the SMMU's configuration cache for the device's stream: the
+	// CD fetched under the current STE until CFGI_CD or a new STE.
+	cd *cachedCD
 }
 
 var (
 	_ iommu.Attachment = (*Attachment)(nil)
 	_ iommu.HWInfoer   = (*Attachment)(nil)
+	_ iommu.Nester     = (*Attachment)(nil)
 )
 
 // Device implements iommu.Attachment.
@@ -1018,8 +1088,16 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 	if !ok {
 		return nil, errnoErr("attach "+dev.BDF+": no such device", syscall.ENOENT)
 	}
-	if _, bound := b.bound[d.BDF]; bound {
-		return nil, errnoErr("attach "+d.BDF+": already attached", syscall.EINVAL)
+	if at, bound := b.bound[d.BDF]; bound {
+		if at.hwpt == nil {
+			return nil, errnoErr("attach "+d.BDF+": already attached", syscall.EINVAL)
+		}
+		// On an explicit HWPT: attaching to an IOAS replaces it with
+		// the IOAS's automatic HWPT (iommufd_device_replace).
+		if err := at.replace(as, nil); err != nil {
+			return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
+		}
+		return at, nil
 	}
 	sibling := false
 	for _, o := range b.bound {
@@ -1058,18 +1136,12 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 				return nil, errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", d.BDF, r.start, r.last), syscall.EADDRINUSE)
 			}
 		}
-		if !as.domain {
-			if err := as.addDomain(); err != nil {
-				delete(b.objects, id)
-				undo()
-				return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
-			}
+		if err := as.getAuto(); err != nil {
+			delete(b.objects, id)
+			undo()
+			return nil, fmt.Errorf("attach %s: %w", d.BDF, err)
 		}
-		as.reserved = append(as.reserved, resv{start: b.msi.start, last: b.msi.last, owner: at})
-		for _, r := range b.devResv {
-			as.reserved = append(as.reserved, resv{start: r.start, last: r.last, owner: at})
-		}
-		sortResv(as.reserved)
+		as.reserveFor(at)
 	}
 	as.attached = append(as.attached, at)
 	b.bound[d.BDF] = at
@@ -1097,9 +1169,20 @@ func (as *AddressSpace) detach(at *Attachment) {
 	if at.id != 0 {
 		delete(b.objects, at.id)
 	}
-	if b.flavour == iommu.IOMMUFD && len(as.attached) == 0 && as.domain {
-		as.removeDomain()
+	switch {
+	case at.hwpt != nil:
+		at.hwpt.leave(at)
+	case b.flavour == iommu.IOMMUFD:
+		as.putAuto()
 	}
+	// Unbinding revokes the device's vDEVICE; its ID stays taken, so a
+	// later IOMMU_DESTROY of it is ENOENT (iommufd_device_remove_vdev's
+	// tombstone).
+	if v := at.vdev; v != nil {
+		v.remove()
+		v.tombstoned = true
+	}
+	at.hwpt, at.vmaster, at.cd = nil, nil, nil
 	sibling := false
 	for _, o := range b.bound {
 		if o.dev.Group == at.dev.Group {
@@ -1137,10 +1220,36 @@ func (at *Attachment) HWInfo(ctx context.Context) (iommu.HWInfo, error) {
 	if at.as == nil {
 		return iommu.HWInfo{}, errnoErr("hw info: device not bound", syscall.ENOENT)
 	}
+	if b.model == SMMUv3 {
+		return iommu.HWInfo{Type: "arm-smmuv3", Data: smmuHWInfo()}, nil
+	}
 	data := make([]byte, 24)
 	putLE(data[8:], vtdCap)
 	putLE(data[16:], vtdECap)
 	return iommu.HWInfo{Type: "intel-vtd", Data: data}, nil
+}
+
+// reserveFor enforces at's device reserved regions in as
+// (iopt_table_enforce_dev_resv_regions); the caller checked they are free.
+func (as *AddressSpace) reserveFor(at *Attachment) {
+	b := as.b
+	as.reserved = append(as.reserved, resv{start: b.msi.start, last: b.msi.last, owner: at})
+	for _, r := range b.devResv {
+		as.reserved = append(as.reserved, resv{start: r.start, last: r.last, owner: at})
+	}
+	sortResv(as.reserved)
+}
+
+// resvFree says whether the device reserved regions can be enforced in
+// as: no area or allowed range may intersect them (EADDRINUSE).
+func (as *AddressSpace) resvFree(bdf string) error {
+	b := as.b
+	for _, r := range append([]resv{b.msi}, b.devResv...) {
+		if as.areaHit(r.start, r.last) || as.allowedHit(r.start, r.last) {
+			return errnoErr(fmt.Sprintf("attach %s: reserved region %#x-%#x is in use", bdf, r.start, r.last), syscall.EADDRINUSE)
+		}
+	}
+	return nil
 }
 
 func putLE(p []byte, v uint64) {
