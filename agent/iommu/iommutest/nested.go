@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ func RunNesting(t *testing.T, newTarget func(t *testing.T) Target) {
 		{"Stage2Fault", testStage2Fault},
 		{"Invalidation", testNestInvalidation},
 		{"Teardown", testNestTeardown},
+		{"TeardownOrders", testNestTeardownOrders},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tg := target(t, newTarget)
@@ -575,4 +577,117 @@ func testNestTeardown(t *testing.T, tg Target) {
 	if !y.write(t, nestVA, q0, nil) {
 		t.Fatal("the stage-1 DMA of a second setup did not land")
 	}
+}
+
+// testNestTeardownOrders takes the nested setup apart in every one of the
+// 720 orders of its six steps (the device back to the address space, and
+// destroying the nested HWPT, the event queue, the vDEVICE, the vIOMMU and
+// the nesting parent), retrying what is refused: a step is EBUSY exactly
+// while something the kernel counts as a user of it lives (the parent's
+// vIOMMU; the vIOMMU's vDEVICE, queue and nested HWPT; the nested HWPT's
+// attached device), and every order ends with nothing left.
+func testNestTeardownOrders(t *testing.T, tg Target) {
+	ctx := context.Background()
+	base := tg.Pinned()
+	x := newNest(t, tg)
+	// newNest's objects go in the first round; every round after builds
+	// its own.
+	const (
+		detach = iota
+		nestedHWPT
+		queue
+		vdevice
+		viommu
+		parent
+		steps
+	)
+	names := [steps]string{"move the device back", "destroy the nested HWPT", "destroy the event queue", "destroy the vDEVICE", "destroy the vIOMMU", "destroy the nesting parent"}
+	// users[i] are the steps that must come first for step i to succeed.
+	users := [steps][]int{nestedHWPT: {detach}, viommu: {nestedHWPT, queue, vdevice}, parent: {viommu}}
+	bypass := iommu.SMMUv3STE{1 | uint64(smmuv3.ConfigBypass)<<1, 0}
+	orders, busy := 0, 0
+	permute([]int{0, 1, 2, 3, 4, 5}, func(order []int) {
+		if t.Failed() {
+			return
+		}
+		var objs [steps]interface{ Destroy() error }
+		if orders > 0 {
+			var err error
+			if x.parent, err = x.n.NewHWPT(ctx, x.s.as, iommu.NestParent); err != nil {
+				t.Fatalf("order %d: nesting parent: %v", orders, err)
+			}
+			if x.v, err = x.n.NewVIOMMU(ctx, x.parent); err != nil {
+				t.Fatalf("order %d: vIOMMU: %v", orders, err)
+			}
+			if x.vd, err = x.v.NewVDevice(ctx, x.s.att, nestVSID); err != nil {
+				t.Fatalf("order %d: vDEVICE: %v", orders, err)
+			}
+			if x.evq, err = x.v.NewEventQueue(ctx, 4); err != nil {
+				t.Fatalf("order %d: event queue: %v", orders, err)
+			}
+		}
+		h, err := x.v.NewNested(ctx, x.s.att, bypass)
+		if err != nil {
+			t.Fatalf("order %d: nested HWPT: %v", orders, err)
+		}
+		x.attach(t, h)
+		objs[nestedHWPT], objs[queue], objs[vdevice], objs[viommu], objs[parent] = h, x.evq, x.vd, x.v, x.parent
+		orders++
+		var done [steps]bool
+		for round := 0; round < steps; round++ {
+			for _, i := range order {
+				if done[i] {
+					continue
+				}
+				inUse := false
+				for _, u := range users[i] {
+					inUse = inUse || !done[u]
+				}
+				var err error
+				if i == detach {
+					_, err = x.s.as.Attach(ctx, tg.Devices[0])
+				} else {
+					err = objs[i].Destroy()
+				}
+				if inUse {
+					busy++
+					expect(t, fmt.Sprintf("order %v: %s while in use", order, names[i]), err, errBusyN)
+					continue
+				}
+				expect(t, fmt.Sprintf("order %v: %s", order, names[i]), err, ok)
+				done[i] = err == nil
+			}
+		}
+		for i, d := range done {
+			if !d {
+				t.Errorf("order %v: %s never succeeded", order, names[i])
+			}
+		}
+	})
+	t.Logf("%d orders, %d refusals (EBUSY) on the way", orders, busy)
+	if err := x.s.as.Close(); err != nil {
+		t.Fatalf("close the address space: %v", err)
+	}
+	checkPinned(t, tg, "after every order", base, 0)
+}
+
+// permute calls f with every permutation of a (Heap's algorithm).
+func permute(a []int, f func([]int)) {
+	var gen func(k int)
+	gen = func(k int) {
+		if k <= 1 {
+			f(a)
+			return
+		}
+		gen(k - 1)
+		for i := 0; i < k-1; i++ {
+			if k%2 == 0 {
+				a[i], a[k-1] = a[k-1], a[i]
+			} else {
+				a[0], a[k-1] = a[k-1], a[0]
+			}
+			gen(k - 1)
+		}
+	}
+	gen(len(a))
 }
