@@ -31,8 +31,12 @@ const (
 // the kernel's iommufd (an IOAS with edu attached) and on the emulator
 // (iommufd flavour, one device, no dirty tracking, as QEMU's VT-d and
 // SMMUv3 give an automatic HWPT, the interrupt window and other regions
-// the kernel reserves for the device, and the IOMMU's aperture), over one memfd pool both map, and wants every
-// answer alike: IOVA, bytes, ranges, errno.
+// the kernel reserves for the device, and the IOMMU's aperture), over one
+// memfd pool both map, and wants every answer alike: IOVA, bytes, ranges,
+// errno, invalidation commands handled. On an SMMUv3 that nests (the own
+// kernel's lane) a quarter of the operations are nesting ones: HWPTs,
+// vIOMMUs, vDEVICEs, nested HWPTs, event queues, attach, invalidation,
+// destroy.
 func TestDifferential(t *testing.T) {
 	ctx := context.Background()
 	pd := hwtest.FindEdu(t)[0]
@@ -66,7 +70,15 @@ func TestDifferential(t *testing.T) {
 	if hwtest.IOMMUKind(t) == hwtest.AMDVi {
 		aperture = math.MaxUint64
 	}
-	eb, err := emulated.New(emulated.Options{Devices: []iommu.Device{dev}, NoDirtyTracking: true, MSIWindow: msi,
+	// Where the IOMMU nests (an SMMUv3 under the own kernel), the
+	// emulator models it and the run adds the nesting operations.
+	model, nest := emulated.VTd, false
+	if info, err := kat.(iommu.HWInfoer).HWInfo(ctx); err != nil {
+		t.Fatalf("hw info: %v", err)
+	} else if info.Type == "arm-smmuv3" {
+		model, nest = emulated.SMMUv3, true
+	}
+	eb, err := emulated.New(emulated.Options{IOMMU: model, Devices: []iommu.Device{dev}, NoDirtyTracking: true, MSIWindow: msi,
 		Reserved: resv, ApertureLast: aperture})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +100,7 @@ func TestDifferential(t *testing.T) {
 	pool := buf[off : off+diffPoolPages*4096 : off+diffPoolPages*4096]
 	cfg := iommutest.GenConfig{
 		Base: 0x100000, Pages: 64, PoolPages: diffPoolPages, PageSize: 4096,
-		Copy: true, Allow: true, Attach: true, Other: true,
+		Copy: true, Allow: true, Attach: true, Other: true, Nest: nest,
 		// The interrupt window's edges and the ends of 39- and 48-bit
 		// apertures.
 		Edges: []iommu.IOVA{msi.Start, msi.Last + 1, 1 << 39, 1 << 48},
@@ -107,7 +119,7 @@ func TestDifferential(t *testing.T) {
 	}
 	kside := &iommutest.Side{Space: kas, Attachment: kat, Other: kother}
 	eside := &iommutest.Side{Space: eas, Attachment: eat, Other: eother}
-	reset := []iommutest.Op{{Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpUnmapAll, Other: true}, {Kind: iommutest.OpAllow}, {Kind: iommutest.OpAttach}}
+	reset := []iommutest.Op{{Kind: iommutest.OpNestReset, Nest: &iommutest.NestOp{}}, {Kind: iommutest.OpUnmapAll}, {Kind: iommutest.OpUnmapAll, Other: true}, {Kind: iommutest.OpAllow}, {Kind: iommutest.OpAttach}}
 	total, found := 0, 0
 	start := time.Now()
 	// The divergences found before, with the kernel's recorded answers.
@@ -140,5 +152,5 @@ func TestDifferential(t *testing.T) {
 			t.Errorf("seed %d: %v (A kernel, B emulator)", seed, d)
 		}
 	}
-	t.Logf("differential: %d ops in %v, %d divergences (seeds %v)", total, time.Since(start).Round(time.Millisecond), found, diffSeeds)
+	t.Logf("differential: %d ops in %v, %d divergences (seeds %v, nesting %t)", total, time.Since(start).Round(time.Millisecond), found, diffSeeds, nest)
 }

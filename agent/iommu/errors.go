@@ -54,6 +54,9 @@ var sentinels = []struct {
 	{syscall.EEXIST, ErrExists},
 	{syscall.EBUSY, ErrBusy},
 	{syscall.EINVAL, ErrInvalid},
+	// EIO is iommufd's answer to driver data it cannot accept (a bad
+	// vSTE, an illegal invalidation command).
+	{syscall.EIO, ErrInvalid},
 	{syscall.ENOSPC, ErrNoSpace},
 	{syscall.EPERM, ErrPermission},
 	{syscall.EACCES, ErrPermission},

@@ -34,6 +34,9 @@ type Options struct {
 	// ReadHWInfo issues IOMMU_GET_HW_INFO for the device whose VFIO cdev
 	// is cdev through the iommufd at iommu; nil is the kernel's (ReadHWInfo).
 	ReadHWInfo func(iommu, cdev string) (*iommufd.HWInfo, error)
+	// ReadNesting tries the objects of nested translation for that
+	// device, once its hw info is read; nil is the kernel's (ReadNesting).
+	ReadNesting func(iommu, cdev string, info *iommufd.HWInfo) Nesting
 }
 
 // Unit is one IOMMU unit and what is known of it.
@@ -61,6 +64,78 @@ type HWInfo struct {
 	// Note explains a type NONE answer, or why no device was used.
 	Note string
 	Err  error
+	// Nesting is what the kernel answered when asked for nesting.
+	Nesting *Nesting
+}
+
+// Nesting is whether a VMM can have nested translation on the unit: what
+// the kernel answered when probe built its objects on a private iommufd
+// (and destroyed them again). A nil error is a yes.
+type Nesting struct {
+	Parent     error  // IOMMU_HWPT_ALLOC with NEST_PARENT over an empty IOAS
+	VIOMMUType string // the vIOMMU type the unit's hw info calls for; "" for none
+	VIOMMU     error  // IOMMU_VIOMMU_ALLOC over that parent
+	VEventQ    error  // IOMMU_VEVENTQ_ALLOC on that vIOMMU
+}
+
+// ErrNotTried stands for a nesting object probe did not ask for, because
+// what it sits on failed.
+var ErrNotTried = errors.New("not tried")
+
+// ReadNesting allocates, on a fresh iommufd from iommu and the device
+// whose cdev is cdev, an IOAS, a nesting parent over it, a vIOMMU of the
+// type info calls for and a vEVENTQ, stopping at the first refusal, and
+// closes everything (closing the iommufd destroys the objects; closing
+// the cdev unbinds it).
+func ReadNesting(iommu, cdev string, info *iommufd.HWInfo) Nesting {
+	n := Nesting{Parent: ErrNotTried, VIOMMU: ErrNotTried, VEventQ: ErrNotTried}
+	fd, err := iommufd.Open(iommu)
+	if err != nil {
+		n.Parent = err
+		return n
+	}
+	defer fd.Close()
+	dev, err := vfio.OpenDevice(cdev)
+	if err != nil {
+		n.Parent = err
+		return n
+	}
+	defer dev.Close()
+	id, err := dev.BindIOMMUFD(fd.Int(), nil)
+	if err != nil {
+		n.Parent = err
+		return n
+	}
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		n.Parent = err
+		return n
+	}
+	parent, err := fd.HWPTAlloc(iommufd.ID(id), ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent})
+	if n.Parent = err; err != nil {
+		return n
+	}
+	var (
+		vt iommufd.VIOMMUType
+		qt iommufd.VEventQType
+	)
+	switch info.Type {
+	case iommufd.HWInfoTypeARMSMMUv3, iommufd.HWInfoTypeTegra241CMDQV:
+		n.VIOMMUType, vt, qt = "ARM_SMMUV3", iommufd.VIOMMUTypeARMSMMUv3, iommufd.VEventQTypeARMSMMUv3
+	default:
+		// VT-d nests over the parent directly; no vIOMMU type is
+		// defined for it.
+		return n
+	}
+	v, err := fd.VIOMMUAlloc(iommufd.ID(id), parent, vt, nil)
+	if n.VIOMMU = err; err != nil {
+		return n
+	}
+	_, q, err := fd.VEventQAlloc(v, qt, 1)
+	if n.VEventQ = err; err == nil {
+		q.Close()
+	}
+	return n
 }
 
 // ReadHWInfo is the kernel's IOMMU_GET_HW_INFO for the device whose VFIO
@@ -96,6 +171,9 @@ func Units(o Options) ([]Unit, error) {
 	}
 	if o.ReadHWInfo == nil {
 		o.ReadHWInfo = ReadHWInfo
+	}
+	if o.ReadNesting == nil {
+		o.ReadNesting = ReadNesting
 	}
 	f, err := sysfs.New(o.SysRoot)
 	if err != nil {
@@ -148,6 +226,8 @@ func unitHWInfo(f *sysfs.FS, o Options, u sysfs.IOMMU) HWInfo {
 	}
 	hw.Info = info
 	decode(&hw, u.Kind)
+	n := o.ReadNesting(filepath.Join(o.DevRoot, "iommu"), hw.Cdev, info)
+	hw.Nesting = &n
 	return hw
 }
 
@@ -265,6 +345,25 @@ func writeHW(w io.Writer, u Unit) {
 	default:
 		fmt.Fprintf(w, "      %s\n", hw.Note)
 	}
+	if n := hw.Nesting; n != nil {
+		fmt.Fprintf(w, "    nesting (built and destroyed on a private iommufd): nesting parent %s", answer(n.Parent))
+		if n.VIOMMUType == "" && n.Parent == nil {
+			fmt.Fprintf(w, "; no vIOMMU type for hw info type %d\n", hw.Info.Type)
+			return
+		}
+		fmt.Fprintf(w, "; %s %s; vEVENTQ %s\n", strings.TrimSpace("vIOMMU "+n.VIOMMUType), answer(n.VIOMMU), answer(n.VEventQ))
+	}
+}
+
+// answer is yes for a nil error, otherwise no with the kernel's reason.
+func answer(err error) string {
+	switch {
+	case err == nil:
+		return "yes"
+	case errors.Is(err, ErrNotTried):
+		return "not tried"
+	}
+	return "no (" + err.Error() + ")"
 }
 
 // rootNote points at root for a node probe could not open for lack of

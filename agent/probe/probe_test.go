@@ -84,7 +84,14 @@ func fakeKernel(info *iommufd.HWInfo, err error, calls *[]call) func(string, str
 
 func units(t *testing.T, tr *tree, hw bool, read func(string, string) (*iommufd.HWInfo, error)) ([]Unit, string) {
 	t.Helper()
-	us, err := Units(Options{SysRoot: tr.root, DevRoot: "/fakedev", HWInfo: hw, ReadHWInfo: read})
+	return unitsNesting(t, tr, hw, read, Nesting{Parent: syscall.EOPNOTSUPP, VIOMMU: ErrNotTried, VEventQ: ErrNotTried})
+}
+
+// unitsNesting is units with the kernel answering n to the nesting probe.
+func unitsNesting(t *testing.T, tr *tree, hw bool, read func(string, string) (*iommufd.HWInfo, error), n Nesting) ([]Unit, string) {
+	t.Helper()
+	nesting := func(string, string, *iommufd.HWInfo) Nesting { return n }
+	us, err := Units(Options{SysRoot: tr.root, DevRoot: "/fakedev", HWInfo: hw, ReadHWInfo: read, ReadNesting: nesting})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +158,33 @@ func TestSMMUv3(t *testing.T) {
 	if us[0].HW.Err == nil || us[0].HW.SMMUv3 != nil {
 		t.Errorf("short payload: %+v", us[0].HW)
 	}
+}
+
+// TestNesting shows what the kernel answered for each nesting object: all
+// three on an SMMUv3 that nests, the vIOMMU's errno where the SMMU cannot
+// (no CANWBS or S2FWB), and no vIOMMU type at all on VT-d.
+func TestNesting(t *testing.T) {
+	t.Parallel()
+	const unit = "smmu3.0x0000000009050000"
+	tr := newTree(t).device(unit, "0000:00:02.0", "vfio-pci", "vfio3")
+	data, _ := qemuSMMU.MarshalBinary()
+	smmu := &iommufd.HWInfo{Type: iommufd.HWInfoTypeARMSMMUv3, Data: data}
+	var calls []call
+	us, out := unitsNesting(t, tr, true, fakeKernel(smmu, nil, &calls), Nesting{VIOMMUType: "ARM_SMMUV3"})
+	if n := us[0].HW.Nesting; n == nil || n.Parent != nil || n.VIOMMU != nil || n.VEventQ != nil {
+		t.Errorf("nesting %+v", us[0].HW.Nesting)
+	}
+	contains(t, out, "nesting (built and destroyed on a private iommufd): nesting parent yes; vIOMMU ARM_SMMUV3 yes; vEVENTQ yes")
+	_, out = unitsNesting(t, tr, true, fakeKernel(smmu, nil, &calls), Nesting{VIOMMUType: "ARM_SMMUV3", VIOMMU: syscall.EOPNOTSUPP, VEventQ: ErrNotTried})
+	contains(t, out, "nesting parent yes; vIOMMU ARM_SMMUV3 no (operation not supported); vEVENTQ not tried")
+
+	tr = newTree(t).file("class/iommu/dmar0/intel-iommu/cap", "d2008c222f0686\n").
+		file("class/iommu/dmar0/intel-iommu/ecap", "f00f4a\n").device("dmar0", "0000:00:02.0", "vfio-pci", "vfio0")
+	vtd, _ := hwinfo.VTD{Cap: 0x00d2008c222f0686, ECap: 0xf00f4a}.MarshalBinary()
+	_, out = unitsNesting(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: iommufd.HWInfoTypeIntelVTD, Data: vtd}, nil, &calls), Nesting{VIOMMU: ErrNotTried, VEventQ: ErrNotTried})
+	contains(t, out, "nesting parent yes; no vIOMMU type for hw info type 1")
+	_, out = units(t, tr, true, fakeKernel(&iommufd.HWInfo{Type: iommufd.HWInfoTypeIntelVTD, Data: vtd}, nil, &calls))
+	contains(t, out, "nesting parent no (operation not supported); vIOMMU not tried; vEVENTQ not tried")
 }
 
 func TestNoVFIODevice(t *testing.T) {

@@ -40,8 +40,12 @@ func demo(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fl := newFlagSet("demo")
 	cycles := fl.Int("cycles", 2000, fmt.Sprintf("map+DMA+unmap cycles timed for the latency histogram, 1 to %d", maxDemoCycles))
 	verbose := fl.Bool("v", false, "show the agent's log")
+	nested := fl.Bool("nested", false, "walk nested translation instead: stage-1 tables a guest would own, over the emulated SMMUv3's stage 2, with a stale walk, invalidation and faults as events")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *nested {
+		return demoNested(ctx, stdout)
 	}
 	if *cycles < 1 || *cycles > maxDemoCycles {
 		return fl.usageErrorf("-cycles %d: want 1 to %d", *cycles, maxDemoCycles)

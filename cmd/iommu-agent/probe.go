@@ -20,12 +20,12 @@ import (
 // registers and facts (agent/probe), iommufd, and the legacy VFIO
 // container. It changes nothing: the IOAS it allocates lives in an iommufd
 // that closes before it returns, and -hwinfo binds a vfio-pci device's cdev
-// to a private iommufd only for the query.
+// to a private iommufd only for the query and the nesting objects it tries.
 func probe(_ context.Context, args []string, w io.Writer) error {
 	fs := newFlagSet("probe")
 	sysRoot := fs.String("sysfs", "/sys", "sysfs mount point")
 	devRoot := fs.String("dev", "/dev", "device directory")
-	hw := fs.Bool("hwinfo", false, "also read IOMMU_GET_HW_INFO per unit through a device bound to vfio-pci (root; the only source of an SMMUv3's registers)")
+	hw := fs.Bool("hwinfo", false, "also read IOMMU_GET_HW_INFO per unit through a device bound to vfio-pci (root; the only source of an SMMUv3's registers), and try nesting there: a nesting parent, a vIOMMU and a vEVENTQ, destroyed again")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -82,6 +82,9 @@ type Backend struct {
 	closed bool
 	spaces map[*AddressSpace]struct{}
 	bound  map[string]*Attachment // by BDF: a device is bound once
+	// objects are the live nesting objects, oldest first: an object only
+	// sits on older ones.
+	objects []*object
 }
 
 var (
@@ -177,6 +180,14 @@ func (b *Backend) Close() error {
 	for as := range b.spaces {
 		errs = append(errs, as.closeLocked())
 	}
+	// Closing the iommufd frees whatever is left of them.
+	for _, o := range b.objects {
+		if o.file != nil {
+			o.file.Close()
+		}
+		o.gone = true
+	}
+	b.objects = nil
 	if err := b.fd.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close iommufd: %w", err))
 	}
@@ -477,6 +488,7 @@ func (as *AddressSpace) closeLocked() error {
 	for a := range as.attached {
 		errs = append(errs, a.detachLocked())
 	}
+	errs = append(errs, as.destroyObjectsLocked()...)
 	err := as.b.opts.step(StepDestroy)
 	if err == nil {
 		err = as.b.fd.Destroy(as.ioas)
@@ -541,6 +553,7 @@ func (a *Attachment) detachLocked() error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("detach %s from IOAS %d: %w", a.dev.BDF, a.as.ioas, iommu.Wrap(err)))
 	}
+	errs = append(errs, a.destroyVDevicesLocked()...)
 	if err := a.vdev.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close VFIO cdev of %s: %w", a.dev.BDF, err))
 	}

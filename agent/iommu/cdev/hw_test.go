@@ -6,13 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"math"
 	"syscall"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/hwtests/edu"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 )
 
@@ -291,6 +291,128 @@ func TestFailNth(t *testing.T) {
 		return steps, b.Close()
 	}
 
+	hwtest.SweepSetup(t, setup)
+}
+
+// TestFailNthNested fails each kernel step of the nested setup in turn
+// (open, IOAS, cdev, bind, attach, nesting parent, vIOMMU, vDEVICE,
+// vEVENTQ, nested HWPT, attach to it), and unwinds what was built the way
+// a VMM would: every object destroyed, newest first, and each destroy must
+// succeed; then nothing is open or pinned and the next setup's DMA lands.
+// Where the IOMMU does not nest, the nesting parent is EOPNOTSUPP
+// (hwtests' TestNestingObjects pins why, per lane).
+func TestFailNthNested(t *testing.T) {
+	ctx := context.Background()
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	mem := hwtest.DMABuffer(t, 2*page)
+	{
+		b, err := Open(ctx, Options{})
+		hwtest.Need(t, "open the iommufd backend", err)
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := at.(iommu.HWInfoer).HWInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Type != "arm-smmuv3" {
+			_, err := at.(iommu.Nester).NewHWPT(ctx, as, iommu.NestParent)
+			if !errors.Is(err, iommu.ErrNotSupported) {
+				t.Errorf("%s: a nesting parent: %v, want not supported", info.Type, err)
+			}
+			b.Close()
+			return
+		}
+		b.Close()
+	}
+
+	setup := func(failAt int) (steps []string, err error) {
+		injected := fmt.Errorf("injected at step %d: %w", failAt, syscall.EIO)
+		done := false // the teardown's steps are not the sweep's
+		fail := func(step string) error {
+			if done {
+				return nil
+			}
+			steps = append(steps, step)
+			if len(steps)-1 == failAt {
+				return injected
+			}
+			return nil
+		}
+		b, err := Open(ctx, Options{FailStep: fail})
+		if err != nil {
+			return steps, err
+		}
+		defer func() {
+			if cerr := b.Close(); cerr != nil {
+				t.Errorf("close the backend: %v", cerr)
+			}
+		}()
+		var built []interface{ Destroy() error }
+		unwind := func(err error) ([]string, error) {
+			for i := len(built) - 1; i >= 0; i-- {
+				if derr := built[i].Destroy(); derr != nil {
+					t.Errorf("unwinding after %v: %v", err, derr)
+				}
+			}
+			return steps, err
+		}
+		as, err := b.NewAddressSpace(ctx)
+		if err != nil {
+			return steps, err
+		}
+		at, err := as.Attach(ctx, dev)
+		if err != nil {
+			return steps, err
+		}
+		if _, err := as.Map(ctx, iommu.Mapping{Mem: mem, IOVA: srcIOVA, Fixed: true, Perm: rw}); err != nil {
+			return steps, err
+		}
+		n := at.(iommu.Nester)
+		parent, err := n.NewHWPT(ctx, as, iommu.NestParent)
+		if err != nil {
+			return unwind(err)
+		}
+		built = append(built, parent)
+		v, err := n.NewVIOMMU(ctx, parent)
+		if err != nil {
+			return unwind(err)
+		}
+		built = append(built, v)
+		vd, err := v.NewVDevice(ctx, at, 8)
+		if err != nil {
+			return unwind(err)
+		}
+		built = append(built, vd)
+		q, err := v.NewEventQueue(ctx, 16)
+		if err != nil {
+			return unwind(err)
+		}
+		built = append(built, q)
+		// Bypass: stage 2 alone, so the DMA below needs no stage-1 tables
+		// (iommutest's nesting cases walk those).
+		nested, err := v.NewNested(ctx, at, iommu.SMMUv3STE{1 | 4<<1, 0})
+		if err != nil {
+			return unwind(err)
+		}
+		built = append(built, nested)
+		if err := n.AttachHWPT(ctx, nested); err != nil {
+			return unwind(err)
+		}
+		hwtest.RoundTrip(t, hwtest.OpenEdu(t, at.(*Attachment).VFIODevice()), mem, srcIOVA, dstIOVA)
+		// Back to the IOAS, so the nested HWPT can go.
+		done = true
+		if _, err := as.Attach(ctx, dev); err != nil {
+			t.Errorf("back to the IOAS: %v", err)
+		}
+		return unwind(nil)
+	}
 	hwtest.SweepSetup(t, setup)
 }
 

@@ -36,6 +36,9 @@ const (
 var opNames = [...]string{"map-fixed", "map-chosen", "unmap", "unmap-all", "ranges", "copy", "allow-iovas", "detach", "attach", "state"}
 
 func (k OpKind) String() string {
+	if k > opState && int(k-opState-1) < len(nestOpNames) {
+		return nestOpNames[k-opState-1]
+	}
 	if k < 0 || int(k) >= len(opNames) {
 		return fmt.Sprintf("op(%d)", int(k))
 	}
@@ -57,6 +60,7 @@ type Op struct {
 	// and an unmap-all empty Other.
 	Other   bool
 	Allowed []iommu.Range
+	Nest    *NestOp // the nesting operations'
 }
 
 func (o Op) String() string {
@@ -74,6 +78,9 @@ func (o Op) String() string {
 	case OpAllow:
 		return fmt.Sprintf("allow-iovas %v", o.Allowed)
 	}
+	if o.Nest != nil {
+		return o.nestString()
+	}
 	return o.Kind.String()
 }
 
@@ -89,6 +96,9 @@ type GenConfig struct {
 	Allow     bool // both sides implement iommu.IOVAAllower
 	Attach    bool // both sides have a device to detach and attach again
 	Other     bool // both sides have a second space to copy into
+	// Nest adds nesting operations: both sides' attachments are
+	// iommu.Nesters on an SMMUv3 that nests.
+	Nest bool
 	// Edges are IOVAs worth probing (reserved windows, aperture end).
 	Edges []iommu.IOVA
 }
@@ -167,8 +177,13 @@ func Generate(seed uint64, n int, c GenConfig) []Op {
 		}
 		return a.Start, a.Len(), true
 	}
+	ng := &nestGen{r: r, c: c}
 	ops := make([]Op, 0, n)
 	for len(ops) < n {
+		if c.Nest && r.IntN(4) == 0 {
+			ops = append(ops, ng.next())
+			continue
+		}
 		var o Op
 		switch k := r.IntN(100); {
 		case k < 35:
@@ -366,6 +381,8 @@ type Side struct {
 	Detached   bool
 	// Other is a second space of the same backend that copies go into.
 	Other iommu.AddressSpace
+
+	slots []nestSlot // what the nesting operations allocated
 }
 
 // side is one Side and the areas its results imply.
@@ -513,6 +530,10 @@ func (s *side) applySelf(ctx context.Context, o Op, pool []byte) Result {
 			if at, r.Err = s.Space.Attach(ctx, s.Attachment.Device()); r.Err == nil {
 				s.Attachment, s.Detached = at, false
 			}
+		}
+	default:
+		if o.Nest != nil {
+			r = s.applyNest(ctx, o)
 		}
 	}
 	return r
