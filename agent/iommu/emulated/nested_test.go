@@ -910,9 +910,11 @@ func TestInvalidateErrnos(t *testing.T) {
 			t.Errorf("%s: %d handled, %v", c.what, done, err)
 		}
 	}
+	// iommu_copy_struct_from_full_user_array: entry_num 0 is EINVAL.
 	done, err := n.viommu.Invalidate(ctx, iommu.SMMUv3Commands{})
-	if done != 0 || err != nil {
-		t.Errorf("no commands: %d, %v", done, err)
+	checkErr(t, "no commands", err, syscall.EINVAL)
+	if done != 0 {
+		t.Errorf("no commands: %d handled", done)
 	}
 	done, err = n.viommu.Invalidate(ctx, iommu.SMMUv3Commands(make([][2]uint64, 1<<19+1)))
 	checkErr(t, "2^19+1 commands", err, syscall.EINVAL)
@@ -1204,4 +1206,88 @@ func FuzzInvalidate(f *testing.F) {
 			t.Fatal("DMA through empty tables succeeded")
 		}
 	})
+}
+
+// TestNestParentAperture: a nesting parent on the SMMUv3 model is a
+// stage-2 domain translating 44-bit IPAs (QEMU's IDR5.OAS), so while one
+// exists the IOAS ends there (iopt_table_add_domain reserves above each
+// domain's aperture_end); the 48-bit stage-1 domains stay as they were.
+// What the differential run on the own 7.3 lane saw.
+func TestNestParentAperture(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := smmuBackend(t)
+	as := newSpace(t, b)
+	at := attach(t, as, eduA)
+	last := func() iommu.IOVA {
+		t.Helper()
+		r, _, err := as.Ranges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r[len(r)-1].Last
+	}
+	if got := last(); got != 1<<48-1 {
+		t.Fatalf("with the automatic (stage-1) HWPT the IOAS ends at %#x", uint64(got))
+	}
+	plain, err := at.NewHWPT(ctx, as, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); got != 1<<48-1 {
+		t.Errorf("with a stage-1 paging HWPT the IOAS ends at %#x", uint64(got))
+	}
+	p := mem(t, pageSize, pageSize)
+	mustMap(t, as, fixed(p, 1<<45))
+	// iopt_reserve_iova: a mapping above the new domain's aperture.
+	_, err = at.NewHWPT(ctx, as, iommu.NestParent)
+	checkErr(t, "a nesting parent over a mapping above 44 bits", err, syscall.EADDRINUSE)
+	if _, err := as.Unmap(ctx, 1<<45, pageSize); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := at.NewHWPT(ctx, as, iommu.NestParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := last(); got != 1<<44-1 {
+		t.Errorf("with a nesting parent the IOAS ends at %#x, want 44 bits", uint64(got))
+	}
+	checkErr(t, "a fixed map above 44 bits", mapErr(as, fixed(p, 1<<45)), syscall.EINVAL)
+	checkErr(t, "destroy the nesting parent", parent.Destroy(), 0)
+	if got := last(); got != 1<<48-1 {
+		t.Errorf("after the nesting parent the IOAS ends at %#x, want 48 bits again", uint64(got))
+	}
+	checkErr(t, "destroy the stage-1 HWPT", plain.Destroy(), 0)
+	mustMap(t, as, fixed(p, 1<<45))
+}
+
+// TestNestingGroup: AttachHWPT moves the whole iommu_group, as the
+// kernel's replace does; a sibling cannot join the IOAS's automatic HWPT
+// while the group sits on another.
+func TestNestingGroup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := smmuBackend(t)
+	as := newSpace(t, b)
+	a0 := attach(t, as, fn0)
+	a1 := attach(t, as, fn1)
+	h, err := a0.NewHWPT(ctx, as, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a0.AttachHWPT(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if a1.hwpt != h {
+		t.Errorf("the sibling stayed on the automatic HWPT")
+	}
+	a1.Detach(ctx)
+	_, err = as.AttachDevice(ctx, fn1)
+	checkErr(t, "a sibling onto the automatic HWPT", err, syscall.EINVAL)
+	checkErr(t, "destroy the group's HWPT", h.Destroy(), syscall.EBUSY)
+	a0.Detach(ctx)
+	checkErr(t, "destroy the HWPT", h.Destroy(), 0)
+	if b.Objects() != 1 || b.Pinned() != 0 { // the IOAS
+		t.Errorf("%d objects, %d pinned", b.Objects(), b.Pinned())
+	}
 }
