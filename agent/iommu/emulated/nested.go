@@ -261,6 +261,15 @@ func (at *Attachment) replace(target *AddressSpace, h *HWPT) error {
 			}
 		}
 	}
+	// iommufd_device_do_replace: once the reserved regions are enforced
+	// in the target IOAS, a failing driver attach takes every reservation
+	// of the group's devices out of it again (err_unresv), the ones an
+	// attachment to the same IOAS held before included: the device stays
+	// attached with its interrupt window usable for mappings.
+	unreserve := func(err error) error {
+		target.reserved = slices.DeleteFunc(target.reserved, func(r resv) bool { return r.owner != nil && slices.Contains(group, r.owner) })
+		return err
+	}
 	vms := make([]*vmaster, len(group))
 	if h != nil && h.viommu != nil {
 		cfg := steConfig(h.ste)
@@ -268,12 +277,12 @@ func (at *Attachment) replace(target *AddressSpace, h *HWPT) error {
 			v := g.vdev
 			if v == nil || v.viommu != h.viommu {
 				if cfg == cfgS1 {
-					return errnoErr(fmt.Sprintf("%s has no vDEVICE on viommu %d for a stage-1 nested HWPT", g.dev.BDF, h.viommu.id), syscall.ENOENT)
+					return unreserve(errnoErr(fmt.Sprintf("%s has no vDEVICE on viommu %d for a stage-1 nested HWPT", g.dev.BDF, h.viommu.id), syscall.ENOENT))
 				}
 				continue
 			}
 			if err := b.step("allocate vmaster"); err != nil {
-				return err
+				return unreserve(err)
 			}
 			vms[i] = &vmaster{viommu: h.viommu, vsid: v.virtID}
 		}
@@ -449,8 +458,11 @@ func (v *VIOMMU) NewNested(ctx context.Context, dev iommu.Attachment, s1 iommu.S
 		return nil, err
 	}
 	if v.destroyed {
-		// iommufd_hwpt_alloc: a pt_id that names nothing is EINVAL.
-		return nil, errnoErr(fmt.Sprintf("nested hwpt alloc: viommu %d destroyed", v.id), syscall.EINVAL)
+		// The kernel answers EINVAL for a pt_id that names nothing
+		// (iommufd_hwpt_alloc), but it reuses IDs, so the cdev backend
+		// refuses a destroyed vIOMMU itself, ENOENT as for every other
+		// destroyed object; the emulator answers as the interface does.
+		return nil, errnoErr(fmt.Sprintf("nested hwpt alloc: viommu %d destroyed", v.id), syscall.ENOENT)
 	}
 	id, err := b.newID("hwpt")
 	if err != nil {

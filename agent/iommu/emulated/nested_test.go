@@ -540,7 +540,7 @@ func TestNestingErrnos(t *testing.T) {
 	}
 	vv.Destroy()
 	_, err = vv.NewNested(ctx, at, vsteAbort)
-	checkErr(t, "nested HWPT over a destroyed vIOMMU", err, syscall.EINVAL)
+	checkErr(t, "nested HWPT over a destroyed vIOMMU (cdev's answer; the kernel's would be EINVAL)", err, syscall.ENOENT)
 	_, err = vv.NewVDevice(ctx, at, 1)
 	checkErr(t, "vDEVICE on a destroyed vIOMMU", err, syscall.ENOENT)
 	_, err = vv.NewEventQueue(ctx, 1)
@@ -1289,5 +1289,55 @@ func TestNestingGroup(t *testing.T) {
 	checkErr(t, "destroy the HWPT", h.Destroy(), 0)
 	if b.Objects() != 1 || b.Pinned() != 0 { // the IOAS
 		t.Errorf("%d objects, %d pinned", b.Objects(), b.Pinned())
+	}
+}
+
+// TestFailedReplaceUnreserves: a replace the driver refuses (a stage-1
+// nested HWPT without a vDEVICE) leaves the device attached where it was,
+// but iommufd_device_do_replace's error path removed the device's reserved
+// regions from the IOAS: the interrupt window becomes mappable. The
+// differential run on the own 7.3 lane saw the kernel's ranges lose it.
+func TestFailedReplaceUnreserves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := smmuBackend(t)
+	as := newSpace(t, b)
+	at := attach(t, as, eduA)
+	parent, err := at.NewHWPT(ctx, as, iommu.NestParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := at.NewVIOMMU(ctx, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := smmuv3.VSTE(smmuv3.ConfigS1Trans, nestBase)
+	h, err := v.NewNested(ctx, at, iommu.SMMUv3STE(s1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msiUsable := func() bool {
+		r, _, err := as.Ranges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range r {
+			if x.Contains(smmuMSIStart, smmuMSILast-smmuMSIStart+1) {
+				return true
+			}
+		}
+		return false
+	}
+	if msiUsable() {
+		t.Fatal("the MSI window is usable with the device attached")
+	}
+	checkErr(t, "attach stage 1 without a vDEVICE", at.AttachHWPT(ctx, h), syscall.ENOENT)
+	if !msiUsable() {
+		t.Error("the failed replace left the MSI window reserved; the kernel removes it")
+	}
+	p := mem(t, pageSize, pageSize)
+	mustMap(t, as, fixed(p, smmuMSIStart))
+	if err := at.DMA().ReadFromRAM(smmuMSIStart, 0, 8); err != nil {
+		t.Errorf("DMA through the automatic HWPT after the failed replace: %v", err)
 	}
 }
