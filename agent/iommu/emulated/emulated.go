@@ -2,9 +2,12 @@
 // areas and page tables, reserved regions, allowed IOVAs, kernel-chosen
 // IOVAs, IOAS_COPY, memlock accounting, the iommu_group rule, dirty
 // tracking and an edu-like DMA engine whose accesses go through the page
-// tables. It lets the agent and its tests run without an IOMMU, and it is
-// held to the kernel's behaviour by the conformance suite and by the
-// differential test against iommufd in the guest.
+// tables; with the SMMUv3 model, nesting too: nesting-parent HWPTs, vIOMMU,
+// vDEVICE, nested HWPTs whose stage-1 tables (ioctl/smmuv3's format) are
+// walked through the IOAS, SMMUv3 invalidation commands and a vEVENTQ. It
+// lets the agent and its tests run without an IOMMU, and it is held to the
+// kernel's behaviour by the conformance suite and by the differential test
+// against iommufd in the guest.
 //
 // The errnos are the kernel's, wrapped with iommu.Wrap like the kernel
 // backends wrap theirs, per Flavour where the kernel's paths differ

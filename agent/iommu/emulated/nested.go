@@ -83,7 +83,7 @@ func (h *HWPT) destroy() {
 		v.nested = slices.DeleteFunc(v.nested, func(x *HWPT) bool { return x == h })
 	} else {
 		h.as.hwpts = slices.DeleteFunc(h.as.hwpts, func(x *HWPT) bool { return x == h })
-		h.as.dropDomain()
+		h.as.dropDomain(h.id)
 		h.walkCache.flush(func(walkKey) bool { return true })
 	}
 	delete(b.objects, h.id)
@@ -151,7 +151,14 @@ func (at *Attachment) NewHWPT(ctx context.Context, as iommu.AddressSpace, flags 
 	if err := b.step("allocate domain"); err != nil {
 		return fail(err)
 	}
-	if err := ioas.addDomain(); err != nil {
+	last := b.aperture
+	if b.model == SMMUv3 && flags&iommu.NestParent != 0 {
+		// A nesting parent is a stage-2 domain: its input is an IPA,
+		// 44 bits on QEMU's smmuv3 (IDR5.OAS), not the 48-bit VA of
+		// the stage-1 domains.
+		last = min(last, smmuS2ApertureEnd)
+	}
+	if err := ioas.addDomain(id, last); err != nil {
 		return fail(err)
 	}
 	h := &HWPT{b: b, id: id, as: ioas, flags: flags}

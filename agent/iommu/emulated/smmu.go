@@ -24,6 +24,9 @@ const (
 	// 44-bit output addresses (IDR5.OAS).
 	smmuASIDBits = 16
 	smmuOASBits  = 44
+	// The last IPA a nesting parent's stage 2 translates (the driver's
+	// s2 ias, from IDR5.OAS): IOAS ranges end there while one exists.
+	smmuS2ApertureEnd = 1<<smmuOASBits - 1
 )
 
 // smmuQEMUIDR are SMMU_IDR0-5 of QEMU 10's smmuv3, as IOMMU_GET_HW_INFO
@@ -347,9 +350,9 @@ func (v *VIOMMU) issue(c command) {
 // Invalidate implements iommu.VIOMMU (IOMMU_HWPT_INVALIDATE on the
 // vIOMMU, arm_vsmmu_cache_invalidate). A bad command is EIO and the count
 // is its index; as in the kernel, the commands converted before it in its
-// batch of 63 are not issued although they count as handled. More than
-// 2^19 commands are EINVAL with 0 handled; a failed allocation of the
-// command array is ENOMEM with all counted, as the kernel reports it.
+// batch of 63 are not issued although they count as handled. No commands,
+// or more than 2^19, are EINVAL with 0 handled; a failed allocation of
+// the command array is ENOMEM with all counted, as the kernel reports it.
 func (v *VIOMMU) Invalidate(ctx context.Context, cmds iommu.Invalidation) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -363,15 +366,17 @@ func (v *VIOMMU) Invalidate(ctx context.Context, cmds iommu.Invalidation) (int, 
 	if cmds.Len() > invalidateMax {
 		return 0, errnoErr(fmt.Sprintf("invalidate: %d commands", cmds.Len()), syscall.EINVAL)
 	}
+	if err := b.step("allocate commands"); err != nil {
+		return cmds.Len(), fmt.Errorf("invalidate: %w", err)
+	}
+	// iommu_copy_struct_from_full_user_array: another driver's type, or
+	// no entries at all, is EINVAL.
 	c, ok := cmds.(iommu.SMMUv3Commands)
 	if !ok {
 		return 0, errnoErr(fmt.Sprintf("invalidate: %T is not SMMUv3 commands", cmds), syscall.EINVAL)
 	}
 	if len(c) == 0 {
-		return 0, nil
-	}
-	if err := b.step("allocate commands"); err != nil {
-		return len(c), fmt.Errorf("invalidate: %w", err)
+		return 0, errnoErr("invalidate: no commands", syscall.EINVAL)
 	}
 	batch := make([]command, 0, min(len(c), cmdBatch))
 	for i := 0; i < len(c); {

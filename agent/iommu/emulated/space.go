@@ -26,7 +26,8 @@ const (
 type resv struct {
 	start, last uint64
 	owner       *Attachment
-	kept        bool // the test channel's: outlives domains and devices
+	dom         uint32 // the HWPT whose aperture ends below it; 0 for type1's container
+	kept        bool   // the test channel's: outlives domains and devices
 }
 
 func sortResv(r []resv) {
@@ -871,51 +872,50 @@ func (as *AddressSpace) teardown() {
 		as.remove(len(as.areas) - 1)
 	}
 	if as.domain && as.b.flavour != iommu.IOMMUFD {
-		as.dropDomain()
+		as.dropDomain(0)
 	}
 	delete(as.b.objects, as.id)
 	as.closed = true
 }
 
-// addDomain is iopt_table_add_domain for a HWPT over the IOAS (the
-// automatic one the first attach creates, or an explicit paging HWPT).
-// The first domain makes the aperture above 48 bits reserved, needs page
-// aligned areas (EADDRINUSE otherwise) and pins and maps them; later ones
-// share the page table.
-func (as *AddressSpace) addDomain() error {
-	b := as.b
-	if as.ndomains > 0 {
-		as.ndomains++
-		return nil
+// addDomain is iopt_table_add_domain for HWPT id over the IOAS (the
+// automatic one the first attach creates, or an explicit paging HWPT)
+// whose domain translates IOVAs up to last: the range above it becomes
+// reserved for as long as the domain lives (EADDRINUSE if mapped or
+// allowed). The first domain needs page-aligned areas (EADDRINUSE
+// otherwise) and pins and maps them; later ones share the page table.
+func (as *AddressSpace) addDomain(id uint32, last uint64) error {
+	if last != maxU64 && (as.areaHit(last+1, maxU64) || as.allowedHit(last+1, maxU64)) {
+		return errnoErr(fmt.Sprintf("add domain: mappings or allowed IOVAs above the aperture's end %#x", last), syscall.EADDRINUSE)
 	}
-	beyond, limited := b.beyondAperture()
-	if limited && (as.areaHit(beyond.start, beyond.last) || as.allowedHit(beyond.start, beyond.last)) {
-		return errnoErr(fmt.Sprintf("add domain: mappings or allowed IOVAs above the aperture's end %#x", b.aperture), syscall.EADDRINUSE)
-	}
-	for _, a := range as.areas {
-		if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
-			return errnoErr(fmt.Sprintf("add domain: mapping %#x+%#x not page aligned", a.iova, a.length), syscall.EADDRINUSE)
-		}
-	}
-	for i, a := range as.areas {
-		if err := as.fill(a); err != nil {
-			for _, a := range as.areas[:i] {
-				as.unfill(a)
+	if as.ndomains == 0 {
+		for _, a := range as.areas {
+			if (a.iova|a.length|a.pageOff())&(pageSize-1) != 0 {
+				return errnoErr(fmt.Sprintf("add domain: mapping %#x+%#x not page aligned", a.iova, a.length), syscall.EADDRINUSE)
 			}
-			return err
 		}
+		for i, a := range as.areas {
+			if err := as.fill(a); err != nil {
+				for _, a := range as.areas[:i] {
+					as.unfill(a)
+				}
+				return err
+			}
+		}
+		as.domain, as.alignment = true, pageSize
 	}
-	if limited {
-		as.reserved = append(as.reserved, beyond)
+	as.ndomains++
+	if last != maxU64 {
+		as.reserved = append(as.reserved, resv{start: last + 1, last: maxU64, dom: id})
 		sortResv(as.reserved)
 	}
-	as.domain, as.ndomains, as.alignment = true, 1, pageSize
 	return nil
 }
 
-// dropDomain is iopt_table_remove_domain: the last domain going unmaps
-// and unpins the areas.
-func (as *AddressSpace) dropDomain() {
+// dropDomain is iopt_table_remove_domain for HWPT id: its aperture's
+// reservation goes, and the last domain going unmaps and unpins the areas.
+func (as *AddressSpace) dropDomain(id uint32) {
+	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.dom == id && r.owner == nil && !r.kept })
 	as.ndomains--
 	if as.ndomains > 0 {
 		return
@@ -923,7 +923,6 @@ func (as *AddressSpace) dropDomain() {
 	for _, a := range as.areas {
 		as.unfill(a)
 	}
-	as.reserved = slices.DeleteFunc(as.reserved, func(r resv) bool { return r.owner == nil && !r.kept })
 	as.domain, as.ndomains, as.alignment = false, 0, 1
 	if as.noHuge {
 		as.alignment = pageSize
@@ -942,7 +941,7 @@ func (as *AddressSpace) getAuto() error {
 	if err != nil {
 		return err
 	}
-	if err := as.addDomain(); err != nil {
+	if err := as.addDomain(id, b.aperture); err != nil {
 		delete(b.objects, id)
 		return err
 	}
@@ -958,8 +957,8 @@ func (as *AddressSpace) putAuto() {
 		return
 	}
 	delete(as.b.objects, as.autoID)
+	as.dropDomain(as.autoID)
 	as.autoID, as.dirty = 0, false
-	as.dropDomain()
 }
 
 // hasAuto says whether the HWPT the IOAS's own dirty tracking works on
@@ -1102,8 +1101,9 @@ func (as *AddressSpace) AttachDevice(ctx context.Context, dev iommu.Device) (*At
 	sibling := false
 	for _, o := range b.bound {
 		if o.dev.Group == d.Group {
-			if o.as != as {
-				return nil, errnoErr(fmt.Sprintf("attach %s: group %d is attached to another address space", d.BDF, d.Group), syscall.EINVAL)
+			if o.as != as || o.hwpt != nil {
+				// iommufd_group_do_attach: the group's domain is another.
+				return nil, errnoErr(fmt.Sprintf("attach %s: group %d is attached to another address space or HWPT", d.BDF, d.Group), syscall.EINVAL)
 			}
 			sibling = true
 		}

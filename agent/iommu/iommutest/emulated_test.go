@@ -35,3 +35,27 @@ func TestEmulated(t *testing.T) {
 		})
 	}
 }
+
+// TestEmulatedNesting holds the emulated SMMUv3 model to the nesting
+// cases, the way the own 7.3 lane holds cdev to them.
+func TestEmulatedNesting(t *testing.T) {
+	t.Parallel()
+	iommutest.RunNesting(t, func(t *testing.T) iommutest.Target {
+		devs := []iommu.Device{{BDF: "0000:00:03.0", Group: 3}, {BDF: "0000:00:04.0", Group: 4}}
+		b, err := emulated.New(emulated.Options{IOMMU: emulated.SMMUv3, Devices: devs, NoDirtyTracking: true})
+		if err != nil {
+			t.Fatalf("emulated.New: %v", err)
+		}
+		return iommutest.Target{
+			Backend: b,
+			Devices: devs,
+			Alloc:   func(t *testing.T, size int) []byte { return make([]byte, size) },
+			DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
+				return a.(*emulated.Attachment).DMA()
+			},
+			Pinned:   b.Pinned,
+			DMALimit: emulated.EduDMAMask + 1,
+			Reserved: []iommu.Range{{Start: 0x8000000, Last: 0x80fffff}},
+		}
+	})
+}
