@@ -15,8 +15,8 @@ import (
 // vIOMMU, its faults come back through an event queue.
 //
 // The interfaces are found by type assertion: an Attachment that can nest
-// is a Nester. A backend or kernel that cannot answers ErrNotSupported
-// (an *UnsupportedError where a kernel release would help).
+// is a Nester (a type1 container's cannot: it has no HWPTs). An IOMMU or
+// kernel that cannot answers ErrNotSupported, with the kernel's errno.
 
 // HWPTFlags are a paging HWPT's allocation flags (IOMMU_HWPT_ALLOC_*).
 type HWPTFlags uint32

@@ -70,11 +70,8 @@ const (
 )
 
 var (
-	errIO     = want{iommu.ErrInvalid, syscall.EIO} // the driver's data is bad
-	errBusyN  = want{iommu.ErrBusy, syscall.EBUSY}
-	errExistN = want{iommu.ErrExists, syscall.EEXIST}
-	errNoEnt  = want{iommu.ErrNotFound, syscall.ENOENT}
-	errInval  = want{iommu.ErrInvalid, syscall.EINVAL}
+	errIO   = want{iommu.ErrInvalid, syscall.EIO} // the driver's data is bad
+	errBusy = want{iommu.ErrBusy, syscall.EBUSY}
 )
 
 // nest is a device attached to an address space with the nesting objects
@@ -283,9 +280,9 @@ func testNestObjects(t *testing.T, tg Target) {
 
 	// A second vDEVICE for the device, or a second queue of the type.
 	_, err := x.v.NewVDevice(ctx, x.s.att, nestVSID+1)
-	expect(t, "a second vDEVICE for the device", err, errExistN)
+	expect(t, "a second vDEVICE for the device", err, errExists)
 	_, err = x.v.NewEventQueue(ctx, 16)
-	expect(t, "a second event queue", err, errExistN)
+	expect(t, "a second event queue", err, errExists)
 
 	// The parent alone is a plain stage 2.
 	x.attach(t, x.parent)
@@ -309,16 +306,16 @@ func testNestObjects(t *testing.T, tg Target) {
 		if !bytes.Equal(dst, bytes.Repeat([]byte{0xa5}, s1Page)) {
 			t.Errorf("a DMA under vSTE %#x reached memory (engine said %v)", ste, err)
 		}
-		expect(t, "destroy an attached nested HWPT", abort.Destroy(), errBusyN)
+		expect(t, "destroy an attached nested HWPT", abort.Destroy(), errBusy)
 		x.attach(t, bypass)
 		expect(t, "destroy a detached nested HWPT", abort.Destroy(), ok)
-		expect(t, "destroy it twice", abort.Destroy(), errNoEnt)
+		expect(t, "destroy it twice", abort.Destroy(), errNotFound)
 	}
 
 	// In use: the parent holds the vIOMMU's stage 2; the vIOMMU holds
 	// its vDEVICE, queue and nested HWPTs.
-	expect(t, "destroy the nesting parent under a vIOMMU", x.parent.Destroy(), errBusyN)
-	expect(t, "destroy the vIOMMU under a nested HWPT", x.v.Destroy(), errBusyN)
+	expect(t, "destroy the nesting parent under a vIOMMU", x.parent.Destroy(), errBusy)
+	expect(t, "destroy the vIOMMU under a nested HWPT", x.v.Destroy(), errBusy)
 	if _, err := x.s.as.Attach(ctx, tg.Devices[0]); err != nil {
 		t.Fatalf("back to the address space: %v", err)
 	}
@@ -341,12 +338,12 @@ func testNestMisuse(t *testing.T, tg Target) {
 		t.Fatalf("a plain paging HWPT: %v", err)
 	}
 	_, err = x.n.NewVIOMMU(ctx, plain)
-	expect(t, "a vIOMMU over a HWPT that is not a nesting parent", err, errInval)
+	expect(t, "a vIOMMU over a HWPT that is not a nesting parent", err, errInvalid)
 	// A nested HWPT is not paging: the kernel finds no such paging
 	// object.
 	bypass := x.nested(t, [2]uint64{1 | uint64(smmuv3.ConfigBypass)<<1, 0})
 	_, err = x.n.NewVIOMMU(ctx, bypass)
-	expect(t, "a vIOMMU over a nested HWPT", err, errNoEnt)
+	expect(t, "a vIOMMU over a nested HWPT", err, errNotFound)
 
 	// arm_smmu_validate_vste: reserved Config values and bits outside
 	// the nesting-allowed fields are EIO.
@@ -362,7 +359,7 @@ func testNestMisuse(t *testing.T, tg Target) {
 
 	// eventq.c: a depth of 0 is EINVAL.
 	_, err = x.v.NewEventQueue(ctx, 0)
-	expect(t, "an event queue of depth 0", err, errInval)
+	expect(t, "an event queue of depth 0", err, errInvalid)
 
 	// A stage-1 HWPT needs the device's vDEVICE to attach
 	// (arm_smmu_attach_prepare_vmaster); abort and bypass do not.
@@ -374,7 +371,7 @@ func testNestMisuse(t *testing.T, tg Target) {
 	if err := x.vd.Destroy(); err != nil {
 		t.Fatalf("destroy the vDEVICE: %v", err)
 	}
-	expect(t, "attach a stage-1 HWPT without a vDEVICE", x.n.AttachHWPT(ctx, s1), errNoEnt)
+	expect(t, "attach a stage-1 HWPT without a vDEVICE", x.n.AttachHWPT(ctx, s1), errNotFound)
 	expect(t, "attach a bypass HWPT without a vDEVICE", x.n.AttachHWPT(ctx, bypass), ok)
 }
 
@@ -500,7 +497,7 @@ func testNestInvalidation(t *testing.T, tg Target) {
 	// An empty batch: the SMMUv3 driver copies the whole array in and
 	// refuses one of none (iommu_copy_struct_from_full_user_array).
 	n, err := x.v.Invalidate(ctx, iommu.SMMUv3Commands(nil))
-	expect(t, "an empty batch", err, errInval)
+	expect(t, "an empty batch", err, errInvalid)
 	if n != 0 {
 		t.Errorf("an empty batch: %d handled", n)
 	}
@@ -651,7 +648,7 @@ func testNestTeardownOrders(t *testing.T, tg Target) {
 				}
 				if inUse {
 					busy++
-					expect(t, fmt.Sprintf("order %v: %s while in use", order, names[i]), err, errBusyN)
+					expect(t, fmt.Sprintf("order %v: %s while in use", order, names[i]), err, errBusy)
 					continue
 				}
 				expect(t, fmt.Sprintf("order %v: %s", order, names[i]), err, ok)
