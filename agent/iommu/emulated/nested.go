@@ -535,9 +535,9 @@ type VDevice struct {
 	viommu *VIOMMU
 	at     *Attachment
 	virtID uint64
-	// destroyed: by IOMMU_DESTROY or the vIOMMU's teardown; tombstoned:
-	// by the device's unbind, after which IOMMU_DESTROY is ENOENT too.
-	destroyed, tombstoned bool
+	// destroyed by IOMMU_DESTROY, the vIOMMU's teardown or the device's
+	// unbind (the kernel's tombstone: IOMMU_DESTROY is ENOENT after it).
+	destroyed bool
 }
 
 var _ iommu.VDevice = (*VDevice)(nil)
@@ -566,13 +566,8 @@ func (vd *VDevice) Destroy() error {
 	return nil
 }
 
+// destroy takes the vDEVICE out of its vIOMMU and its device.
 func (vd *VDevice) destroy() {
-	vd.remove()
-	vd.destroyed = true
-}
-
-// remove takes the vDEVICE out of its vIOMMU and its device.
-func (vd *VDevice) remove() {
 	if vd.destroyed {
 		return
 	}

@@ -1341,3 +1341,27 @@ func TestFailedReplaceUnreserves(t *testing.T) {
 		t.Errorf("DMA through the automatic HWPT after the failed replace: %v", err)
 	}
 }
+
+// TestNestedUnmapFlushesWalks: a change to the nesting parent's stage 2
+// (an unmap in the IOAS) makes the driver flush every stage-1 walk of
+// the parent's VMID (INV_TYPE_S2_VMID_S1_CLEAR, a TLBI_NH_ALL), so a
+// stale walk goes without the guest's TLBI.
+func TestNestedUnmapFlushesWalks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := smmuBackend(t)
+	n := newNested(t, b)
+	dst, dstIPA := n.data(1)
+	other, otherIPA := n.data(2)
+	want := fillPattern(n.at.DMA().Buffer()[:pageSize], 7)
+	n.tables.Map(nestVA, dstIPA, smmuv3.Read|smmuv3.Write)
+	n.dmaLands(t, nestVA, want, dst, other, "first")
+	n.tables.Map(nestVA, otherIPA, smmuv3.Read|smmuv3.Write)
+	n.dmaLands(t, nestVA, want, dst, other, "repointed, cached")
+	mustMap(t, n.as, fixed(mem(t, pageSize, pageSize), 0x4000000))
+	n.dmaLands(t, nestVA, want, dst, other, "after a map in stage 2")
+	if _, err := n.as.Unmap(ctx, 0x4000000, pageSize); err != nil {
+		t.Fatal(err)
+	}
+	n.dmaLands(t, nestVA, want, other, dst, "after an unmap in stage 2")
+}

@@ -1179,8 +1179,7 @@ func (as *AddressSpace) detach(at *Attachment) {
 	// later IOMMU_DESTROY of it is ENOENT (iommufd_device_remove_vdev's
 	// tombstone).
 	if v := at.vdev; v != nil {
-		v.remove()
-		v.tombstoned = true
+		v.destroy()
 	}
 	at.hwpt, at.vmaster, at.cd = nil, nil, nil
 	sibling := false
