@@ -1384,3 +1384,74 @@ func TestNestedUnmapFlushesWalks(t *testing.T) {
 	}
 	n.dmaLands(t, nestVA, want, other, dst, "after an unmap in stage 2")
 }
+
+// TestWalkCacheScopes: which invalidations drop a cached walk of VA
+// nestVA+pageSize under ASID 1, QEMU's smmuv3 semantics: by ASID, by VA
+// (one page, or a range of NUM+1 << SCALE granules when TG is set), by VA
+// for every ASID, everything; a CFGI drops the CD, not the walk.
+func TestWalkCacheScopes(t *testing.T) {
+	t.Parallel()
+	va := uint64(nestVA + pageSize)
+	for _, c := range []struct {
+		name  string
+		cmd   [2]uint64
+		drops bool
+	}{
+		{"TLBI_NH_ASID", smmuv3.TLBINHASID(nestASID), true},
+		{"TLBI_NH_ASID of another ASID", smmuv3.TLBINHASID(nestASID + 1), false},
+		{"TLBI_NH_VA", smmuv3.TLBINHVA(nestASID, va, true), true},
+		{"TLBI_NH_VA of the page before", smmuv3.TLBINHVA(nestASID, va-pageSize, true), false},
+		{"TLBI_NH_VA of another ASID", smmuv3.TLBINHVA(nestASID+1, va, false), false},
+		{"TLBI_NH_VA range of 2 pages from the one before", [2]uint64{smmuv3.OpTLBINHVA | 1<<12 | nestASID<<48, (va - pageSize) | 1<<10 | 3<<8}, true},
+		{"TLBI_NH_VA range of 1 page before (TTL only)", [2]uint64{smmuv3.OpTLBINHVA | nestASID<<48, (va - pageSize) | 1<<10 | 3<<8}, false},
+		{"TLBI_NH_VA range of 2 16 KiB granules below", [2]uint64{smmuv3.OpTLBINHVA | 1<<12 | nestASID<<48, (va - 5*pageSize) | 2<<10 | 3<<8}, true},
+		{"TLBI_NH_VAA", [2]uint64{smmuv3.OpTLBINHVAA, va}, true},
+		{"TLBI_NH_ALL", [2]uint64{smmuv3.OpTLBINHAll, 0}, true},
+		{"TLBI_NSNH_ALL", [2]uint64{0x30, 0}, true},
+		{"CFGI_CD", cfgiCD(t, virtSID), false},
+		{"CFGI_CD_ALL", [2]uint64{smmuv3.OpCFGICDAll | virtSID<<32, 0}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			n := newNested(t, smmuBackend(t))
+			dst, dstIPA := n.data(1)
+			other, otherIPA := n.data(2)
+			want := fillPattern(n.at.DMA().Buffer()[:pageSize], 4)
+			n.tables.Map(va, dstIPA, smmuv3.Read|smmuv3.Write)
+			n.dmaLands(t, va, want, dst, other, "first")
+			n.tables.Map(va, otherIPA, smmuv3.Read|smmuv3.Write)
+			n.invalidate(t, c.cmd)
+			hit, miss := dst, other
+			if c.drops {
+				hit, miss = other, dst
+			}
+			n.dmaLands(t, va, want, hit, miss, "after "+c.name)
+		})
+	}
+}
+
+// TestWalkCacheBlock: a 2 MiB block is cached as one entry; a TLBI_NH_VA
+// of any page inside it drops it.
+func TestWalkCacheBlock(t *testing.T) {
+	t.Parallel()
+	b := smmuBackend(t)
+	n := newNested(t, b)
+	// L2[1] of the first table set (page 2): a block for VAs 0x200000-
+	// 0x3fffff onto the 2 MiB of IPA at 0x1000000 (the layout buffer is
+	// only 64 KiB of it: DMA to the data pages lands, beyond faults).
+	n.tables.Map(0x600000, nestBase, smmuv3.Read) // makes the L2 table
+	l2 := 2*pageSize + 1*8
+	binary.LittleEndian.PutUint64(n.mem[l2:], nestBase|1|1<<10|3<<8|1<<6)
+	dst, dstIPA := n.data(1)
+	va := nestVA + (dstIPA - nestBase)
+	want := fillPattern(n.at.DMA().Buffer()[:pageSize], 8)
+	n.dmaLands(t, va, want, dst, n.decoy[:pageSize], "through the block")
+	binary.LittleEndian.PutUint64(n.mem[l2:], 0) // unmapped, but cached
+	n.dmaLands(t, va, want, dst, n.decoy[:pageSize], "through the cached block")
+	n.invalidate(t, smmuv3.TLBINHVA(nestASID, nestVA+0x100000, true))
+	var f *Fault
+	if err := n.at.DMA().WriteToRAM(va, 0, 8); !errors.As(err, &f) {
+		t.Errorf("DMA after a TLBI inside the block: %v, want a fault", err)
+	}
+	checkEvent(t, n.events(t), smmuv3.EventTranslation, va, false)
+}
