@@ -267,18 +267,60 @@ func (a *Attachment) AttachHWPT(ctx context.Context, hwpt iommu.HWPT) error {
 	if err := h.liveLocked(op); err != nil {
 		return err
 	}
-	err := b.opts.step(StepAttach)
-	var got uint32
-	if err == nil {
-		got, err = a.vdev.AttachIOMMUFDPT(uint32(h.id))
-	}
-	if err != nil {
+	if err := b.opts.step(StepAttach); err != nil {
 		return fmt.Errorf("attach %s to HWPT %d: %w", a.dev.BDF, h.id, iommu.Wrap(err))
 	}
-	delete(a.as.attached, a)
-	a.as, a.hwpt = h.as, iommufd.ID(got)
-	a.as.attached[a] = struct{}{}
+	got, err := a.vdev.AttachIOMMUFDPT(uint32(h.id))
+	if err != nil {
+		err = fmt.Errorf("attach %s to HWPT %d: %w", a.dev.BDF, h.id, iommu.Wrap(err))
+		if h.as == a.as {
+			return errors.Join(err, a.restoreReservedLocked())
+		}
+		return err
+	}
+	// The kernel moved the whole iommu_group.
+	from := a.as
+	for _, s := range b.bound {
+		if s == a || (s.dev.Group == a.dev.Group && s.as == from) {
+			delete(s.as.attached, s)
+			s.as, s.hwpt, s.explicit = h.as, iommufd.ID(got), true
+			s.as.attached[s] = struct{}{}
+		}
+	}
 	return nil
+}
+
+// restoreReservedLocked puts the reserved regions of a's group back into
+// its IOAS after the kernel refused to replace its page table with another
+// on the same IOAS. Linux (7.3 at least) drops them there on that error:
+// iommufd_device_do_replace enforces reservations only for a new IOAS but,
+// when the driver refuses, removes the group's from the new HWPT's IOAS,
+// which is the old one's. The device stays attached with its interrupt
+// window mappable (hwtests' TestFailedReplaceDropsMSIWindow pins it). A
+// detach and an attach to the same page table enforce them again; the
+// device's DMA is blocked in between. b.mu is held.
+func (a *Attachment) restoreReservedLocked() error {
+	var errs []error
+	for _, s := range a.b.bound {
+		if s.dev.Group != a.dev.Group || s.as != a.as {
+			continue
+		}
+		target := uint32(s.as.ioas) // the automatic HWPT goes with the detach
+		if s.explicit {
+			target = uint32(s.hwpt)
+		}
+		if err := s.vdev.DetachIOMMUFDPT(); err != nil {
+			errs = append(errs, fmt.Errorf("restore the reserved regions of %s: detach: %w", s.dev.BDF, iommu.Wrap(err)))
+			continue
+		}
+		got, err := s.vdev.AttachIOMMUFDPT(target)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore the reserved regions of %s: attach to %d again (its DMA stays blocked): %w", s.dev.BDF, target, iommu.Wrap(err)))
+			continue
+		}
+		s.hwpt = iommufd.ID(got)
+	}
+	return errors.Join(errs...)
 }
 
 // attachmentOf checks v lives and dev is a live attachment of its
