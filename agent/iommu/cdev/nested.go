@@ -451,11 +451,12 @@ func (v *VIOMMU) NewEventQueue(ctx context.Context, depth uint32) (iommu.EventQu
 	return &EventQueue{object: o, recordSize: size}, nil
 }
 
-// eventPoll is how often Read looks at an empty queue.
-const eventPoll = 10 * time.Millisecond
+// eventWait bounds one poll(2) of an empty queue, so Read sees ctx end.
+const eventWait = 50 * time.Millisecond
 
-// Read implements iommu.EventQueue: it reads the vEVENTQ's file until it
-// holds at least one entry or ctx is done. An empty queue reads 0 bytes.
+// Read implements iommu.EventQueue: it reads the vEVENTQ's file (an empty
+// queue reads 0 bytes) and, while it is empty, polls it for POLLIN until
+// ctx is done.
 func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 	hdr := int(unsafe.Sizeof(uapi.IOMMUFDVEventHeader{}))
 	if q.buf == nil {
@@ -475,17 +476,35 @@ func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, unix.EAGAIN) {
 			return nil, fmt.Errorf("read vEVENTQ %d: %w", q.id, iommu.Wrap(err))
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(eventPoll):
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := pollIn(f, eventWait); err != nil {
+			return nil, fmt.Errorf("poll vEVENTQ %d: %w", q.id, err)
 		}
 	}
 }
 
+// pollIn waits up to d for f to be readable.
+func pollIn(f *os.File, d time.Duration) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var perr error
+	err = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, perr = unix.Poll(fds, int(d/time.Millisecond))
+		if errors.Is(perr, unix.EINTR) {
+			perr = nil
+		}
+	})
+	return errors.Join(err, perr)
+}
+
 // splitEvents splits one read of a vEVENTQ: each entry is a struct
-// iommufd_vevent_header (host order), then a record unless the header says events were
-// lost.
+// iommufd_vevent_header (host order), then a record unless the header
+// says events were lost.
 func splitEvents(b []byte, hdr, rec int) ([]iommu.Event, error) {
 	var out []iommu.Event
 	for len(b) > 0 {
