@@ -9,9 +9,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
 	"github.com/iommu-agent/iommu-agent/ioctl"
 	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+	"github.com/iommu-agent/iommu-agent/ioctl/smmuv3"
 	"github.com/iommu-agent/iommu-agent/ioctl/vfio"
 )
 
@@ -197,5 +199,86 @@ func pinNoNesting(t *testing.T, fd *iommufd.FD, devID, ioas, parent iommufd.ID, 
 		}
 	} else if err == nil {
 		t.Errorf("VIOMMU_ALLOC(ARM_SMMUV3) over an IOAS succeeded without ARM_SMMUV3 hw info")
+	}
+}
+
+// TestFailedReplaceDropsMSIWindow pins what the differential test found on
+// the own 7.3 kernel: a replace that the driver refuses takes the group's
+// reserved regions out of the IOAS when the old and the new HWPT sit on
+// the same IOAS. iommufd_device_do_replace enforces the reservations only
+// for a new IOAS, but on the driver's error it removes them from the new
+// HWPT's IOAS anyway (err_unresv), which is the old one's too. The device
+// stays attached to its old HWPT, and the interrupt window becomes
+// mappable. Here the refusal is SMMUv3's: a stage-1 nested HWPT without
+// the device's vDEVICE (ENOENT).
+func TestFailedReplaceDropsMSIWindow(t *testing.T) {
+	fd, ioas, vdev, devID, info := boundEdu(t)
+	if info.Type != iommufd.HWInfoTypeARMSMMUv3 {
+		if !noNestingLane(hwtest.Lane()) && hwtest.Strict() {
+			t.Fatalf("lane %q: no expectation", hwtest.Lane())
+		}
+		t.Logf("lane %s: no nesting, no such replace", hwtest.Lane())
+		return
+	}
+	edu := hwtest.FindEdu(t)[0]
+	msi := hwtest.MSIWindow(t, iommu.Device{BDF: edu.BDF, Group: edu.Group})
+	parent, err := fd.HWPTAlloc(devID, ioas, iommufd.HWPTOptions{Flags: iommufd.HWPTAllocNestParent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vdev.AttachIOMMUFDPT(uint32(parent)); err != nil {
+		t.Fatal(err)
+	}
+	holds := func() bool {
+		rs, _, err := fd.IOVARanges(ioas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if uint64(r.Start) <= uint64(msi.Start) && uint64(r.Last) >= uint64(msi.Last) {
+				return false
+			}
+		}
+		return true
+	}
+	if !holds() {
+		t.Fatalf("attached to the nesting parent, the IOAS does not reserve the interrupt window %v", msi)
+	}
+	viommu, err := fd.VIOMMUAlloc(devID, parent, iommufd.VIOMMUTypeARMSMMUv3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ste, err := smmuv3.VSTE(smmuv3.ConfigS1Trans, nestBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := fd.HWPTAlloc(devID, viommu, iommufd.HWPTOptions{Data: iommufd.ARMSMMUv3STE(ste)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = vdev.AttachIOMMUFDPT(uint32(s1))
+	wantErrno(t, "attach a stage-1 HWPT without a vDEVICE", err, unix.ENOENT)
+	if holds() {
+		t.Fatalf("the kernel kept the interrupt window reserved after the refused replace: the bug this test pins is fixed; update the emulated model (space.go) and this test")
+	}
+	// The window is mappable while the device is attached.
+	mem := hwtest.DMABuffer(t, page)
+	if _, err := fd.Map(ioas, mem, iommufd.IOVA(msi.Start), iommufd.FixedIOVA|iommufd.Readable|iommufd.Writeable); err != nil {
+		t.Fatalf("map into the interrupt window after the refused replace: %v", err)
+	}
+	t.Logf("after a refused replace on one IOAS, the interrupt window %v is no longer reserved and maps", msi)
+	if _, err := fd.Unmap(ioas, iommufd.IOVA(msi.Start), page); err != nil {
+		t.Fatal(err)
+	}
+	// A replace to another HWPT of the IOAS and back does not restore it
+	// either: the kernel enforces reservations only on a new IOAS.
+	if _, err := vdev.AttachIOMMUFDPT(uint32(ioas)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after moving to the IOAS's automatic HWPT: reserved again %t", holds())
+	for _, id := range []iommufd.ID{s1, viommu} {
+		if err := fd.Destroy(id); err != nil {
+			t.Error(err)
+		}
 	}
 }

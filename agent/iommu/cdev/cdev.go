@@ -289,7 +289,7 @@ func (as *AddressSpace) replaceLocked(a *Attachment) error {
 	for _, s := range as.b.bound {
 		if s == a || (s.dev.Group == a.dev.Group && s.as == from) {
 			delete(s.as.attached, s)
-			s.as, s.hwpt = as, iommufd.ID(hwpt)
+			s.as, s.hwpt, s.explicit = as, iommufd.ID(hwpt), false
 			as.attached[s] = struct{}{}
 		}
 	}
@@ -508,6 +508,7 @@ type Attachment struct {
 	vdev     *vfio.Device
 	devID    iommufd.ID
 	hwpt     iommufd.ID // guarded by b.mu
+	explicit bool       // hwpt is one of b.objects, not the IOAS's automatic one; guarded by b.mu
 	detached bool       // guarded by b.mu
 }
 

@@ -267,18 +267,60 @@ func (a *Attachment) AttachHWPT(ctx context.Context, hwpt iommu.HWPT) error {
 	if err := h.liveLocked(op); err != nil {
 		return err
 	}
-	err := b.opts.step(StepAttach)
-	var got uint32
-	if err == nil {
-		got, err = a.vdev.AttachIOMMUFDPT(uint32(h.id))
-	}
-	if err != nil {
+	if err := b.opts.step(StepAttach); err != nil {
 		return fmt.Errorf("attach %s to HWPT %d: %w", a.dev.BDF, h.id, iommu.Wrap(err))
 	}
-	delete(a.as.attached, a)
-	a.as, a.hwpt = h.as, iommufd.ID(got)
-	a.as.attached[a] = struct{}{}
+	got, err := a.vdev.AttachIOMMUFDPT(uint32(h.id))
+	if err != nil {
+		err = fmt.Errorf("attach %s to HWPT %d: %w", a.dev.BDF, h.id, iommu.Wrap(err))
+		if h.as == a.as {
+			return errors.Join(err, a.restoreReservedLocked())
+		}
+		return err
+	}
+	// The kernel moved the whole iommu_group.
+	from := a.as
+	for _, s := range b.bound {
+		if s == a || (s.dev.Group == a.dev.Group && s.as == from) {
+			delete(s.as.attached, s)
+			s.as, s.hwpt, s.explicit = h.as, iommufd.ID(got), true
+			s.as.attached[s] = struct{}{}
+		}
+	}
 	return nil
+}
+
+// restoreReservedLocked puts the reserved regions of a's group back into
+// its IOAS after the kernel refused to replace its page table with another
+// on the same IOAS. Linux (7.3 at least) drops them there on that error:
+// iommufd_device_do_replace enforces reservations only for a new IOAS but,
+// when the driver refuses, removes the group's from the new HWPT's IOAS,
+// which is the old one's. The device stays attached with its interrupt
+// window mappable (hwtests' TestFailedReplaceDropsMSIWindow pins it). A
+// detach and an attach to the same page table enforce them again; the
+// device's DMA is blocked in between. b.mu is held.
+func (a *Attachment) restoreReservedLocked() error {
+	var errs []error
+	for _, s := range a.b.bound {
+		if s.dev.Group != a.dev.Group || s.as != a.as {
+			continue
+		}
+		target := uint32(s.as.ioas) // the automatic HWPT goes with the detach
+		if s.explicit {
+			target = uint32(s.hwpt)
+		}
+		if err := s.vdev.DetachIOMMUFDPT(); err != nil {
+			errs = append(errs, fmt.Errorf("restore the reserved regions of %s: detach: %w", s.dev.BDF, iommu.Wrap(err)))
+			continue
+		}
+		got, err := s.vdev.AttachIOMMUFDPT(target)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore the reserved regions of %s: attach to %d again (its DMA stays blocked): %w", s.dev.BDF, target, iommu.Wrap(err)))
+			continue
+		}
+		s.hwpt = iommufd.ID(got)
+	}
+	return errors.Join(errs...)
 }
 
 // attachmentOf checks v lives and dev is a live attachment of its
@@ -409,11 +451,12 @@ func (v *VIOMMU) NewEventQueue(ctx context.Context, depth uint32) (iommu.EventQu
 	return &EventQueue{object: o, recordSize: size}, nil
 }
 
-// eventPoll is how often Read looks at an empty queue.
-const eventPoll = 10 * time.Millisecond
+// eventWait bounds one poll(2) of an empty queue, so Read sees ctx end.
+const eventWait = 50 * time.Millisecond
 
-// Read implements iommu.EventQueue: it reads the vEVENTQ's file until it
-// holds at least one entry or ctx is done. An empty queue reads 0 bytes.
+// Read implements iommu.EventQueue: it reads the vEVENTQ's file (an empty
+// queue reads 0 bytes) and, while it is empty, polls it for POLLIN until
+// ctx is done.
 func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 	hdr := int(unsafe.Sizeof(uapi.IOMMUFDVEventHeader{}))
 	if q.buf == nil {
@@ -433,17 +476,35 @@ func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, unix.EAGAIN) {
 			return nil, fmt.Errorf("read vEVENTQ %d: %w", q.id, iommu.Wrap(err))
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(eventPoll):
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := pollIn(f, eventWait); err != nil {
+			return nil, fmt.Errorf("poll vEVENTQ %d: %w", q.id, err)
 		}
 	}
 }
 
+// pollIn waits up to d for f to be readable.
+func pollIn(f *os.File, d time.Duration) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var perr error
+	err = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, perr = unix.Poll(fds, int(d/time.Millisecond))
+		if errors.Is(perr, unix.EINTR) {
+			perr = nil
+		}
+	})
+	return errors.Join(err, perr)
+}
+
 // splitEvents splits one read of a vEVENTQ: each entry is a struct
-// iommufd_vevent_header (host order), then a record unless the header says events were
-// lost.
+// iommufd_vevent_header (host order), then a record unless the header
+// says events were lost.
 func splitEvents(b []byte, hdr, rec int) ([]iommu.Event, error) {
 	var out []iommu.Event
 	for len(b) > 0 {
