@@ -261,15 +261,12 @@ func (at *Attachment) replace(target *AddressSpace, h *HWPT) error {
 			}
 		}
 	}
-	// iommufd_device_do_replace: once the reserved regions are enforced
-	// in the target IOAS, a failing driver attach takes every reservation
-	// of the group's devices out of it again (err_unresv), the ones an
-	// attachment to the same IOAS held before included: the device stays
-	// attached with its interrupt window usable for mappings.
-	unreserve := func(err error) error {
-		target.reserved = slices.DeleteFunc(target.reserved, func(r resv) bool { return r.owner != nil && slices.Contains(group, r.owner) })
-		return err
-	}
+	// A replace the driver refuses leaves everything as it was. The
+	// kernel does not quite: iommufd_device_do_replace's err_unresv takes
+	// the group's reserved regions out of the target IOAS, which within
+	// one IOAS is the old one, leaving the interrupt window mappable; the
+	// cdev backend puts them back (detach and attach again), and the
+	// emulator answers as the interface does.
 	vms := make([]*vmaster, len(group))
 	if h != nil && h.viommu != nil {
 		cfg := steConfig(h.ste)
@@ -277,12 +274,12 @@ func (at *Attachment) replace(target *AddressSpace, h *HWPT) error {
 			v := g.vdev
 			if v == nil || v.viommu != h.viommu {
 				if cfg == cfgS1 {
-					return unreserve(errnoErr(fmt.Sprintf("%s has no vDEVICE on viommu %d for a stage-1 nested HWPT", g.dev.BDF, h.viommu.id), syscall.ENOENT))
+					return errnoErr(fmt.Sprintf("%s has no vDEVICE on viommu %d for a stage-1 nested HWPT", g.dev.BDF, h.viommu.id), syscall.ENOENT)
 				}
 				continue
 			}
 			if err := b.step("allocate vmaster"); err != nil {
-				return unreserve(err)
+				return err
 			}
 			vms[i] = &vmaster{viommu: h.viommu, vsid: v.virtID}
 		}
