@@ -14,9 +14,10 @@ import (
 // hardware through stage 2. The guest's invalidations go through the
 // vIOMMU, its faults come back through an event queue.
 //
-// The interfaces are found by type assertion: an Attachment that can nest
-// is a Nester (a type1 container's cannot: it has no HWPTs). An IOMMU or
-// kernel that cannot answers ErrNotSupported, with the kernel's errno.
+// The interfaces are found by type assertion on an Attachment (Nester).
+// One that cannot nest is not a Nester (the type1 backend's) or answers
+// ErrNotSupported with the kernel's errno (the emulated type1 flavours
+// and VT-d model, a kernel or IOMMU without nesting).
 
 // HWPTFlags are a paging HWPT's allocation flags (IOMMU_HWPT_ALLOC_*).
 type HWPTFlags uint32
