@@ -268,6 +268,14 @@ func (b *Backend) Objects() int {
 	return len(b.objects)
 }
 
+// TableBytes is the memory the page tables of all address spaces hold,
+// for comparing with the kernel's (4 KiB per table level).
+func (b *Backend) TableBytes() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return uint64(b.pool.live) * nodeBytes
+}
+
 // FailNth makes the n-th internal allocation or map step from now fail
 // with ENOMEM, like /proc/self/task/<tid>/fail-nth; n <= 0 disarms it.
 func (b *Backend) FailNth(n int) {

@@ -1,6 +1,10 @@
 package emulated
 
-import "github.com/iommu-agent/iommu-agent/agent/iommu"
+import (
+	"unsafe"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+)
 
 // The page table has levels of 512 entries: four over VT-d's and SMMUv3's
 // 48-bit aperture (which ends at apertureEnd), six over the 64-bit IOVA of
@@ -34,9 +38,13 @@ type ptNode struct {
 
 // nodePool keeps freed nodes so that map and unmap in steady state do not
 // allocate. A node is only freed when empty, so it comes back zeroed.
-type nodePool struct{ free []*ptNode }
+type nodePool struct {
+	free []*ptNode
+	live int // nodes handed out and not put back
+}
 
 func (p *nodePool) get() *ptNode {
+	p.live++
 	if n := len(p.free); n > 0 {
 		nd := p.free[n-1]
 		p.free[n-1] = nil
@@ -46,7 +54,14 @@ func (p *nodePool) get() *ptNode {
 	return new(ptNode)
 }
 
-func (p *nodePool) put(n *ptNode) { p.free = append(p.free, n) }
+func (p *nodePool) put(n *ptNode) {
+	p.live--
+	p.free = append(p.free, n)
+}
+
+// nodeBytes is one node's size: a table level of the emulator, where the
+// kernel's is a 4 KiB page of 512 descriptors.
+const nodeBytes = uint64(unsafe.Sizeof(ptNode{}))
 
 type pageTable struct {
 	root *ptNode
