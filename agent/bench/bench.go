@@ -73,7 +73,9 @@ type Header struct {
 // Report is a run's header and rows.
 type Report struct {
 	Header Header `json:"header"`
-	Rows   []Row  `json:"rows"`
+	// Others are the headers of merged reports that ran elsewhere.
+	Others []Header `json:"others,omitempty"`
+	Rows   []Row    `json:"rows"`
 }
 
 // Env is what benches get.

@@ -75,8 +75,10 @@ func amount(v float64, unit string) string {
 
 // WriteText writes rep as an aligned table.
 func WriteText(w io.Writer, rep Report) error {
-	for _, l := range headerLines(rep.Header) {
-		fmt.Fprintln(w, l)
+	for _, h := range append([]Header{rep.Header}, rep.Others...) {
+		for _, l := range headerLines(h) {
+			fmt.Fprintln(w, l)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\ngroup\trow\tratio\tsubject\tbaseline\tgoal")
@@ -94,8 +96,10 @@ func WriteText(w io.Writer, rep Report) error {
 // WriteMarkdown writes rep as the table of docs/benchmarks.md, with the
 // notes under it.
 func WriteMarkdown(w io.Writer, rep Report) error {
-	for _, l := range headerLines(rep.Header) {
-		fmt.Fprintf(w, "%s  \n", l)
+	for _, h := range append([]Header{rep.Header}, rep.Others...) {
+		for _, l := range headerLines(h) {
+			fmt.Fprintf(w, "%s  \n", l)
+		}
 	}
 	fmt.Fprintln(w, "\n| group | row | ratio | subject | baseline | goal |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
@@ -119,4 +123,20 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 		}
 	}
 	return nil
+}
+
+// Merge appends b's rows to a. When b ran on another machine or kernel,
+// its header becomes a's Others and its rows' groups name where they ran.
+func Merge(a, b Report) Report {
+	same := a.Header.Kernel == b.Header.Kernel && a.Header.Arch == b.Header.Arch && a.Header.Accel == b.Header.Accel
+	for _, r := range b.Rows {
+		if !same {
+			r.Group += " (" + b.Header.Arch + ", " + b.Header.Kernel + ")"
+		}
+		a.Rows = append(a.Rows, r)
+	}
+	if !same {
+		a.Others = append(a.Others, b.Header)
+	}
+	return a
 }

@@ -257,6 +257,8 @@ var commands = []command{
 		summary: "lease a device or group from the agent, for COMMAND or until Ctrl-C", details: acquireDoc, runs: true},
 	{name: "release", args: "LEASE", maxArgs: 1, summary: "end a lease (one kept after its client left, or any as root)", details: socketDoc},
 	{name: "demo", summary: "the agent's job on an emulated IOMMU, in seconds, no root needed"},
+	{name: "bench", summary: "the agent's paths against floors measured in the same run, as ratios",
+		details: "Groups that need root, a device or a C compiler say so in their rows and the rest run."},
 	{name: "trace", summary: "DMA map/unmap latency histograms from the kernel (eBPF)",
 		root: "run as root or with CAP_BPF and CAP_PERFMON"},
 	{name: "version", summary: "print the version"},
@@ -481,6 +483,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return releaseCmd(ctx, args[1:], stdout, os.Getenv)
 	case "demo":
 		return demo(ctx, args[1:], stdout)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "trace":
 		return trace(ctx, args[1:], stdout, stderr)
 	case "version":
