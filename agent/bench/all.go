@@ -7,6 +7,7 @@ package bench
 func Groups() []Bench {
 	return []Bench{
 		Emulated(),
+		Daemon(),
 	}
 }
 

@@ -82,3 +82,23 @@ func TestEmulatedRows(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonRows runs the daemon group quickly against the emulated agent.
+func TestDaemonRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures for a few seconds")
+	}
+	rows, err := runDaemon(context.Background(), &Env{Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d rows: %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		t.Logf("%s: %.3f (%g vs %g %s) %s", r.Name, r.Ratio, r.Value, r.Base, r.Unit, r.Note)
+		if r.Ratio <= 0 {
+			t.Errorf("row %q not measured: %+v", r.Name, r)
+		}
+	}
+}
