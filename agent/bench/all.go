@@ -8,6 +8,7 @@ func Groups() []Bench {
 	return []Bench{
 		Emulated(),
 		Daemon(),
+		Seed(),
 	}
 }
 

@@ -1,0 +1,258 @@
+//go:build linux
+
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iommu-agent/iommu-agent/agent/iommu"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
+	"github.com/iommu-agent/iommu-agent/agent/iommu/type1"
+)
+
+// Seed checks the design origin's two claims on the running kernel, with
+// two devices bound to vfio-pci in different iommu_groups: the same
+// map+unmap through a type1 container and through an iommufd IOAS, and
+// the pinned memory charged when one buffer is mapped for both devices
+// (a type1 container each, against one shared IOAS), as the kernel
+// reports it in /proc/self/status.
+func Seed() Bench {
+	return Bench{Group: "seed", Run: runSeed}
+}
+
+// seedBuffer is the buffer mapped for the pinned-memory claim and the
+// largest map+unmap.
+const seedBuffer = 64 * mib
+
+func runSeed(ctx context.Context, e *Env) ([]Row, error) {
+	if len(e.Devices) < 2 {
+		return nil, errors.New("needs two PCI functions bound to vfio-pci in different iommu_groups (-devices A,B) and root")
+	}
+	a, err := pciDevice("/sys", e.Devices[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := pciDevice("/sys", e.Devices[1])
+	if err != nil {
+		return nil, err
+	}
+	if a.Group == b.Group {
+		return nil, fmt.Errorf("%s and %s share iommu_group %d: the claims need a group each", a.BDF, b.BDF, a.Group)
+	}
+	mem, err := memfdBuffer(seedBuffer)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Munmap(mem)
+
+	var rows []Row
+	latency, err := seedLatency(ctx, e, a, b, mem)
+	rows = append(rows, latency...)
+	if err != nil {
+		return rows, err
+	}
+	pinned, err := seedPinned(ctx, a, b, mem)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, pinned), nil
+}
+
+// seedLatency maps and unmaps the same sizes through type1 (device a's
+// container) and iommufd (device b's IOAS), alternating.
+func seedLatency(ctx context.Context, e *Env, a, b iommu.Device, mem []byte) ([]Row, error) {
+	t1, err := type1.Open(ctx, type1.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("type1: %w", err)
+	}
+	defer t1.Close()
+	ts, err := t1.NewAddressSpace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ts.Attach(ctx, a); err != nil {
+		return nil, err
+	}
+	fd, err := cdev.Open(ctx, cdev.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("iommufd: %w", err)
+	}
+	defer fd.Close()
+	fs, err := fd.NewAddressSpace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fs.Attach(ctx, b); err != nil {
+		return nil, err
+	}
+	loop := func(as iommu.AddressSpace, size int) Op {
+		m := iommu.Mapping{Mem: mem[:size], IOVA: 0x100000000, Fixed: true, Perm: iommu.Read | iommu.Write}
+		return func(n int) error {
+			for range n {
+				if _, err := as.Map(ctx, m); err != nil {
+					return err
+				}
+				if _, err := as.Unmap(ctx, m.IOVA, uint64(size)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	var rows []Row
+	for _, size := range []int{pg, 2 * mib, seedBuffer} {
+		r, err := e.timeRow(Row{Name: "map+unmap " + sizeName(size), Subject: "type1 container (" + string(t1.Flavour()) + ")",
+			Baseline: "iommufd IOAS"}, loop(ts, size), loop(fs, size))
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// seedPinned maps mem for both devices: through two type1 containers, then
+// through one IOAS both are attached to, and compares what the kernel
+// charged (VmLck for type1's locked_vm, VmPin for iommufd's pinned_vm).
+func seedPinned(ctx context.Context, a, b iommu.Device, mem []byte) (Row, error) {
+	m := iommu.Mapping{Mem: mem, IOVA: 0x100000000, Fixed: true, Perm: iommu.Read | iommu.Write}
+	before, err := statusBytes("VmLck")
+	if err != nil {
+		return Row{}, err
+	}
+	var t1Charged uint64
+	{
+		var backends []*type1.Backend
+		for _, d := range []iommu.Device{a, b} {
+			t, err := type1.Open(ctx, type1.Options{})
+			if err != nil {
+				return Row{}, err
+			}
+			backends = append(backends, t)
+			as, err := t.NewAddressSpace(ctx)
+			if err == nil {
+				_, err = as.Attach(ctx, d)
+			}
+			if err == nil {
+				_, err = as.Map(ctx, m)
+			}
+			if err != nil {
+				for _, t := range backends {
+					t.Close()
+				}
+				return Row{}, err
+			}
+		}
+		after, err := statusBytes("VmLck")
+		for _, t := range backends {
+			t.Close()
+		}
+		if err != nil {
+			return Row{}, err
+		}
+		t1Charged = after - before
+	}
+	before, err = statusBytes("VmPin")
+	if err != nil {
+		return Row{}, err
+	}
+	fd, err := cdev.Open(ctx, cdev.Options{})
+	if err != nil {
+		return Row{}, err
+	}
+	defer fd.Close()
+	as, err := fd.NewAddressSpace(ctx)
+	if err != nil {
+		return Row{}, err
+	}
+	for _, d := range []iommu.Device{a, b} {
+		if _, err := as.Attach(ctx, d); err != nil {
+			return Row{}, err
+		}
+	}
+	if _, err := as.Map(ctx, m); err != nil {
+		return Row{}, err
+	}
+	after, err := statusBytes("VmPin")
+	if err != nil {
+		return Row{}, err
+	}
+	return ratioRow(Row{Name: fmt.Sprintf("pinned memory charged for one %s buffer mapped for two devices", sizeName(seedBuffer)),
+		Subject: "two type1 containers (VmLck)", Baseline: "one shared IOAS (VmPin)",
+		Value: float64(t1Charged), Base: float64(after - before), Unit: "bytes",
+		Note: "type1 charges each container's pins to the process again; one IOAS pins the pages once for every device attached"}), nil
+}
+
+// pciDevice is bdf with its iommu_group, from sysfs under root.
+func pciDevice(root, bdf string) (iommu.Device, error) {
+	link, err := os.Readlink(filepath.Join(root, "bus", "pci", "devices", bdf, "iommu_group"))
+	if err != nil {
+		return iommu.Device{}, fmt.Errorf("%s: no iommu_group: %w", bdf, err)
+	}
+	g, err := strconv.Atoi(filepath.Base(link))
+	if err != nil {
+		return iommu.Device{}, fmt.Errorf("%s: iommu_group link %q: %w", bdf, link, err)
+	}
+	return iommu.Device{BDF: bdf, Group: g}, nil
+}
+
+// memfdBuffer is n bytes of memfd memory, touched, as a VMM's guest RAM.
+func memfdBuffer(n int) ([]byte, error) {
+	fd, err := unix.MemfdCreate("iommu-agent-bench", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Ftruncate(fd, int64(n)); err != nil {
+		return nil, err
+	}
+	mem, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i += pg {
+		mem[i] = 1
+	}
+	return mem, nil
+}
+
+// statusBytes reads a kB field of /proc/self/status, in bytes.
+func statusBytes(field string) (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q: %w", field, rest, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= gib && n%gib == 0:
+		return fmt.Sprintf("%d GiB", n/gib)
+	case n >= mib && n%mib == 0:
+		return fmt.Sprintf("%d MiB", n/mib)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
