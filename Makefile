@@ -7,7 +7,7 @@ UAPI_INC = $(shell .ci/uapi-headers)
 
 .PHONY: test host lint bpfcheck unit uapicheck fuzz guest
 
-test: host lint bpfcheck unit uapicheck fuzz guest
+test: host lint bpfcheck unit uapicheck fuzz benchcheck guest
 
 # What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and
 # uapicheck), clang-19 and llvm-strip-19 (bpfcheck), the module rebuild's
@@ -105,6 +105,24 @@ HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests
 ARM64_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
 COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 .PHONY: $(addprefix guest-,$(GUEST_LANES))
+
+# make bench measures every bench group (agent/bench) and regenerates
+# docs/benchmarks.md and its JSON: the host's emulated and daemon groups,
+# then a guest with two edus for the kernel groups. benchcheck is CI's
+# regression check: a quick host run whose ratios must stay within a
+# margin of docs/benchmarks.json's (ratios only, never absolute times).
+BENCH_DIR ?= $(or $(TMPDIR),/tmp)/iommu-agent-bench$(subst /,-,$(CURDIR))
+.PHONY: bench benchcheck
+bench:
+	rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
+	$(GO) run ./cmd/iommu-agent bench -q -only emulated,daemon -format json -o "$(BENCH_DIR)/host.json"
+	$(HWTESTS) -devices edu,edu -pkgs ./agent/bench -run 'TestGuestBench$$' -ioctl-coverage off -run-dir "$(BENCH_DIR)/x86_64-vtd"
+	$(GO) run ./cmd/iommu-agent bench -merge "$(BENCH_DIR)/host.json,$(BENCH_DIR)/x86_64-vtd/out/bench-x86_64-vtd.json" \
+		-format json -o docs/benchmarks.json -update docs/benchmarks.md
+	@echo "docs/benchmarks.md and docs/benchmarks.json regenerated"
+
+benchcheck:
+	$(GO) run ./cmd/iommu-agent bench -quick -q -only emulated,daemon -check docs/benchmarks.json
 
 guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:

@@ -34,7 +34,11 @@ type Row struct {
 	Ratio float64 `json:"ratio"`
 	// Goal is the ratio to stay at or under; 0 for none.
 	Goal float64 `json:"goal,omitempty"`
-	Note string  `json:"note,omitempty"`
+	// Margin, when larger than Check's, is how far this row's ratio may
+	// rise above its baseline's: tail latencies move more between runs
+	// on a shared machine than medians do.
+	Margin float64 `json:"margin,omitempty"`
+	Note   string  `json:"note,omitempty"`
 	// Skipped says why the row could not run here; the rest is empty.
 	Skipped string `json:"skipped,omitempty"`
 }
@@ -88,6 +92,10 @@ type Env struct {
 	// Devices are PCI functions bound to vfio-pci the kernel benches may
 	// use (an edu in the guest); none limits them to what needs no device.
 	Devices []string
+	// Accel, when set, names what runs the machine (the test harness
+	// knows whether its guest runs under KVM or TCG; a guest cannot
+	// always tell).
+	Accel string
 }
 
 func (e *Env) progress(format string, args ...any) {
@@ -106,6 +114,9 @@ type Bench struct {
 // its error, so one missing capability does not hide the others.
 func Run(ctx context.Context, e *Env, benches []Bench) Report {
 	rep := Report{Header: header(e.Quick)}
+	if e.Accel != "" {
+		rep.Header.Accel = e.Accel
+	}
 	start := time.Now()
 	for _, b := range benches {
 		if ctx.Err() != nil {
@@ -195,19 +206,22 @@ func iommuKinds(dir string) string {
 	return strings.Join(out, ", ")
 }
 
-// accel guesses what runs this machine: QEMU's TCG shows no hypervisor
-// flag to the guest but a QEMU DMI vendor; KVM shows both.
+// accel guesses what runs this machine. A QEMU guest has QEMU's DMI
+// vendor; under KVM an x86 guest gets the kvm-clock, under TCG it does
+// not (both set the CPU's hypervisor flag).
 func accel() string {
 	vendor, _ := os.ReadFile("/sys/class/dmi/id/sys_vendor")
 	cpu, _ := os.ReadFile("/proc/cpuinfo")
+	clocks, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/available_clocksource")
 	qemu := strings.Contains(string(vendor), "QEMU")
-	hv := strings.Contains(string(cpu), " hypervisor")
 	switch {
-	case qemu && hv:
+	case qemu && strings.Contains(string(clocks), "kvm-clock"):
 		return "kvm (QEMU guest)"
-	case qemu:
+	case qemu && runtime.GOARCH == "amd64":
 		return "tcg (QEMU guest)"
-	case hv:
+	case qemu:
+		return "a QEMU guest"
+	case strings.Contains(string(cpu), " hypervisor"):
 		return "a hypervisor's guest"
 	}
 	return "bare metal or unknown"

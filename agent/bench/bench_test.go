@@ -6,31 +6,30 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestCompareRatio measures two loops whose costs differ by a known
-// factor: the ratio comes out near it whatever the machine's speed.
+// TestCompareRatio runs compare on a fake clock that ops advance by a
+// fixed cost each: the medians and the ratio come out exact, and the
+// operation count grows until a round takes the round time.
 func TestCompareRatio(t *testing.T) {
-	work := func(k int) Op {
+	var clock time.Time
+	cost := func(ns time.Duration) Op {
 		return func(n int) error {
-			x := 0
-			for i := range n * k * 64 {
-				x += i ^ (x >> 3)
-			}
-			sink = x
+			clock = clock.Add(time.Duration(n) * ns)
 			return nil
 		}
 	}
-	v, b, err := compare(timing{rounds: 5, round: 5_000_000}, work(3), work(1))
-	if err != nil {
-		t.Fatal(err)
+	tm := timing{rounds: 5, round: time.Millisecond, now: func() time.Time { return clock }}
+	v, b, err := compare(tm, cost(300), cost(100))
+	if err != nil || v != 300 || b != 100 {
+		t.Errorf("compare: %v, %v, %v; want 300, 100", v, b, err)
 	}
-	if r := v / b; r < 2 || r > 4.5 {
-		t.Errorf("ratio of a 3x loop to a 1x loop: %.2f (%.1f / %.1f ns)", r, v, b)
+	failing := func(int) error { return errors.New("EIO") }
+	if _, _, err := compare(tm, failing, cost(1)); err == nil {
+		t.Error("a failing op: no error")
 	}
 }
-
-var sink int
 
 func TestRunReportsFailuresAsSkipped(t *testing.T) {
 	e := &Env{Quick: true}
@@ -100,5 +99,27 @@ func TestDaemonRows(t *testing.T) {
 		if r.Ratio <= 0 {
 			t.Errorf("row %q not measured: %+v", r.Name, r)
 		}
+	}
+}
+
+func TestCheckAndUpdate(t *testing.T) {
+	base := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.0}, {Group: "g", Name: "b", Ratio: 2.0}, {Group: "g", Name: "gone", Ratio: 1}}}
+	now := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.2}, {Group: "g", Name: "b", Ratio: 3.5}, {Group: "g", Name: "new", Ratio: 9},
+		{Group: "g", Name: "a2", Skipped: "no root"}}}
+	reg, n := Check(now, base, 0.5)
+	if n != 2 || len(reg) != 1 || reg[0].Name != "b" {
+		t.Errorf("Check: %d compared, %v", n, reg)
+	}
+	doc := []byte("# Benchmarks\n\nintro\n\n" + TableStart + "\nold table\n" + TableEnd + "\n\n## Reading\ntext\n")
+	out, err := Update(doc, Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.5, Value: 3, Base: 2, Unit: "ns/op"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if strings.Contains(s, "old table") || !strings.Contains(s, "| g | a | 1.500 |") || !strings.HasSuffix(s, TableEnd+"\n\n## Reading\ntext\n") || !strings.HasPrefix(s, "# Benchmarks\n\nintro\n") {
+		t.Errorf("Update:\n%s", s)
+	}
+	if _, err := Update([]byte("no markers"), Report{}); err == nil {
+		t.Error("Update without markers succeeded")
 	}
 }

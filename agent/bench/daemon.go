@@ -105,8 +105,12 @@ func runDaemon(ctx context.Context, e *Env) ([]Row, error) {
 	slices.Sort(base)
 	var rows []Row
 	for _, p := range []float64{50, 99} {
-		rows = append(rows, ratioRow(Row{Name: fmt.Sprintf("acquire+release, one client, p%.0f", p), Subject: "agent round trips (emulated)",
-			Baseline: "two bare unix-socket round trips passing an fd", Value: float64(pct(lat, p)), Base: float64(pct(base, p)), Unit: "ns/op"}))
+		r := ratioRow(Row{Name: fmt.Sprintf("acquire+release, one client, p%.0f", p), Subject: "agent round trips (emulated)",
+			Baseline: "two bare unix-socket round trips passing an fd", Value: float64(pct(lat, p)), Base: float64(pct(base, p)), Unit: "ns/op"})
+		if p == 99 {
+			r.Margin = 2 // one descheduling moves a tail
+		}
+		rows = append(rows, r)
 	}
 
 	// 64 clients at once: time per cycle over the whole run.
@@ -145,6 +149,7 @@ func runDaemon(ctx context.Context, e *Env) ([]Row, error) {
 	r := ratioRow(Row{Name: fmt.Sprintf("acquire+release, %d clients at once", clients), Subject: "agent (emulated), wall time per cycle",
 		Baseline: "64 pairs of bare fd round trips at once", Value: median(av), Base: median(bv), Unit: "ns/op"})
 	r.Note = fmt.Sprintf("%.0f cycles/s", 1e9/r.Value)
+	r.Margin = 1 // 128 goroutines on the machine's cores
 	rows = append(rows, r)
 	return rows, nil
 }

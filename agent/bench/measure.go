@@ -14,6 +14,7 @@ type Op func(n int) error
 type timing struct {
 	rounds int
 	round  time.Duration
+	now    func() time.Time // time.Now when nil; tests pass a fake
 }
 
 func (e *Env) timing() timing {
@@ -30,11 +31,11 @@ func (e *Env) timing() timing {
 func compare(t timing, subject, baseline Op) (value, base float64, err error) {
 	n := 1
 	for {
-		d, err := timed(subject, n)
+		d, err := t.timed(subject, n)
 		if err != nil {
 			return 0, 0, err
 		}
-		db, err := timed(baseline, n)
+		db, err := t.timed(baseline, n)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -57,11 +58,11 @@ func compare(t timing, subject, baseline Op) (value, base float64, err error) {
 		if i%2 == 1 {
 			first, second = baseline, subject
 		}
-		d1, err := timed(first, n)
+		d1, err := t.timed(first, n)
 		if err != nil {
 			return 0, 0, err
 		}
-		d2, err := timed(second, n)
+		d2, err := t.timed(second, n)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -74,12 +75,16 @@ func compare(t timing, subject, baseline Op) (value, base float64, err error) {
 	return median(vs), median(bs), nil
 }
 
-func timed(op Op, n int) (time.Duration, error) {
-	start := time.Now()
+func (t timing) timed(op Op, n int) (time.Duration, error) {
+	now := t.now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
 	if err := op(n); err != nil {
 		return 0, err
 	}
-	return time.Since(start), nil
+	return now().Sub(start), nil
 }
 
 func median(v []float64) float64 {

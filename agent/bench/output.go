@@ -104,7 +104,8 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 	fmt.Fprintln(w, "\n| group | row | ratio | subject | baseline | goal |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
-	var notes []string
+	var notes []string // in first appearance order
+	rowsOf := map[string][]string{}
 	for _, r := range rep.Rows {
 		if r.Skipped != "" {
 			fmt.Fprintf(w, "| %s | %s | - | | | %s |\n", cell(r.Group), cell(r.Name), cell(verdict(r)))
@@ -113,13 +114,16 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 		fmt.Fprintf(w, "| %s | %s | %.3f | %s: %s | %s: %s | %s |\n", cell(r.Group), cell(r.Name), r.Ratio,
 			cell(r.Subject), amount(r.Value, r.Unit), cell(r.Baseline), amount(r.Base, r.Unit), cell(verdict(r)))
 		if r.Note != "" {
-			notes = append(notes, fmt.Sprintf("- %s, %s: %s", r.Group, r.Name, r.Note))
+			if rowsOf[r.Note] == nil {
+				notes = append(notes, r.Note)
+			}
+			rowsOf[r.Note] = append(rowsOf[r.Note], r.Group+", "+r.Name)
 		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
 		for _, n := range notes {
-			fmt.Fprintln(w, n)
+			fmt.Fprintf(w, "- %s: %s\n", strings.Join(rowsOf[n], "; "), n)
 		}
 	}
 	return nil

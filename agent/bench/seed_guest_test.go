@@ -24,6 +24,9 @@ func TestGuestBench(t *testing.T) {
 		bdfs = append(bdfs, d.BDF)
 	}
 	e := &Env{Quick: os.Getenv("BENCH_QUICK") == "1", Devices: bdfs, Progress: t.Logf}
+	if a := os.Getenv("HWTESTS_ACCEL"); a != "" {
+		e.Accel = a + " (QEMU guest, " + hwtest.Lane() + " lane)"
+	}
 	rep := Run(context.Background(), e, Groups())
 	var text bytes.Buffer
 	WriteText(&text, rep)

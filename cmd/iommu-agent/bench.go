@@ -23,6 +23,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	devices := fl.String("devices", "", "comma-separated PCI functions bound to vfio-pci the kernel groups may use")
 	merge := fl.String("merge", "", "comma-separated JSON reports to combine, in order, instead of measuring")
 	quiet := fl.Bool("q", false, "no progress lines on stderr")
+	check := fl.String("check", "", "compare the ratios with this JSON report's and fail on a row more than -margin above its own")
+	margin := fl.Float64("margin", 0.5, "with -check: how far above its baseline a ratio may go, as a fraction")
+	update := fl.String("update", "", "replace the table between the bench markers of this Markdown file (docs/benchmarks.md) instead of printing")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -51,6 +54,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	if *update != "" {
+		doc, err := os.ReadFile(*update)
+		if err != nil {
+			return err
+		}
+		if doc, err = bench.Update(doc, rep); err != nil {
+			return fmt.Errorf("%s: %w", *update, err)
+		}
+		if err := os.WriteFile(*update, doc, 0o644); err != nil {
+			return err
+		}
+	}
+	if *update != "" && *out == "" {
+		return checkRatios(rep, *check, *margin, stderr)
+	}
 	w := stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -69,7 +87,40 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		err = bench.WriteText(w, rep)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return checkRatios(rep, *check, *margin, stderr)
+}
+
+// checkRatios fails when a ratio of rep regressed past the baseline
+// report at path by more than margin; an empty path checks nothing.
+func checkRatios(rep bench.Report, path string, margin float64, stderr io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	base, err := bench.ReadJSON(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	regressed, n := bench.Check(rep, base, margin)
+	fmt.Fprintf(stderr, "bench: %d ratios compared with %s (margin %.0f%%), %d regressed\n", n, path, 100*margin, len(regressed))
+	if n == 0 {
+		return fmt.Errorf("no row of this run is in %s: nothing compared", path)
+	}
+	if len(regressed) > 0 {
+		var lines []string
+		for _, r := range regressed {
+			lines = append(lines, r.String())
+		}
+		return fmt.Errorf("ratios regressed:\n  %s", strings.Join(lines, "\n  "))
+	}
+	return nil
 }
 
 func groupNames() string {
