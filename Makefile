@@ -121,8 +121,14 @@ bench:
 		-format json -o docs/benchmarks.json -update docs/benchmarks.md
 	@echo "docs/benchmarks.md and docs/benchmarks.json regenerated"
 
+# A ratio may double before it counts (the CI machine is shared and its
+# nanosecond loops move with what else runs), and a regression must show
+# in a second run too.
+BENCH_MARGIN ?= 1
 benchcheck:
-	$(GO) run ./cmd/iommu-agent bench -quick -q -only emulated,daemon -check docs/benchmarks.json
+	$(GO) build -o "$(BENCH_DIR).bin" ./cmd/iommu-agent
+	"$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN) >/dev/null || \
+		{ echo "benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
 
 guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:

@@ -38,7 +38,10 @@ type Row struct {
 	// rise above its baseline's: tail latencies move more between runs
 	// on a shared machine than medians do.
 	Margin float64 `json:"margin,omitempty"`
-	Note   string  `json:"note,omitempty"`
+	// Unchecked rows are reported and never compared: a ratio of two
+	// tails (p99) swings with one descheduling on either side.
+	Unchecked bool   `json:"unchecked,omitempty"`
+	Note      string `json:"note,omitempty"`
 	// Skipped says why the row could not run here; the rest is empty.
 	Skipped string `json:"skipped,omitempty"`
 }

@@ -103,11 +103,12 @@ func TestDaemonRows(t *testing.T) {
 }
 
 func TestCheckAndUpdate(t *testing.T) {
-	base := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.0}, {Group: "g", Name: "b", Ratio: 2.0}, {Group: "g", Name: "gone", Ratio: 1}}}
+	base := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.0}, {Group: "g", Name: "b", Ratio: 2.0}, {Group: "g", Name: "gone", Ratio: 1},
+		{Group: "g", Name: "tail", Ratio: 0.3, Unchecked: true}, {Group: "g", Name: "loose", Ratio: 1, Margin: 2}}}
 	now := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.2}, {Group: "g", Name: "b", Ratio: 3.5}, {Group: "g", Name: "new", Ratio: 9},
-		{Group: "g", Name: "a2", Skipped: "no root"}}}
+		{Group: "g", Name: "a2", Skipped: "no root"}, {Group: "g", Name: "tail", Ratio: 3, Unchecked: true}, {Group: "g", Name: "loose", Ratio: 2.9}}}
 	reg, n := Check(now, base, 0.5)
-	if n != 2 || len(reg) != 1 || reg[0].Name != "b" {
+	if n != 3 || len(reg) != 1 || reg[0].Name != "b" {
 		t.Errorf("Check: %d compared, %v", n, reg)
 	}
 	doc := []byte("# Benchmarks\n\nintro\n\n" + TableStart + "\nold table\n" + TableEnd + "\n\n## Reading\ntext\n")

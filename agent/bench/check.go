@@ -30,7 +30,7 @@ func Check(rep, baseline Report, margin float64) (regressed []Regression, compar
 	}
 	for _, r := range rep.Rows {
 		b, ok := base[[2]string{r.Group, r.Name}]
-		if !ok || r.Skipped != "" {
+		if !ok || r.Skipped != "" || r.Unchecked || b.Unchecked {
 			continue
 		}
 		compared++

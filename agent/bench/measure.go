@@ -19,7 +19,7 @@ type timing struct {
 
 func (e *Env) timing() timing {
 	if e.Quick {
-		return timing{rounds: 5, round: 10 * time.Millisecond}
+		return timing{rounds: 7, round: 20 * time.Millisecond}
 	}
 	return timing{rounds: 9, round: 50 * time.Millisecond}
 }

@@ -118,7 +118,7 @@ func checkRatios(rep bench.Report, path string, margin float64, stderr io.Writer
 		for _, r := range regressed {
 			lines = append(lines, r.String())
 		}
-		return fmt.Errorf("ratios regressed:\n  %s", strings.Join(lines, "\n  "))
+		return fmt.Errorf("ratios regressed: %s", strings.Join(lines, "; "))
 	}
 	return nil
 }

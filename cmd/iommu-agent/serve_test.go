@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/iommu-agent/iommu-agent/agent/bench"
 	"github.com/iommu-agent/iommu-agent/agent/client"
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"github.com/iommu-agent/iommu-agent/agent/server"
@@ -51,6 +52,39 @@ func TestDemoNested(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo -nested output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestBenchCheck fails a run whose ratios regressed past a baseline's and
+// passes one within the margin: a quick emulated run against baselines
+// written for it.
+func TestBenchCheck(t *testing.T) {
+	dir := t.TempDir()
+	var rep bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "-quick", "-q", "-only", "emulated", "-format", "json"}, &rep, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "now.json")
+	os.WriteFile(path, rep.Bytes(), 0o644)
+	// The same report as its own baseline passes; one whose ratios are a
+	// tenth of these fails, naming the rows.
+	if err := run(context.Background(), []string{"bench", "-merge", path, "-q", "-check", path}, io.Discard, io.Discard); err != nil {
+		t.Errorf("a report against itself: %v", err)
+	}
+	base, err := bench.ReadJSON(bytes.NewReader(rep.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range base.Rows {
+		base.Rows[i].Ratio /= 100
+	}
+	var low bytes.Buffer
+	bench.WriteJSON(&low, base)
+	lowPath := filepath.Join(dir, "low.json")
+	os.WriteFile(lowPath, low.Bytes(), 0o644)
+	err = run(context.Background(), []string{"bench", "-merge", path, "-q", "-check", lowPath}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ratios regressed: emulated / ") {
+		t.Errorf("against a baseline a hundredth as high: %v", err)
 	}
 }
 
