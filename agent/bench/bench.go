@@ -62,6 +62,15 @@ func ratioRow(r Row) Row {
 	return r
 }
 
+// NewRow is r with its Ratio, for rows measured outside a Bench (a go
+// test -bench of its own module, such as hwtests/ghwbench's).
+func NewRow(r Row) Row { return ratioRow(r) }
+
+// NewReport is a report of rows measured on this machine now.
+func NewReport(quick bool, rows ...Row) Report {
+	return Report{Header: header(quick), Rows: rows}
+}
+
 // Header names where a report was measured.
 type Header struct {
 	Host    string    `json:"host"`

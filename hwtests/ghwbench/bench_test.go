@@ -4,12 +4,14 @@
 package ghwbench
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/iommu-agent/iommu-agent/agent/bench"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"github.com/iommu-agent/iommu-agent/sysfs/sysfstest"
 	"github.com/jaypipes/ghw"
@@ -113,6 +115,28 @@ func BenchmarkDiscovery(b *testing.B) {
 		b.ReportMetric(float64(o.c.wall)/float64(theirsPreloaded.wall), "ratio-preloaded-ids-"+o.name)
 		b.ReportMetric(float64(o.c.cpu)/float64(theirs.cpu), "cpu-ratio-"+o.name)
 		b.ReportMetric(float64(o.c.cpu)/float64(theirsPreloaded.cpu), "cpu-ratio-preloaded-ids-"+o.name)
+	}
+	if out := os.Getenv("BENCH_OUT"); out != "" {
+		writeReport(b, out, n, scan, theirs)
+	}
+}
+
+// writeReport writes the discovery group of `make bench`: Scan against
+// ghw on the same tree, in wall and CPU time per run.
+func writeReport(b *testing.B, path string, n int, scan, theirs cost) {
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
+	row := func(what string, ours, ghw time.Duration) bench.Row {
+		return bench.NewRow(bench.Row{Group: "discovery", Name: fmt.Sprintf("%d devices in %d groups, %s", devices, groups, what),
+			Subject: "sysfs.Scan", Baseline: "ghw.PCI (topology off)", Value: per(ours), Base: per(ghw), Unit: "ns/op", Goal: 0.2})
+	}
+	rep := bench.NewReport(false, row("wall time", scan.wall, theirs.wall), row("CPU time", scan.cpu, theirs.cpu))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := bench.WriteJSON(f, rep); err != nil {
+		b.Fatal(err)
 	}
 }
 
