@@ -7,7 +7,14 @@ UAPI_INC = $(shell .ci/uapi-headers)
 
 .PHONY: test host lint bpfcheck unit uapicheck fuzz guest
 
-test: host lint bpfcheck unit uapicheck fuzz benchcheck guest
+# The steps run in turn, each as its own make, and each says how long it
+# took: where CI's time goes, in its log.
+TEST_STEPS := host lint bpfcheck unit uapicheck fuzz benchcheck guest
+test:
+	@set -e; all=$$(date +%s); for step in $(TEST_STEPS); do \
+		s=$$(date +%s); $(MAKE) --no-print-directory $$step; \
+		echo "make test: $$step took $$(( $$(date +%s) - s ))s"; \
+	done; echo "make test: all steps took $$(( $$(date +%s) - all ))s"
 
 # What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and
 # uapicheck), clang-19 and llvm-strip-19 (bpfcheck), the module rebuild's
