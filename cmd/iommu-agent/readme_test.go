@@ -77,7 +77,7 @@ func TestReadmeFirstCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^test: host `).Match(mk) || !strings.Contains(string(mk), "bash hwtests/vm/setup-host") {
+	if !regexp.MustCompile(`(?m)^TEST_STEPS := host `).Match(mk) || !strings.Contains(string(mk), "bash hwtests/vm/setup-host") {
 		t.Error("make test does not run the host setup first")
 	}
 }
