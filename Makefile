@@ -108,7 +108,7 @@ fuzz:
 # passed (and fails itself if one did not, or if the file holds no boot).
 GUEST_LANES := arm64-smmuv3-7.3 x86_64-vtd arm64-smmuv3 x86_64-amdvi
 GUEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
-HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests
+HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests $(HWTESTS_FLAGS)
 ARM64_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
 COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 .PHONY: $(addprefix guest-,$(GUEST_LANES))
@@ -120,7 +120,7 @@ COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFai
 # regression check: a quick host run whose ratios must stay within a
 # margin of docs/benchmarks.json's (ratios only, never absolute times).
 BENCH_DIR ?= $(or $(TMPDIR),/tmp)/iommu-agent-bench$(subst /,-,$(CURDIR))
-.PHONY: bench benchcheck
+.PHONY: bench benchcheck test-long
 bench:
 	rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
 	$(GO) run ./cmd/iommu-agent bench -q -only emulated,daemon -format json -o "$(BENCH_DIR)/host.json"
@@ -134,10 +134,22 @@ bench:
 # nanosecond loops move with what else runs), and a regression must show
 # in a second run too.
 BENCH_MARGIN ?= 1
+# make test-long: the guests with the long tests at their nightly size
+# (the crash sweep's 100 kills, the differential run's four seeds on
+# every lane); make test runs 25 kills and two seeds where nothing nests.
+test-long:
+	$(MAKE) --no-print-directory guest HWTESTS_FLAGS=-long
+
 benchcheck:
 	$(GO) build -o "$(BENCH_DIR).bin" ./cmd/iommu-agent
 	"$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN) >/dev/null || \
-		{ echo "benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
+		{ echo "# make test-long: the guests with the long tests at their nightly size
+# (the crash sweep's 100 kills, the differential run's four seeds on
+# every lane); make test runs 25 kills and two seeds where nothing nests.
+test-long:
+	$(MAKE) --no-print-directory guest HWTESTS_FLAGS=-long
+
+benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
 
 guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:

@@ -43,6 +43,11 @@ const (
 // Strict reports whether the test runs in the guest, where a skip is a failure.
 func Strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
 
+// Long reports whether the long tests run at their full size (the
+// harness's -long, make test-long); make test runs a shorter size that
+// still covers what they check.
+func Long() bool { return os.Getenv("HWTESTS_LONG") == "1" }
+
 // Need fails the test in the guest and skips it elsewhere when err says a
 // device, a privilege or a kernel feature is missing; other errors fail.
 func Need(t *testing.T, what string, err error) {

@@ -30,6 +30,9 @@ type Config struct {
 	ICount        string // QEMU -icount (TCG only), "" off; see BootSpec.ICount
 	Memory        string
 	SMP           int
+	// Long runs the long tests (the crash sweep, the differential run) at
+	// their full size: HWTESTS_LONG=1 in the guest (hwtest.Long).
+	Long bool
 	// Timeout is the hard deadline for the boot (QEMU is killed).
 	Timeout time.Duration
 	// TestTimeout is each binary's -test.timeout; 0 derives it from Timeout.
@@ -429,6 +432,9 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 	}
 	if cfg.Lane.Build != nil {
 		m.Env = append(m.Env, "HWTESTS_BUILTIN=1")
+	}
+	if cfg.Long {
+		m.Env = append(m.Env, "HWTESTS_LONG=1")
 	}
 	if cfg.Lane.Output == wire.OutputSerial {
 		m.TestDevice = "/dev/" + cfg.Lane.TestPort
