@@ -88,6 +88,9 @@ type Env struct {
 	// Devices are PCI functions bound to vfio-pci the kernel benches may
 	// use (an edu in the guest); none limits them to what needs no device.
 	Devices []string
+	// CHelper is a prebuilt cloop (cloop.c) for a machine without a C
+	// compiler, such as the guest; empty compiles it with $CC or cc.
+	CHelper string
 }
 
 func (e *Env) progress(format string, args ...any) {
