@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -40,6 +41,11 @@ func logReport(t *testing.T, rep Report) (ran int) {
 	if err := WriteText(&b, rep); err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range rep.Rows {
+		if r.Note != "" {
+			fmt.Fprintf(&b, "%s: %s\n", r.Name, r.Note)
+		}
+	}
 	t.Logf("\n%s", b.String())
 	for _, r := range rep.Rows {
 		if r.Skipped != "" {
@@ -58,6 +64,8 @@ func TestGuestGoVsC(t *testing.T) {
 	if e.CHelper == "" && hwtest.Strict() {
 		t.Fatalf("no %s: run hwtests with -cprog agent/bench/cloop/cloop.c:%s", guestCLoop, guestCLoop)
 	}
+	// Full rounds: the ratios under TCG are noisy, and the rows are short.
+	e.Quick = false
 	rep := Run(context.Background(), e, []Bench{GoVsC()})
 	logReport(t, rep)
 	for _, r := range rep.Rows {
@@ -68,5 +76,57 @@ func TestGuestGoVsC(t *testing.T) {
 	}
 	if n := len(rep.Rows); n != 9 {
 		t.Errorf("%d rows, want 9 (3 kinds x 3 sizes)", n)
+	}
+}
+
+// setSys writes value to a sysfs or procfs file for the test and puts the
+// old value back after it.
+func setSys(t *testing.T, path, value string) {
+	t.Helper()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatalf("write %q to %s: %v", value, path, err)
+	}
+	t.Cleanup(func() {
+		v := strings.TrimSpace(string(old))
+		if sel := selected(v); sel != v {
+			v = sel // shmem_enabled reads "a [b] c" and takes "b"
+		}
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			t.Errorf("restore %s to %q: %v", path, v, err)
+		}
+	})
+}
+
+// TestGuestGuestRAM maps 1 GiB of guest RAM (quick) with every backing:
+// the test lets shmem use THP on advice, reserves 1 GiB of huge pages
+// when the guest has the memory (boot it with -m 4G), and raises type1's
+// entry limit so 4 KiB chunks of 1 GiB fit.
+func TestGuestGuestRAM(t *testing.T) {
+	e := guestEnv(t)
+	setSys(t, "/sys/kernel/mm/transparent_hugepage/shmem_enabled", "advise")
+	setSys(t, "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit", "1000000")
+	mi, err := meminfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := mi["MemAvailable"] >= gib+gib+ramHeadroom
+	if reserved {
+		setSys(t, "/proc/sys/vm/nr_hugepages", "512")
+	} else {
+		t.Logf("MemAvailable %d MiB: no huge pages reserved (boot with -m 4G for the hugetlbfs rows)", mi["MemAvailable"]/mib)
+	}
+	rep := Run(context.Background(), e, []Bench{GuestRAM()})
+	if logReport(t, rep) == 0 {
+		t.Error("no row ran")
+	}
+	for _, r := range rep.Rows {
+		// IOMMU_IOAS_MAP_FILE is 6.13; the Debian lanes boot 6.12.
+		if r.Skipped != "" && (reserved || !strings.Contains(r.Skipped, "huge pages")) && !strings.Contains(r.Skipped, "IOMMU_IOAS_MAP_FILE") {
+			t.Errorf("%s: skipped: %s", r.Name, r.Skipped)
+		}
 	}
 }

@@ -16,7 +16,8 @@
  *        cloop type1 CONTAINER MEMFD LENGTH IOVA
  *        cloop numbers
  * Numbers are decimal; fds are inherited. The memfd is mapped shared,
- * read+write, from offset 0 for LENGTH bytes, as the Go side maps it.
+ * read+write, from offset 0 for LENGTH bytes, and every page written, as
+ * the Go side maps it.
  * Then, for each decimal count n read from stdin (one per line), it runs
  * n map+unmap pairs at IOVA and writes "ok NS\n" (the loop's nanoseconds,
  * CLOCK_MONOTONIC) or "err ERRNO\n"; it exits 0 at end of input.
@@ -330,6 +331,10 @@ void __attribute__((noreturn, used)) cstart(i64 *sp)
 	i64 va = sys6(SYS_mmap, 0, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	if (va < 0 && va > -4096)
 		die("mmap the memfd", va);
+	/* Populate this process's page tables as the Go side populates its
+	 * own (a write to every page), so neither side's pin faults. */
+	for (i64 off = 0; off < length; off += 4096)
+		((volatile char *)va)[off] = 1;
 
 	struct iommu_ioas_map im = {
 		.size = sizeof im,
