@@ -238,10 +238,13 @@ func (e *Env) goCRow(bin string, r Row, sides loopSides, size uint64) (Row, erro
 		return r, fmt.Errorf("%s: %w", r.Name, err)
 	}
 	r.Value, r.Base, r.Unit = v, b, "ns/op"
-	// On one CPU the runtime's sysmon takes the P from a thread in a
-	// long syscall and starts another M, which competes with the ioctl
-	// for that CPU; name the count so such rows read right.
-	r.Note = fmt.Sprintf("one op is a map and an unmap; GOMAXPROCS %d", runtime.GOMAXPROCS(0))
+	// What the Go side pays that C does not is the runtime's syscall
+	// path: with one P, sysmon takes it from a thread in a long syscall
+	// and starts another M that competes for the CPU, and the scheduler
+	// reads the clock, which is itself a syscall where the clocksource
+	// has no vDSO read (hpet, acpi_pm: a TCG guest). Name both.
+	r.Note = fmt.Sprintf("one op is a map and an unmap; GOMAXPROCS %d; clocksource %s, a clock read %.0f ns",
+		runtime.GOMAXPROCS(0), clocksource(), clockRead())
 	return ratioRow(r), nil
 }
 
@@ -411,4 +414,24 @@ func (c *cLoop) Close() error {
 		return fmt.Errorf("cloop: %w", err)
 	}
 	return nil
+}
+
+// clocksource is the kernel's current clocksource.
+func clocksource() string {
+	b, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// clockRead is what one time.Now costs here, in ns.
+func clockRead() float64 {
+	const n = 1000
+	start := time.Now()
+	var last time.Time
+	for range n {
+		last = time.Now()
+	}
+	return float64(last.Sub(start).Nanoseconds()) / n
 }
