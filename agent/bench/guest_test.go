@@ -8,8 +8,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
+	"github.com/iommu-agent/iommu-agent/ioctl/uapi"
 )
 
 // guestCLoop is where the harness puts the C helper:
@@ -128,5 +134,96 @@ func TestGuestGuestRAM(t *testing.T) {
 		if r.Skipped != "" && (reserved || !strings.Contains(r.Skipped, "huge pages")) && !strings.Contains(r.Skipped, "IOMMU_IOAS_MAP_FILE") {
 			t.Errorf("%s: skipped: %s", r.Name, r.Skipped)
 		}
+	}
+}
+
+// TestGuestSyscallPath tells where the Go side's cost over C goes on an
+// IOAS alone (the cheapest ioctl, so the most sensitive): the same
+// IOAS_MAP+UNMAP through our layer, through a bare unix.Syscall, and
+// through unix.RawSyscall (which skips the runtime's entersyscall and
+// exitsyscall), each against the C loop. Logged, never asserted.
+func TestGuestSyscallPath(t *testing.T) {
+	e := guestEnv(t)
+	e.Quick = false
+	ctx := context.Background()
+	bin, done, err := e.cloop(ctx)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer done()
+	s, err := openIOMMUFD(ctx, nil)
+	hwtest.Need(t, "open iommufd", err)
+	defer s.Close()
+	mem, err := newMemfd("syscall-path", pg, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	fd := uintptr(s.fd.Int())
+	mapArg := uapi.IOMMUIOASMap{Size: uint32(unsafe.Sizeof(uapi.IOMMUIOASMap{})),
+		Flags:  uint32(iommufd.FixedIOVA | iommufd.Readable | iommufd.Writeable),
+		IOASID: uint32(s.ioas), UserVA: uint64(uintptr(unsafe.Pointer(&mem.mem[0]))), Length: pg}
+	unmapArg := uapi.IOMMUIOASUnmap{Size: uint32(unsafe.Sizeof(uapi.IOMMUIOASUnmap{})), IOASID: uint32(s.ioas)}
+	// ioctl issues one request the way raw says; the pointer converts
+	// in the call's argument list, where the unsafe rules keep it valid.
+	ioctl := func(raw bool, req uintptr, arg unsafe.Pointer) unix.Errno {
+		var e unix.Errno
+		if raw {
+			_, _, e = unix.RawSyscall(unix.SYS_IOCTL, fd, req, uintptr(arg))
+		} else {
+			_, _, e = unix.Syscall(unix.SYS_IOCTL, fd, req, uintptr(arg))
+		}
+		return e
+	}
+	bare := func(raw bool) func(int) error {
+		return func(n int) error {
+			for range n {
+				m, u := mapArg, unmapArg
+				m.IOVA, u.IOVA, u.Length = cloopIOVA, cloopIOVA, pg
+				if e := ioctl(raw, uapi.IOMMU_IOAS_MAP, unsafe.Pointer(&m)); e != 0 {
+					return e
+				}
+				if e := ioctl(raw, uapi.IOMMU_IOAS_UNMAP, unsafe.Pointer(&u)); e != 0 {
+					return e
+				}
+			}
+			return nil
+		}
+	}
+	sides := iommufdSides(s.fd, s.ioas)
+	for _, c := range []struct {
+		name string
+		loop func(int) error
+	}{
+		{"ioctl/iommufd", func(n int) error { return sides.goLoop(mem.mem, n) }},
+		{"unix.Syscall", bare(false)},
+		{"unix.RawSyscall", bare(true)},
+	} {
+		f, err := sides.file()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mf, err := mem.file()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := startCLoop(bin, sides.cArgs(pg), f, mf)
+		f.Close()
+		mf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, b, err := compareTimed(e.timing(), func(n int) (time.Duration, error) {
+			start := time.Now()
+			err := c.loop(n)
+			return time.Since(start), err
+		}, cl.run)
+		if cerr := cl.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		t.Logf("IOAS alone, 4 KiB map+unmap: %-16s %8.0f ns, C %8.0f ns, ratio %.3f", c.name, v, b, v/b)
 	}
 }
