@@ -178,3 +178,34 @@ func TestSizeName(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelGroupsWithoutKernel: on a machine with no iommufd and no
+// device the kernel groups say why in skipped rows or an error, and
+// measure nothing.
+func TestKernelGroupsWithoutKernel(t *testing.T) {
+	if _, err := os.Stat("/dev/iommu"); err == nil {
+		t.Skip("this machine has /dev/iommu: the guest tests cover it")
+	}
+	buildTestCLoop(t)
+	rows, err := GoVsC().Run(context.Background(), &Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("rows %+v, want one skipped row per kind", rows)
+	}
+	for _, r := range rows {
+		if r.Skipped == "" || r.Value != 0 {
+			t.Errorf("%s: ran without a kernel: %+v", r.Name, r)
+		}
+	}
+	if !strings.Contains(rows[0].Skipped, "vfio-pci") || !strings.Contains(rows[1].Skipped, "iommufd") {
+		t.Errorf("skip reasons: %q, %q", rows[0].Skipped, rows[1].Skipped)
+	}
+	if _, err := GuestRAM().Run(context.Background(), &Env{}); !errors.Is(err, errNoDevice) {
+		t.Errorf("guest-ram without a device: %v, want errNoDevice", err)
+	}
+	if _, err := GuestRAM().Run(context.Background(), &Env{Devices: []string{"0000:ff:1f.7"}}); err == nil {
+		t.Error("guest-ram with a device that does not exist ran")
+	}
+}
