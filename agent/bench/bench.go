@@ -108,6 +108,9 @@ type Env struct {
 	// knows whether its guest runs under KVM or TCG; a guest cannot
 	// always tell).
 	Accel string
+	// CHelper is a prebuilt cloop (cloop.c) for a machine without a C
+	// compiler, such as the guest; empty compiles it with $CC or cc.
+	CHelper string
 }
 
 func (e *Env) progress(format string, args ...any) {

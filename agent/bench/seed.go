@@ -111,7 +111,7 @@ func seedLatency(ctx context.Context, e *Env, a, b iommu.Device, mem []byte) ([]
 	}
 	var rows []Row
 	for _, size := range []int{pg, 2 * mib, seedBuffer} {
-		r, err := e.timeRow(Row{Name: "map+unmap " + sizeName(size), Subject: "type1 container (" + string(t1.Flavour()) + ")",
+		r, err := e.timeRow(Row{Name: "map+unmap " + sizeName(uint64(size)), Subject: "type1 container (" + string(t1.Flavour()) + ")",
 			Baseline: "iommufd IOAS"}, loop(ts, size), loop(fs, size))
 		if err != nil {
 			return rows, err
@@ -245,14 +245,4 @@ func statusBytes(field string) (uint64, error) {
 		return kb << 10, nil
 	}
 	return 0, fmt.Errorf("no %s in /proc/self/status", field)
-}
-
-func sizeName(n int) string {
-	switch {
-	case n >= gib && n%gib == 0:
-		return fmt.Sprintf("%d GiB", n/gib)
-	case n >= mib && n%mib == 0:
-		return fmt.Sprintf("%d MiB", n/mib)
-	}
-	return fmt.Sprintf("%d KiB", n>>10)
 }

@@ -57,6 +57,9 @@ type Config struct {
 	// Results, if set, is a file the run appends its BootRecord to, so
 	// one Summarize can report the counts of many runs per lane.
 	Results string
+	// CPrograms are C files compiled for the lane and put into the
+	// initramfs (-cprog).
+	CPrograms []CProgram
 }
 
 // Result is a run's outcome.
@@ -135,6 +138,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		modDir           string
 		kernelErr, goErr error
 		pkgs             []TestPackage
+		cprogs           map[string]string // guest path → host file
 		binDir           = filepath.Join(runDir, "bin")
 	)
 	wg.Go(func() {
@@ -169,7 +173,10 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		if goErr = os.MkdirAll(binDir, 0o755); goErr != nil {
 			return
 		}
-		goErr = buildGuestBinaries(ctx, mod, cfg.Lane, pkgs, binDir)
+		if goErr = buildGuestBinaries(ctx, mod, cfg.Lane, pkgs, binDir); goErr != nil {
+			return
+		}
+		cprogs, goErr = buildCPrograms(ctx, cfg.Lane, cfg.CPrograms, mod.Dir, binDir)
 	})
 	wg.Wait()
 	res.Kernel = k
@@ -215,7 +222,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	var br BootResult
 	for {
 		stop = ph.start("pack")
-		tests, initrd, err := pack(cfg, k, modDir, pkgs, binDir, runDir, accel, packExtras{Upgrade: upgrade})
+		tests, initrd, err := pack(cfg, k, modDir, pkgs, binDir, runDir, accel, packExtras{Upgrade: upgrade, Files: cprogs})
 		if err != nil {
 			return res, err
 		}
@@ -384,6 +391,8 @@ type packExtras struct {
 	Collect []string
 	// Name is the initramfs file's name ("" = initramfs.cpio.gz).
 	Name string
+	// Files are executables to add: guest path → host file (-cprog).
+	Files map[string]string
 }
 
 // pack writes the manifest and initramfs; it returns the tests as the
@@ -444,6 +453,12 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 		guest := "/tests/" + p.Binary()
 		tests[guest] = filepath.Join(binDir, p.Binary())
 		m.Tests = append(m.Tests, wire.Test{Name: p.Rel, Path: guest})
+	}
+	for guest, host := range x.Files {
+		if _, ok := tests[guest]; ok {
+			return nil, "", fmt.Errorf("%s is both a test binary and a -cprog", guest)
+		}
+		tests[guest] = host
 	}
 	if cfg.Lane.Build != nil {
 		// No modules, so no /lib/modules: what a kernel without module

@@ -99,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 		runRE     = fs.String("run", "", "passed to every test binary as -test.run")
 		verbose   = fs.Bool("v", false, "log guest /init progress and the QEMU command line")
 		results   = fs.String("results", os.Getenv("HWTESTS_RESULTS"), "append this run's lane and counts to this file as a JSON line, for -summary (default $HWTESTS_RESULTS)")
+		cprog     = fs.String("cprog", "", "src.c:/guest/path,...: compile freestanding C files (no libc) for the lane on the host and put them into the initramfs")
 		summary   = fs.String("summary", "", "boot nothing: print the counts per lane and in total of the runs recorded in this -results file")
 		laneValue vm.Lane
 	)
@@ -110,6 +111,10 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 		return vm.Config{}, options{}, err
 	}
 	devs, err := vm.ParseDevices(*devices)
+	if err != nil {
+		return vm.Config{}, options{}, err
+	}
+	cprogs, err := vm.ParseCPrograms(*cprog)
 	if err != nil {
 		return vm.Config{}, options{}, err
 	}
@@ -162,6 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 		SetupHost:     *setup,
 		KeepRuns:      *keepRuns,
 		Results:       *results,
+		CPrograms:     cprogs,
 	}, options{verbose: *verbose, summary: *summary}, nil
 }
 
