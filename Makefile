@@ -125,7 +125,8 @@ bench:
 	rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
 	$(GO) run ./cmd/iommu-agent bench -q -only emulated,daemon -format json -o "$(BENCH_DIR)/host.json"
 	cd hwtests/ghwbench && BENCH_OUT="$(BENCH_DIR)/discovery.json" $(GO) test -run '^$$' -bench BenchmarkDiscovery -benchtime 5x .
-	$(HWTESTS) -devices edu,edu -pkgs ./agent/bench -run 'TestGuestBench$$' -ioctl-coverage off -run-dir "$(BENCH_DIR)/x86_64-vtd"
+	$(HWTESTS) -devices edu,edu -m 4G -cprog agent/bench/cloop/cloop.c:/bin/cloop -pkgs ./agent/bench -run 'TestGuestBench$$' \
+		-ioctl-coverage off -timeout 20m -run-dir "$(BENCH_DIR)/x86_64-vtd"
 	$(GO) run ./cmd/iommu-agent bench -merge "$(BENCH_DIR)/host.json,$(BENCH_DIR)/discovery.json,$(BENCH_DIR)/x86_64-vtd/out/bench-x86_64-vtd.json" \
 		-format json -o docs/benchmarks.json -update docs/benchmarks.md
 	@echo "docs/benchmarks.md and docs/benchmarks.json regenerated"

@@ -9,6 +9,8 @@ func Groups() []Bench {
 		Emulated(),
 		Daemon(),
 		Seed(),
+		GoVsC(),
+		GuestRAM(),
 	}
 }
 

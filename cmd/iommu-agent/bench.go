@@ -21,6 +21,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quick := fl.Bool("quick", false, "short measurements (CI's regression check): the same ratios, noisier")
 	only := fl.String("only", "", "comma-separated groups to run (default all): "+groupNames())
 	devices := fl.String("devices", "", "comma-separated PCI functions bound to vfio-pci the kernel groups may use")
+	cHelper := fl.String("c-helper", "", "a prebuilt C loop for the go-vs-c group (agent/bench/cloop/cloop.c), on a machine without a C compiler")
 	merge := fl.String("merge", "", "comma-separated JSON reports to combine, in order, instead of measuring")
 	quiet := fl.Bool("q", false, "no progress lines on stderr")
 	check := fl.String("check", "", "compare the ratios with this JSON report's and fail on a row more than -margin above its own")
@@ -45,7 +46,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(groups) == 0 {
 			return fl.usageErrorf("-only %q: no such group (have %s)", *only, groupNames())
 		}
-		e := &bench.Env{Quick: *quick, Devices: splitList(*devices)}
+		e := &bench.Env{Quick: *quick, Devices: splitList(*devices), CHelper: *cHelper}
 		if !*quiet {
 			e.Progress = func(f string, a ...any) { fmt.Fprintf(stderr, "bench: "+f+"\n", a...) }
 		}
