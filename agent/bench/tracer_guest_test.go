@@ -1,0 +1,40 @@
+//go:build hwtests && linux
+
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/iommu-agent/iommu-agent/ebpf"
+	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+)
+
+// TestTracerGroup runs the tracer group on the guest's edu and logs its
+// rows. Ratios are reported, never asserted: the test fails only when the
+// group cannot measure (a skipped row or an error). Under the harness's
+// -icount (HWTESTS_ICOUNT) the rows are in guest instructions:
+//
+//	go run ./hwtests/vm/cmd/hwtests -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench \
+//	    -ioctl-coverage off -run TestTracerGroup
+func TestTracerGroup(t *testing.T) {
+	dev := hwtest.FindEdu(t)[0]
+	hwtest.BindVFIO(t, dev)
+	e := &Env{Devices: []string{dev.BDF}, Quick: os.Getenv("HWTESTS_ICOUNT") == "", Progress: t.Logf}
+	rows, err := Tracer(TracerOptions{ICount: os.Getenv("HWTESTS_ICOUNT")}).Run(context.Background(), e)
+	if errors.Is(err, ebpf.ErrUnavailable) && !hwtest.Strict() {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Skipped != "" {
+			t.Errorf("%s: not measured: %s", r.Name, r.Skipped)
+			continue
+		}
+		t.Logf("%-62s %8.3f  (%.0f vs %.0f %s; goal %g) %s", r.Name, r.Ratio, r.Value, r.Base, r.Unit, r.Goal, r.Note)
+	}
+}
