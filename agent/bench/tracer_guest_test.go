@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -20,10 +21,13 @@ import (
 //	go run ./hwtests/vm/cmd/hwtests -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench \
 //	    -ioctl-coverage off -run TestTracerGroup
 func TestTracerGroup(t *testing.T) {
+	if cs, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource"); err == nil {
+		t.Logf("clocksource %s, -icount %q", bytes.TrimSpace(cs), os.Getenv("HWTESTS_ICOUNT"))
+	}
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
 	e := &Env{Devices: []string{dev.BDF}, Quick: os.Getenv("HWTESTS_ICOUNT") == "", Progress: t.Logf}
-	rows, err := Tracer(TracerOptions{ICount: os.Getenv("HWTESTS_ICOUNT")}).Run(context.Background(), e)
+	rows, err := Tracer(TracerOptions{ICount: os.Getenv("HWTESTS_ICOUNT"), Verbose: testing.Verbose()}).Run(context.Background(), e)
 	if errors.Is(err, ebpf.ErrUnavailable) && !hwtest.Strict() {
 		t.Skip(err)
 	}
