@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/iommu-agent/iommu-agent/ebpf"
@@ -15,8 +16,9 @@ import (
 
 // TestTracerGroup runs the tracer group on the guest's edu and logs its
 // rows. Ratios are reported, never asserted: the test fails only when the
-// group cannot measure (a skipped row or an error). Under the harness's
-// -icount (HWTESTS_ICOUNT) the rows are in guest instructions:
+// group cannot measure (an error, or a row skipped for another reason
+// than noise). Under the harness's -icount (HWTESTS_ICOUNT) the rows are
+// in guest instructions:
 //
 //	go run ./hwtests/vm/cmd/hwtests -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench \
 //	    -ioctl-coverage off -run TestTracerGroup
@@ -36,7 +38,12 @@ func TestTracerGroup(t *testing.T) {
 	}
 	for _, r := range rows {
 		if r.Skipped != "" {
-			t.Errorf("%s: not measured: %s", r.Name, r.Skipped)
+			if strings.HasPrefix(r.Skipped, unresolved) {
+				// Measured, but the noise won: ns on a loaded TCG host.
+				t.Logf("%s: %s", r.Name, r.Skipped)
+			} else {
+				t.Errorf("%s: not measured: %s", r.Name, r.Skipped)
+			}
 			continue
 		}
 		t.Logf("%-62s %8.3f  (%.0f vs %.0f %s; goal %g) %s", r.Name, r.Ratio, r.Value, r.Base, r.Unit, r.Goal, r.Note)

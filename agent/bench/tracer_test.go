@@ -41,3 +41,18 @@ func TestTracerNeedsDevice(t *testing.T) {
 		t.Errorf("error %q names neither root nor -devices", err)
 	}
 }
+
+// TestCostRowUnresolved: a cost the noise swallowed is no ratio, so it
+// cannot meet a goal.
+func TestCostRowUnresolved(t *testing.T) {
+	for _, c := range []struct{ v, b float64 }{{-12, 20}, {30, 0}, {30, -5}} {
+		r := costRow(Row{Name: "x", Value: c.v, Base: c.b, Unit: "ns/op", Goal: 1.5})
+		if met, has := r.Met(); met || has || !strings.HasPrefix(r.Skipped, unresolved) {
+			t.Errorf("costRow(%g, %g) = %+v: met %v, has goal %v", c.v, c.b, r, met, has)
+		}
+	}
+	r := costRow(Row{Name: "x", Value: 30, Base: 20, Unit: "ns/op", Goal: 1.5})
+	if met, has := r.Met(); !met || !has || r.Ratio != 1.5 {
+		t.Errorf("costRow(30, 20) = %+v", r)
+	}
+}
