@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,7 +19,8 @@ import (
 // rows. Ratios are reported, never asserted: the test fails only when the
 // group cannot measure (an error, or a row skipped for another reason
 // than noise). Under the harness's -icount (HWTESTS_ICOUNT) the rows are
-// in guest instructions:
+// in guest instructions; the report goes to the harness's /out as
+// bench-tracer-LANE.json:
 //
 //	go run ./hwtests/vm/cmd/hwtests -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench \
 //	    -ioctl-coverage off -run TestTracerGroup
@@ -47,5 +49,25 @@ func TestTracerGroup(t *testing.T) {
 			continue
 		}
 		t.Logf("%-62s %8.3f  (%.0f vs %.0f %s; goal %g) %s", r.Name, r.Ratio, r.Value, r.Base, r.Unit, r.Goal, r.Note)
+	}
+	// For make bench: the report as bench-tracer-LANE.json in the
+	// harness's /out, to merge with the other groups'.
+	if st, err := os.Stat("/out"); err == nil && st.IsDir() && hwtest.Strict() {
+		rep := Report{Header: header(e.Quick), Rows: rows}
+		rep.Header.Accel = "tcg (QEMU guest, " + hwtest.Lane() + " lane)"
+		if ic := os.Getenv("HWTESTS_ICOUNT"); ic != "" {
+			rep.Header.Accel = "tcg -icount " + ic + " (QEMU guest, " + hwtest.Lane() + " lane)"
+		}
+		for i := range rep.Rows {
+			rep.Rows[i].Group = "tracer"
+		}
+		f, err := os.Create(filepath.Join("/out", "bench-tracer-"+hwtest.Lane()+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := WriteJSON(f, rep); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
