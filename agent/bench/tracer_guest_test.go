@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iommu-agent/iommu-agent/ebpf"
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
@@ -31,6 +32,7 @@ func TestTracerGroup(t *testing.T) {
 	dev := hwtest.FindEdu(t)[0]
 	hwtest.BindVFIO(t, dev)
 	e := &Env{Devices: []string{dev.BDF}, Quick: os.Getenv("HWTESTS_ICOUNT") == "", Progress: t.Logf}
+	hdr, start := header(e.Quick), time.Now()
 	rows, err := Tracer(TracerOptions{ICount: os.Getenv("HWTESTS_ICOUNT"), Verbose: testing.Verbose()}).Run(context.Background(), e)
 	if errors.Is(err, ebpf.ErrUnavailable) && !hwtest.Strict() {
 		t.Skip(err)
@@ -53,7 +55,8 @@ func TestTracerGroup(t *testing.T) {
 	// For make bench: the report as bench-tracer-LANE.json in the
 	// harness's /out, to merge with the other groups'.
 	if st, err := os.Stat("/out"); err == nil && st.IsDir() && hwtest.Strict() {
-		rep := Report{Header: header(e.Quick), Rows: rows}
+		rep := Report{Header: hdr, Rows: rows}
+		rep.Header.Seconds = time.Since(start).Seconds()
 		rep.Header.Accel = "tcg (QEMU guest, " + hwtest.Lane() + " lane)"
 		if ic := os.Getenv("HWTESTS_ICOUNT"); ic != "" {
 			rep.Header.Accel = "tcg -icount " + ic + " (QEMU guest, " + hwtest.Lane() + " lane)"
