@@ -63,7 +63,9 @@ const (
 	nStates
 )
 
-var stateNames = [nStates]string{"untraced", "empty pair (ioctl)", "tracer (ioctl)", "empty pairs (all)", "tracer (all)"}
+func (s tracerState) String() string {
+	return [nStates]string{"untraced", "empty pair (ioctl)", "tracer (ioctl)", "empty pairs (all)", "tracer (all)"}[s]
+}
 
 // tracers holds one loaded tracer per attached state, at most one of them
 // attached at a time.
@@ -369,7 +371,7 @@ func tracerBackend(ctx context.Context, e *Env, ts *tracers, unit tracerUnit, ve
 				}
 				per[st][i] = append(per[st][i], float64(d.Nanoseconds())/float64(n)/unit.scale)
 				if verbose {
-					e.progress("    round %d, %s: %s %.0f", r, stateNames[st], op.name, per[st][i][len(per[st][i])-1])
+					e.progress("    round %d, %s: %s %.0f", r, st, op.name, per[st][i][len(per[st][i])-1])
 				}
 			}
 		}
