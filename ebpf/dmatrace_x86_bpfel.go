@@ -25,7 +25,6 @@ type dmatraceEvent struct {
 type dmatraceHist struct {
 	_      structs.HostLayout
 	Counts [64]uint64
-	Count  uint64
 	SumNs  uint64
 	Bytes  uint64
 	Comm   [16]int8
@@ -37,8 +36,10 @@ type dmatraceHistKey struct {
 	Pid uint32
 }
 
-type dmatraceStarts struct {
+type dmatraceThread struct {
 	_    structs.HostLayout
+	Tid  uint32
+	Pad  uint32
 	Role [11]struct {
 		_   structs.HostLayout
 		Ts  uint64
@@ -46,7 +47,7 @@ type dmatraceStarts struct {
 		Op  uint32
 		Pad uint32
 	}
-	Slot [8]uint32
+	Hist [8]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -56,7 +57,7 @@ const (
 	dmatraceMapHistSlots                = "hist_slots"
 	dmatraceMapHists                    = "hists"
 	dmatraceMapSlowEvents               = "slow_events"
-	dmatraceMapStarts                   = "starts"
+	dmatraceMapThreads                  = "threads"
 	dmatraceProgFentryCompat            = "fentry_compat"
 	dmatraceProgFentryIoasMap           = "fentry_ioas_map"
 	dmatraceProgFentryIoasUnmap         = "fentry_ioas_unmap"
@@ -106,6 +107,7 @@ const (
 	dmatraceVarHistNext                 = "hist_next"
 	dmatraceVarSlowDropped              = "slow_dropped"
 	dmatraceVarSlowNs                   = "slow_ns"
+	dmatraceVarStartLost                = "start_lost"
 	dmatraceVarUnusedEvent              = "unused_event"
 )
 
@@ -204,7 +206,7 @@ type dmatraceMapSpecs struct {
 	HistSlots  *ebpf.MapSpec `ebpf:"hist_slots"`
 	Hists      *ebpf.MapSpec `ebpf:"hists"`
 	SlowEvents *ebpf.MapSpec `ebpf:"slow_events"`
-	Starts     *ebpf.MapSpec `ebpf:"starts"`
+	Threads    *ebpf.MapSpec `ebpf:"threads"`
 }
 
 // dmatraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -216,6 +218,7 @@ type dmatraceVariableSpecs struct {
 	HistNext    *ebpf.VariableSpec `ebpf:"hist_next"`
 	SlowDropped *ebpf.VariableSpec `ebpf:"slow_dropped"`
 	SlowNs      *ebpf.VariableSpec `ebpf:"slow_ns"`
+	StartLost   *ebpf.VariableSpec `ebpf:"start_lost"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
@@ -242,7 +245,7 @@ type dmatraceMaps struct {
 	HistSlots  *ebpf.Map `ebpf:"hist_slots"`
 	Hists      *ebpf.Map `ebpf:"hists"`
 	SlowEvents *ebpf.Map `ebpf:"slow_events"`
-	Starts     *ebpf.Map `ebpf:"starts"`
+	Threads    *ebpf.Map `ebpf:"threads"`
 }
 
 func (m *dmatraceMaps) Close() error {
@@ -250,7 +253,7 @@ func (m *dmatraceMaps) Close() error {
 		m.HistSlots,
 		m.Hists,
 		m.SlowEvents,
-		m.Starts,
+		m.Threads,
 	)
 }
 
@@ -263,6 +266,7 @@ type dmatraceVariables struct {
 	HistNext    *ebpf.Variable `ebpf:"hist_next"`
 	SlowDropped *ebpf.Variable `ebpf:"slow_dropped"`
 	SlowNs      *ebpf.Variable `ebpf:"slow_ns"`
+	StartLost   *ebpf.Variable `ebpf:"start_lost"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 

@@ -155,7 +155,7 @@ func TestCounts(t *testing.T) {
 	const n = 1000
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			tr := openTracer(t, mode.force)
+			tr := openTracer(t, mode.force, latency.Ops()...)
 			for _, c := range []struct {
 				backend       string
 				exact         []latency.Op // counted once per call
@@ -257,7 +257,7 @@ func TestOverhead(t *testing.T) {
 			for _, scope := range []struct {
 				name string
 				ops  []latency.Op
-			}{{"ioctl", ioctl}, {"all", nil}} {
+			}{{"ioctl", ioctl}, {"all", latency.Ops()}} {
 				t.Run(backend+"/"+mode.name+"/"+scope.name, func(t *testing.T) {
 					tr := openTracer(t, mode.force, scope.ops...)
 					as := space(t, backend)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
@@ -33,8 +34,9 @@ import (
 // disabled): the tracer cannot run here at all. The cause is wrapped.
 var ErrUnavailable = errors.New("eBPF tracing unavailable")
 
-// Options configures a Tracer. The zero value traces every process with
-// fentry/fexit where the kernel has them and keeps no slow events.
+// Options configures a Tracer. The zero value traces the map and unmap
+// ioctls of every process with fentry/fexit where the kernel has them and
+// keeps no slow events.
 type Options struct {
 	// ForceKprobe attaches kprobes/kretprobes even where fentry/fexit
 	// would work, to test and compare the fallback.
@@ -46,11 +48,17 @@ type Options struct {
 	SlowThreshold time.Duration
 	// SlowMax bounds the slow events kept, the slowest ones; 64 when 0.
 	SlowMax int
-	// Ops limits tracing to these operations; all when empty. The
-	// ioctl-level ones alone (IOASMap, IOASUnmap, Type1Map, Type1Unmap)
-	// cost least: iommu_map and the IOTLB sync fire once per contiguous
-	// run, which can be many times per ioctl.
+	// Ops limits tracing to these operations; the ioctl level (IoctlOps)
+	// when empty. The deep ones (pinning, iommu_map/unmap, the IOTLB
+	// sync) are traced only when asked for: iommu_map and the IOTLB sync
+	// fire once per contiguous run, which can be many times per ioctl, and
+	// each traced function adds its trampoline to every call.
 	Ops []latency.Op
+	// Floor attaches, on the same functions and with the same attach
+	// types, programs that do nothing (r0 = 0; exit) instead of the
+	// tracing ones: the cost of being attached at all, the floor the
+	// tracer's overhead is measured against. Nothing is counted.
+	Floor bool
 }
 
 // target is one thing to time, and the functions that may carry it: the
@@ -86,11 +94,18 @@ func targets() []target {
 	}
 }
 
-// selected returns the targets timing any of ops; all of them for none.
+// IoctlOps are the operations traced when Options.Ops is empty: one
+// program pair per map or unmap ioctl.
+func IoctlOps() []latency.Op {
+	return []latency.Op{latency.IOASMap, latency.IOASUnmap, latency.Type1Map, latency.Type1Unmap}
+}
+
+// selected returns the targets timing any of ops; the ioctl level's for
+// none.
 func selected(ops []latency.Op) []target {
 	all := targets()
 	if len(ops) == 0 {
-		return all
+		ops = IoctlOps()
 	}
 	var out []target
 	for _, tg := range all {
@@ -108,10 +123,12 @@ func selected(ops []latency.Op) []target {
 type Tracer struct {
 	hists, histSlots         *ebpf.Map
 	histDropped, slowDropped *ebpf.Variable
+	startLost                *ebpf.Variable
 	maps                     []*ebpf.Map // every map, closed last
 	atts                     []*attachment
 	attached, missing        []string
 	source                   string
+	floor                    bool // empty programs: see Options.Floor
 	reader                   *ringbuf.Reader
 	done                     chan struct{}
 
@@ -124,7 +141,7 @@ type Tracer struct {
 }
 
 type mapObjects struct {
-	Starts      *ebpf.Map      `ebpf:"starts"`
+	Threads     *ebpf.Map      `ebpf:"threads"`
 	Hists       *ebpf.Map      `ebpf:"hists"`
 	HistSlots   *ebpf.Map      `ebpf:"hist_slots"`
 	SlowEvents  *ebpf.Map      `ebpf:"slow_events"`
@@ -132,6 +149,7 @@ type mapObjects struct {
 	Bss         *ebpf.Map      `ebpf:".bss"`
 	HistDropped *ebpf.Variable `ebpf:"hist_dropped"`
 	SlowDropped *ebpf.Variable `ebpf:"slow_dropped"`
+	StartLost   *ebpf.Variable `ebpf:"start_lost"`
 }
 
 // Open loads the programs and attaches every target the kernel has,
@@ -158,7 +176,7 @@ func Open(opts Options) (_ *Tracer, err error) {
 		return nil, err
 	}
 
-	t := &Tracer{done: make(chan struct{}), slowMax: opts.SlowMax}
+	t := &Tracer{done: make(chan struct{}), slowMax: opts.SlowMax, floor: opts.Floor}
 	if t.slowMax <= 0 {
 		t.slowMax = 64
 	}
@@ -171,10 +189,10 @@ func Open(opts Options) (_ *Tracer, err error) {
 	if err := spec.LoadAndAssign(&mo, nil); err != nil {
 		return nil, unavailable(err)
 	}
-	t.maps = []*ebpf.Map{mo.Starts, mo.Hists, mo.HistSlots, mo.SlowEvents, mo.Rodata, mo.Bss}
-	t.hists, t.histSlots, t.histDropped, t.slowDropped = mo.Hists, mo.HistSlots, mo.HistDropped, mo.SlowDropped
+	t.maps = []*ebpf.Map{mo.Threads, mo.Hists, mo.HistSlots, mo.SlowEvents, mo.Rodata, mo.Bss}
+	t.hists, t.histSlots, t.histDropped, t.slowDropped, t.startLost = mo.Hists, mo.HistSlots, mo.HistDropped, mo.SlowDropped, mo.StartLost
 	replace := map[string]*ebpf.Map{
-		"starts": mo.Starts, "hists": mo.Hists, "hist_slots": mo.HistSlots, "slow_events": mo.SlowEvents,
+		"threads": mo.Threads, "hists": mo.Hists, "hist_slots": mo.HistSlots, "slow_events": mo.SlowEvents,
 		".rodata": mo.Rodata, ".bss": mo.Bss,
 	}
 
@@ -302,6 +320,11 @@ func (t *Tracer) attach(spec *ebpf.CollectionSpec, replace map[string]*ebpf.Map,
 		if fentry {
 			p.AttachTo = sym
 		}
+		if t.floor {
+			// The attach type, target and license stay; only the body
+			// goes, and with it every map reference.
+			p.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(sub, ebpf.CollectionOptions{MapReplacements: replace, Cache: cache})
 	if err != nil {
@@ -427,17 +450,24 @@ func (t *Tracer) Snapshot() (latency.Snapshot, error) {
 			return latency.Snapshot{}, fmt.Errorf("read histogram %d: %w", slot, err)
 		}
 		key := latency.Key{Op: ops[k.Op], PID: k.Pid, Comm: comm(v.Comm)}
-		s.Hists[key] = latency.Hist{Counts: v.Counts, Count: v.Count, SumNs: v.SumNs, Bytes: v.Bytes}
+		var n uint64
+		for _, c := range v.Counts {
+			n += c
+		}
+		s.Hists[key] = latency.Hist{Counts: v.Counts, Count: n, SumNs: v.SumNs, Bytes: v.Bytes}
 	}
 	if err := it.Err(); err != nil {
 		return latency.Snapshot{}, fmt.Errorf("read histograms: %w", err)
 	}
 	s.Missing = append([]string(nil), t.missing...)
-	var hd, sd uint64
+	var hd, sd, sl uint64
 	if err := t.histDropped.Get(&hd); err != nil {
 		return latency.Snapshot{}, err
 	}
 	if err := t.slowDropped.Get(&sd); err != nil {
+		return latency.Snapshot{}, err
+	}
+	if err := t.startLost.Get(&sl); err != nil {
 		return latency.Snapshot{}, err
 	}
 	if hd > 0 {
@@ -445,6 +475,9 @@ func (t *Tracer) Snapshot() (latency.Snapshot, error) {
 	}
 	if sd > 0 {
 		s.Missing = append(s.Missing, fmt.Sprintf("%d slow events lost: ring buffer full", sd))
+	}
+	if sl > 0 {
+		s.Missing = append(s.Missing, fmt.Sprintf("%d operations not counted: their thread's slot was taken by a thread with a colliding id", sl))
 	}
 	t.mu.Lock()
 	s.Slow = append([]latency.Event(nil), t.slow...)

@@ -36,7 +36,7 @@ func trace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	emu := fs.Bool("emulated", false, "no kernel tracing: time map/unmap on the emulated IOMMU instead")
 	kprobe := fs.Bool("kprobe", false, "attach kprobes even where fentry works")
 	slow := fs.Duration("slow", 10*time.Millisecond, "list single operations slower than `D`")
-	opsList := fs.String("ops", "", "trace only these comma-separated `OPS` (default all: "+opNames()+")")
+	opsList := fs.String("ops", "", "trace these comma-separated `OPS` (default the ioctl level: ioas_map,ioas_unmap,type1_map,type1_unmap; known: "+opNames()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

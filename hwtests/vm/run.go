@@ -436,6 +436,7 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 			"HWTESTS_DEVICES=" + cfg.Devices.GuestEnv(cfg.Lane.FirstSlot),
 			"HWTESTS_MODULES=" + string(cfg.Variant),
 			"HWTESTS_ACCEL=" + accel,
+			"HWTESTS_ICOUNT=" + cfg.ICount, // "" off; under it guest time counts instructions
 			"HWTESTS_KERNEL=" + k.Version,
 		},
 	}
