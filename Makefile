@@ -116,7 +116,8 @@ COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFai
 # make bench measures every bench group (agent/bench) and regenerates
 # docs/benchmarks.md and its JSON: the host's emulated and daemon groups,
 # discovery against ghw (hwtests/ghwbench, a module of its own), then a
-# guest with two edus for the kernel groups. benchcheck is CI's
+# guest with two edus for the kernel groups, then one under -icount for the
+# tracer (guest instructions, which a loaded host cannot blur). benchcheck is CI's
 # regression check: a quick host run whose ratios must stay within a
 # margin of docs/benchmarks.json's (ratios only, never absolute times).
 BENCH_DIR ?= $(or $(TMPDIR),/tmp)/iommu-agent-bench$(subst /,-,$(CURDIR))
@@ -125,9 +126,11 @@ bench:
 	rm -rf "$(BENCH_DIR)" && mkdir -p "$(BENCH_DIR)"
 	$(GO) run ./cmd/iommu-agent bench -q -only emulated,daemon -format json -o "$(BENCH_DIR)/host.json"
 	cd hwtests/ghwbench && BENCH_OUT="$(BENCH_DIR)/discovery.json" $(GO) test -run '^$$' -bench BenchmarkDiscovery -benchtime 5x .
-	$(HWTESTS) -devices edu,edu -m 4G -cprog agent/bench/cloop/cloop.c:/bin/cloop -pkgs ./agent/bench -run 'TestGuestBench$$' \
+	$(HWTESTS) -bench -devices edu,edu -m 4G -cprog agent/bench/cloop/cloop.c:/bin/cloop -pkgs ./agent/bench -run 'TestGuestBench$$' \
 		-ioctl-coverage off -timeout 20m -run-dir "$(BENCH_DIR)/x86_64-vtd"
-	$(GO) run ./cmd/iommu-agent bench -merge "$(BENCH_DIR)/host.json,$(BENCH_DIR)/discovery.json,$(BENCH_DIR)/x86_64-vtd/out/bench-x86_64-vtd.json" \
+	$(HWTESTS) -bench -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench -run 'TestTracerGroup$$' \
+		-ioctl-coverage off -run-dir "$(BENCH_DIR)/tracer"
+	$(GO) run ./cmd/iommu-agent bench -merge "$(BENCH_DIR)/host.json,$(BENCH_DIR)/discovery.json,$(BENCH_DIR)/x86_64-vtd/out/bench-x86_64-vtd.json,$(BENCH_DIR)/tracer/out/bench-tracer-x86_64-vtd.json" \
 		-format json -o docs/benchmarks.json -update docs/benchmarks.md
 	@echo "docs/benchmarks.md and docs/benchmarks.json regenerated"
 

@@ -11,6 +11,8 @@ func Groups() []Bench {
 		Seed(),
 		GoVsC(),
 		GuestRAM(),
+		// In ns outside a -icount guest: make bench measures it in one.
+		Tracer(TracerOptions{}),
 	}
 }
 

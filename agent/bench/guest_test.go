@@ -66,6 +66,7 @@ func logReport(t *testing.T, rep Report) (ran int) {
 }
 
 func TestGuestGoVsC(t *testing.T) {
+	hwtest.NeedBench(t)
 	e := guestEnv(t)
 	if e.CHelper == "" && hwtest.Strict() {
 		t.Fatalf("no %s: run hwtests with -cprog agent/bench/cloop/cloop.c:%s", guestCLoop, guestCLoop)
@@ -112,6 +113,7 @@ func setSys(t *testing.T, path, value string) {
 // when the guest has the memory (boot it with -m 4G), and raises type1's
 // entry limit so 4 KiB chunks of 1 GiB fit.
 func TestGuestGuestRAM(t *testing.T) {
+	hwtest.NeedBench(t)
 	e := guestEnv(t)
 	setSys(t, "/sys/kernel/mm/transparent_hugepage/shmem_enabled", "advise")
 	setSys(t, "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit", "1000000")
@@ -143,6 +145,7 @@ func TestGuestGuestRAM(t *testing.T) {
 // through unix.RawSyscall (which skips the runtime's entersyscall and
 // exitsyscall), each against the C loop. Logged, never asserted.
 func TestGuestSyscallPath(t *testing.T) {
+	hwtest.NeedBench(t)
 	e := guestEnv(t)
 	e.Quick = false
 	ctx := context.Background()

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
@@ -38,22 +35,23 @@ func runSeed(ctx context.Context, e *Env) ([]Row, error) {
 	if len(e.Devices) < 2 {
 		return nil, errors.New("needs two PCI functions bound to vfio-pci in different iommu_groups (-devices A,B) and root")
 	}
-	a, err := pciDevice("/sys", e.Devices[0])
+	a, err := vfioDevice("/sys", e.Devices[0])
 	if err != nil {
 		return nil, err
 	}
-	b, err := pciDevice("/sys", e.Devices[1])
+	b, err := vfioDevice("/sys", e.Devices[1])
 	if err != nil {
 		return nil, err
 	}
 	if a.Group == b.Group {
 		return nil, fmt.Errorf("%s and %s share iommu_group %d: the claims need a group each", a.BDF, b.BDF, a.Group)
 	}
-	mem, err := memfdBuffer(seedBuffer)
+	m, err := newMemfd("iommu-agent-bench-seed", seedBuffer, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Munmap(mem)
+	defer m.Close()
+	mem := m.mem
 
 	var rows []Row
 	latency, err := seedLatency(ctx, e, a, b, mem)
@@ -191,39 +189,6 @@ func seedPinned(ctx context.Context, a, b iommu.Device, mem []byte) (Row, error)
 		Subject: "two type1 containers (VmLck)", Baseline: "one shared IOAS (VmPin)",
 		Value: float64(t1Charged), Base: float64(after - before), Unit: "bytes",
 		Note: "type1 charges each container's pins to the process again; one IOAS pins the pages once for every device attached"}), nil
-}
-
-// pciDevice is bdf with its iommu_group, from sysfs under root.
-func pciDevice(root, bdf string) (iommu.Device, error) {
-	link, err := os.Readlink(filepath.Join(root, "bus", "pci", "devices", bdf, "iommu_group"))
-	if err != nil {
-		return iommu.Device{}, fmt.Errorf("%s: no iommu_group: %w", bdf, err)
-	}
-	g, err := strconv.Atoi(filepath.Base(link))
-	if err != nil {
-		return iommu.Device{}, fmt.Errorf("%s: iommu_group link %q: %w", bdf, link, err)
-	}
-	return iommu.Device{BDF: bdf, Group: g}, nil
-}
-
-// memfdBuffer is n bytes of memfd memory, touched, as a VMM's guest RAM.
-func memfdBuffer(n int) ([]byte, error) {
-	fd, err := unix.MemfdCreate("iommu-agent-bench", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	if err := unix.Ftruncate(fd, int64(n)); err != nil {
-		return nil, err
-	}
-	mem, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < n; i += pg {
-		mem[i] = 1
-	}
-	return mem, nil
 }
 
 // statusBytes reads a kB field of /proc/self/status, in bytes.

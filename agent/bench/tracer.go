@@ -7,15 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
 	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
@@ -171,7 +168,7 @@ func runTracer(ctx context.Context, e *Env, o TracerOptions) ([]Row, error) {
 	if len(e.Devices) == 0 {
 		return nil, errors.New("needs a PCI function bound to vfio-pci (-devices)")
 	}
-	dev, err := vfioDevice("/sys/bus/pci/devices", e.Devices[0])
+	dev, err := e.firstDevice()
 	if err != nil {
 		return nil, err
 	}
@@ -181,11 +178,12 @@ func runTracer(ctx context.Context, e *Env, o TracerOptions) ([]Row, error) {
 		return nil, err
 	}
 	defer ts.close()
-	page, err := memfdPage()
+	m, err := newMemfd("bench-tracer", pg, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Munmap(page)
+	defer m.Close()
+	page := m.mem
 
 	var rows []Row
 	for _, backend := range []string{"iommufd", "type1"} {
@@ -200,33 +198,6 @@ func runTracer(ctx context.Context, e *Env, o TracerOptions) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	return rows, ts.set(untraced)
-}
-
-// vfioDevice describes the PCI function bdf for the backends: its
-// iommu_group from sysfs.
-func vfioDevice(sysPCI, bdf string) (iommu.Device, error) {
-	link, err := os.Readlink(filepath.Join(sysPCI, bdf, "iommu_group"))
-	if err != nil {
-		return iommu.Device{}, fmt.Errorf("device %s: %w", bdf, err)
-	}
-	g, err := strconv.Atoi(filepath.Base(link))
-	if err != nil {
-		return iommu.Device{}, fmt.Errorf("device %s: iommu_group link %q: %w", bdf, link, err)
-	}
-	return iommu.Device{BDF: bdf, Group: g}, nil
-}
-
-// memfdPage is one page of memfd memory, what the backends may pin.
-func memfdPage() ([]byte, error) {
-	fd, err := unix.MemfdCreate("bench-tracer", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Ftruncate(fd, pg); err != nil {
-		return nil, fmt.Errorf("ftruncate memfd: %w", err)
-	}
-	return unix.Mmap(fd, 0, pg, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
 // tracerIOVA is below every lane's reserved regions (x86's MSI window at

@@ -26,6 +26,7 @@ import (
 //	go run ./hwtests/vm/cmd/hwtests -icount shift=0,sleep=off -devices edu -pkgs ./agent/bench \
 //	    -ioctl-coverage off -run TestTracerGroup
 func TestTracerGroup(t *testing.T) {
+	hwtest.NeedBench(t)
 	if cs, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource"); err == nil {
 		t.Logf("clocksource %s, -icount %q", bytes.TrimSpace(cs), os.Getenv("HWTESTS_ICOUNT"))
 	}

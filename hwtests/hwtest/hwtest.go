@@ -48,6 +48,16 @@ func Strict() bool { return os.Getenv("HWTESTS_STRICT") == "1" }
 // still covers what they check.
 func Long() bool { return os.Getenv("HWTESTS_LONG") == "1" }
 
+// NeedBench skips a benchmark written as a guest test unless the harness
+// runs benchmarks (its -bench, make bench): make test's boots leave them
+// out, for time.
+func NeedBench(t *testing.T) {
+	t.Helper()
+	if os.Getenv("HWTESTS_BENCH") != "1" {
+		t.Skip("a benchmark: runs under make bench (hwtests -bench)")
+	}
+}
+
 // Need fails the test in the guest and skips it elsewhere when err says a
 // device, a privilege or a kernel feature is missing; other errors fail.
 func Need(t *testing.T, what string, err error) {

@@ -33,6 +33,9 @@ type Config struct {
 	// Long runs the long tests (the crash sweep, the differential run) at
 	// their full size: HWTESTS_LONG=1 in the guest (hwtest.Long).
 	Long bool
+	// Bench runs the benchmarks written as guest tests (agent/bench):
+	// HWTESTS_BENCH=1 (hwtest.Bench); make bench sets it, make test not.
+	Bench bool
 	// Timeout is the hard deadline for the boot (QEMU is killed).
 	Timeout time.Duration
 	// TestTimeout is each binary's -test.timeout; 0 derives it from Timeout.
@@ -445,6 +448,9 @@ func pack(cfg Config, k Kernel, modDir string, pkgs []TestPackage, binDir, runDi
 	}
 	if cfg.Long {
 		m.Env = append(m.Env, "HWTESTS_LONG=1")
+	}
+	if cfg.Bench {
+		m.Env = append(m.Env, "HWTESTS_BENCH=1")
 	}
 	if cfg.Lane.Output == wire.OutputSerial {
 		m.TestDevice = "/dev/" + cfg.Lane.TestPort

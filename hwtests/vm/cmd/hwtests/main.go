@@ -86,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 		accel     = fs.String("accel", "auto", "auto (kvm if usable), kvm or tcg")
 		icount    = fs.String("icount", "", "QEMU -icount, e.g. shift=0,sleep=off: guest clocks count instructions, so overhead ratios measured in the guest hold on a loaded host (TCG only)")
 		mem       = fs.String("m", "2G", "guest memory")
+		benchRun  = fs.Bool("bench", false, "run the benchmarks written as guest tests (agent/bench; make bench): they skip otherwise")
 		long      = fs.Bool("long", false, "run the long guest tests (crash sweep, differential run) at their full, nightly size")
 		smp       = fs.Int("smp", 1, "guest CPUs (1 by default: an RCU stall with 2 TCG vCPUs on a busy 2-core host once hung a run)")
 		timeout   = fs.Duration("timeout", 10*time.Minute, "hard deadline for the guest run; QEMU is killed after it")
@@ -155,6 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (vm.Config, options, error) {
 		Accel:         *accel,
 		ICount:        *icount,
 		Long:          *long,
+		Bench:         *benchRun,
 		Memory:        *mem,
 		SMP:           *smp,
 		Timeout:       *timeout,
