@@ -117,9 +117,9 @@ COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFai
 # docs/benchmarks.md and its JSON: the host's emulated and daemon groups,
 # discovery against ghw (hwtests/ghwbench, a module of its own), then a
 # guest with two edus for the kernel groups, then one under -icount for the
-# tracer (guest instructions, which a loaded host cannot blur). benchcheck is CI's
-# regression check: a quick host run whose ratios must stay within a
-# margin of docs/benchmarks.json's (ratios only, never absolute times).
+# tracer (guest instructions, which a loaded host cannot blur). benchcheck
+# is CI's regression check: a quick host run whose ratios must stay within
+# a margin of docs/benchmarks.json's (ratios only, never absolute times).
 BENCH_DIR ?= $(or $(TMPDIR),/tmp)/iommu-agent-bench$(subst /,-,$(CURDIR))
 .PHONY: bench benchcheck test-long
 bench:
@@ -134,26 +134,20 @@ bench:
 		-format json -o docs/benchmarks.json -update docs/benchmarks.md
 	@echo "docs/benchmarks.md and docs/benchmarks.json regenerated"
 
-# A ratio may double before it counts (the CI machine is shared and its
-# nanosecond loops move with what else runs), and a regression must show
-# in a second run too.
-BENCH_MARGIN ?= 1
 # make test-long: the guests with the long tests at their nightly size
 # (the crash sweep's 100 kills, the differential run's four seeds on
 # every lane); make test runs 25 kills and two seeds where nothing nests.
 test-long:
 	$(MAKE) --no-print-directory guest HWTESTS_FLAGS=-long
 
+# A ratio may double before it counts (the CI machine is shared and its
+# nanosecond loops move with what else runs), and a regression must show
+# in a second run too.
+BENCH_MARGIN ?= 1
 benchcheck:
 	$(GO) build -o "$(BENCH_DIR).bin" ./cmd/iommu-agent
 	"$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN) >/dev/null || \
-		{ echo "# make test-long: the guests with the long tests at their nightly size
-# (the crash sweep's 100 kills, the differential run's four seeds on
-# every lane); make test runs 25 kills and two seeds where nothing nests.
-test-long:
-	$(MAKE) --no-print-directory guest HWTESTS_FLAGS=-long
-
-benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
+		{ echo "benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
 
 guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 guest:
