@@ -50,26 +50,17 @@ func runDaemon(ctx context.Context, e *Env) ([]Row, error) {
 	for i := range daemonGroups {
 		devs = append(devs, iommu.Device{BDF: fmt.Sprintf("0000:%02x:%02x.0", i/32, i%32), Group: i + 1})
 	}
-	srv, err := server.New(ctx, server.Options{
+	sock, stop, err := serveAgent(ctx, filepath.Join(dir, "agent.sock"), server.Options{
 		Backend:  server.BackendEmulated,
 		Devices:  devs,
 		StateDir: filepath.Join(dir, "state"),
 		Policy: &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, All: true}},
 			Limits: daemonLimits()},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		return nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, ln) }()
-	defer func() { stop(); <-served }()
+	defer stop()
 
 	cycles := 2000
 	if e.Quick {
@@ -171,24 +162,15 @@ func kernelDaemon(ctx context.Context, e *Env, dir string, cycles int, floor fun
 		return nil, err
 	}
 	bdf := e.Devices[0]
-	srv, err := server.New(ctx, server.Options{
+	sock, stop, err := serveAgent(ctx, filepath.Join(dir, "kagent.sock"), server.Options{
 		Backend: server.BackendIOMMUFD, Sysfs: fs, RLimitProcess: true,
 		StateDir: filepath.Join(dir, "kstate"),
 		Policy:   &server.Policy{Rules: []server.Rule{{UIDs: []uint32{uint32(os.Getuid())}, Devices: []string{bdf}, Memlock: 1 << 30}}},
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return nil, err
 	}
-	sock := filepath.Join(dir, "kagent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		return nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, ln) }()
-	defer func() { stop(); <-served }()
+	defer stop()
 	c, err := client.Dial(sock)
 	if err != nil {
 		return nil, err
@@ -260,6 +242,24 @@ func twice(f func() error) error {
 		return err
 	}
 	return f()
+}
+
+// serveAgent runs an agent with o (its log discarded) on a socket at sock
+// until stop.
+func serveAgent(ctx context.Context, sock string, o server.Options) (string, func(), error) {
+	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(ctx, o)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := server.Listen(sock)
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, ln) }()
+	return sock, func() { cancel(); <-served }, nil
 }
 
 // daemonLimits lets 64 clients of one uid in at once.

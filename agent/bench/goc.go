@@ -248,57 +248,6 @@ func (e *Env) goCRow(bin string, r Row, sides loopSides, size uint64) (Row, erro
 	return ratioRow(r), nil
 }
 
-// timedOp runs n operations and says how long they took by its own clock.
-type timedOp func(n int) (time.Duration, error)
-
-// compareTimed is compare (measure.go) for ops that time themselves: the
-// C side runs in its own process and reports its loop's time, so the
-// pipe round trip that starts each round is not counted against it.
-func compareTimed(t timing, subject, baseline timedOp) (value, base float64, err error) {
-	n := 1
-	for {
-		d, err := subject(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		db, err := baseline(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		slow := max(d, db)
-		if slow >= t.round || n >= 1<<30 {
-			break
-		}
-		if slow <= 0 {
-			n *= 100
-			continue
-		}
-		grow := int(float64(n) * float64(t.round) / float64(slow) * 1.2)
-		n = max(n+1, min(grow, 100*n))
-	}
-	var vs, bs []float64
-	for i := range t.rounds {
-		first, second := subject, baseline
-		if i%2 == 1 {
-			first, second = baseline, subject
-		}
-		d1, err := first(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		d2, err := second(n)
-		if err != nil {
-			return 0, 0, err
-		}
-		if i%2 == 1 {
-			d1, d2 = d2, d1
-		}
-		vs = append(vs, float64(d1.Nanoseconds())/float64(n))
-		bs = append(bs, float64(d2.Nanoseconds())/float64(n))
-	}
-	return median(vs), median(bs), nil
-}
-
 // cloop returns the C helper: Env.CHelper, or the embedded source
 // compiled with $CC or cc into a temporary directory that done removes.
 func (e *Env) cloop(ctx context.Context) (bin string, done func(), err error) {

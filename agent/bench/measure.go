@@ -24,18 +24,33 @@ func (e *Env) timing() timing {
 	return timing{rounds: 9, round: 50 * time.Millisecond}
 }
 
-// Compare measures subject and baseline in alternating rounds of the same
-// operation count, so noise on a shared machine hits both alike, and
+// timedOp runs n operations and says how long they took by its own clock:
+// the C side of go-vs-c runs in its own process and reports its loop's
+// time, so the pipe round trip that starts each round is not counted.
+type timedOp func(n int) (time.Duration, error)
+
+// clocked times op with t's clock.
+func (t timing) clocked(op Op) timedOp {
+	return func(n int) (time.Duration, error) { return t.timed(op, n) }
+}
+
+// compare is compareTimed for ops timed by t's clock.
+func compare(t timing, subject, baseline Op) (value, base float64, err error) {
+	return compareTimed(t, t.clocked(subject), t.clocked(baseline))
+}
+
+// compareTimed measures subject and baseline in alternating rounds of the
+// same operation count, so noise on a shared machine hits both alike, and
 // returns each one's median time per operation in nanoseconds. The count
 // is grown until the slower side's round takes about t.round.
-func compare(t timing, subject, baseline Op) (value, base float64, err error) {
+func compareTimed(t timing, subject, baseline timedOp) (value, base float64, err error) {
 	n := 1
 	for {
-		d, err := t.timed(subject, n)
+		d, err := subject(n)
 		if err != nil {
 			return 0, 0, err
 		}
-		db, err := t.timed(baseline, n)
+		db, err := baseline(n)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -58,11 +73,11 @@ func compare(t timing, subject, baseline Op) (value, base float64, err error) {
 		if i%2 == 1 {
 			first, second = baseline, subject
 		}
-		d1, err := t.timed(first, n)
+		d1, err := first(n)
 		if err != nil {
 			return 0, 0, err
 		}
-		d2, err := t.timed(second, n)
+		d2, err := second(n)
 		if err != nil {
 			return 0, 0, err
 		}
