@@ -59,21 +59,36 @@ func (h *HWPT) ioas() *AddressSpace {
 
 func (h *HWPT) users() int { return len(h.devs) + len(h.viommus) }
 
-// Destroy implements iommu.HWPT (IOMMU_DESTROY).
-func (h *HWPT) Destroy() error {
-	b := h.b
+// destroyObject is IOMMU_DESTROY for every nesting object, with the
+// kernel's order of checks: the backend open (else closed), the object
+// live (else ENOENT), nothing using it (busy, when set, says what does:
+// EBUSY). b.mu is taken here.
+func (b *Backend) destroyObject(kind string, id uint32, destroyed *bool, busy func() string, destroy func()) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case b.closed:
-		return closedErr("destroy hwpt")
-	case h.destroyed:
-		return errnoErr(fmt.Sprintf("destroy hwpt %d", h.id), syscall.ENOENT)
-	case h.users() > 0:
-		return errnoErr(fmt.Sprintf("destroy hwpt %d: %d devices attached, %d vIOMMUs on it", h.id, len(h.devs), len(h.viommus)), syscall.EBUSY)
+		return closedErr("destroy " + kind)
+	case *destroyed:
+		return errnoErr(fmt.Sprintf("destroy %s %d", kind, id), syscall.ENOENT)
 	}
-	h.destroy()
+	if busy != nil {
+		if why := busy(); why != "" {
+			return errnoErr(fmt.Sprintf("destroy %s %d: %s", kind, id, why), syscall.EBUSY)
+		}
+	}
+	destroy()
 	return nil
+}
+
+// Destroy implements iommu.HWPT (IOMMU_DESTROY).
+func (h *HWPT) Destroy() error {
+	return h.b.destroyObject("hwpt", h.id, &h.destroyed, func() string {
+		if h.users() == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d devices attached, %d vIOMMUs on it", len(h.devs), len(h.viommus))
+	}, h.destroy)
 }
 
 // destroy frees an unused HWPT.
@@ -340,19 +355,12 @@ func (v *VIOMMU) users() int {
 
 // Destroy implements iommu.VIOMMU (IOMMU_DESTROY).
 func (v *VIOMMU) Destroy() error {
-	b := v.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return closedErr("destroy viommu")
-	case v.destroyed:
-		return errnoErr(fmt.Sprintf("destroy viommu %d", v.id), syscall.ENOENT)
-	case v.users() > 0:
-		return errnoErr(fmt.Sprintf("destroy viommu %d: %d vDEVICEs, %d nested HWPTs, event queue %v", v.id, len(v.vdevs), len(v.nested), v.evq != nil), syscall.EBUSY)
-	}
-	v.destroy()
-	return nil
+	return v.b.destroyObject("viommu", v.id, &v.destroyed, func() string {
+		if v.users() == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d vDEVICEs, %d nested HWPTs, event queue %v", len(v.vdevs), len(v.nested), v.evq != nil)
+	}, v.destroy)
 }
 
 func (v *VIOMMU) destroy() {
@@ -550,17 +558,7 @@ func (vd *VDevice) ID() uint32 { return vd.id }
 // HWPT, whose events keep the virtual StreamID the attach saw, while
 // CFGI_CD for it becomes EIO.
 func (vd *VDevice) Destroy() error {
-	b := vd.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return closedErr("destroy vdevice")
-	case vd.destroyed:
-		return errnoErr(fmt.Sprintf("destroy vdevice %d", vd.id), syscall.ENOENT)
-	}
-	vd.destroy()
-	return nil
+	return vd.b.destroyObject("vdevice", vd.id, &vd.destroyed, nil, vd.destroy)
 }
 
 // destroy takes the vDEVICE out of its vIOMMU and its device.
@@ -650,17 +648,7 @@ func (q *EventQueue) Read(ctx context.Context) ([]iommu.Event, error) {
 
 // Destroy implements iommu.EventQueue: the file and the object go.
 func (q *EventQueue) Destroy() error {
-	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closed:
-		return closedErr("destroy veventq")
-	case q.destroyed:
-		return errnoErr(fmt.Sprintf("destroy veventq %d", q.id), syscall.ENOENT)
-	}
-	q.destroy()
-	return nil
+	return q.b.destroyObject("veventq", q.id, &q.destroyed, nil, q.destroy)
 }
 
 func (q *EventQueue) destroy() {
