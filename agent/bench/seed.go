@@ -13,8 +13,6 @@ import (
 	"strings"
 
 	"github.com/iommu-agent/iommu-agent/agent/iommu"
-	"github.com/iommu-agent/iommu-agent/agent/iommu/cdev"
-	"github.com/iommu-agent/iommu-agent/agent/iommu/type1"
 )
 
 // Seed checks the design origin's two claims on the running kernel, with
@@ -69,30 +67,16 @@ func runSeed(ctx context.Context, e *Env) ([]Row, error) {
 // seedLatency maps and unmaps the same sizes through type1 (device a's
 // container) and iommufd (device b's IOAS), alternating.
 func seedLatency(ctx context.Context, e *Env, a, b iommu.Device, mem []byte) ([]Row, error) {
-	t1, err := type1.Open(ctx, type1.Options{})
+	t1, err := openType1(ctx, a)
 	if err != nil {
 		return nil, fmt.Errorf("type1: %w", err)
 	}
 	defer t1.Close()
-	ts, err := t1.NewAddressSpace(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := ts.Attach(ctx, a); err != nil {
-		return nil, err
-	}
-	fd, err := cdev.Open(ctx, cdev.Options{})
+	fd, err := openIOMMUFD(ctx, &b)
 	if err != nil {
 		return nil, fmt.Errorf("iommufd: %w", err)
 	}
 	defer fd.Close()
-	fs, err := fd.NewAddressSpace(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := fs.Attach(ctx, b); err != nil {
-		return nil, err
-	}
 	loop := func(as iommu.AddressSpace, size int) Op {
 		m := iommu.Mapping{Mem: mem[:size], IOVA: 0x100000000, Fixed: true, Perm: iommu.Read | iommu.Write}
 		return func(n int) error {
@@ -109,8 +93,8 @@ func seedLatency(ctx context.Context, e *Env, a, b iommu.Device, mem []byte) ([]
 	}
 	var rows []Row
 	for _, size := range []int{pg, 2 * mib, seedBuffer} {
-		r, err := e.timeRow(Row{Name: "map+unmap " + sizeName(uint64(size)), Subject: "type1 container (" + string(t1.Flavour()) + ")",
-			Baseline: "iommufd IOAS"}, loop(ts, size), loop(fs, size))
+		r, err := e.timeRow(Row{Name: "map+unmap " + sizeName(uint64(size)), Subject: "type1 container (" + string(t1.b.Flavour()) + ")",
+			Baseline: "iommufd IOAS"}, loop(t1.as, size), loop(fd.as, size))
 		if err != nil {
 			return rows, err
 		}
@@ -130,31 +114,25 @@ func seedPinned(ctx context.Context, a, b iommu.Device, mem []byte) (Row, error)
 	}
 	var t1Charged uint64
 	{
-		var backends []*type1.Backend
+		var spaces []*type1Space
+		closeAll := func() {
+			for _, t := range spaces {
+				t.Close()
+			}
+		}
 		for _, d := range []iommu.Device{a, b} {
-			t, err := type1.Open(ctx, type1.Options{})
-			if err != nil {
-				return Row{}, err
-			}
-			backends = append(backends, t)
-			as, err := t.NewAddressSpace(ctx)
+			t, err := openType1(ctx, d)
 			if err == nil {
-				_, err = as.Attach(ctx, d)
-			}
-			if err == nil {
-				_, err = as.Map(ctx, m)
+				spaces = append(spaces, t)
+				_, err = t.as.Map(ctx, m)
 			}
 			if err != nil {
-				for _, t := range backends {
-					t.Close()
-				}
+				closeAll()
 				return Row{}, err
 			}
 		}
 		after, err := statusBytes("VmLck")
-		for _, t := range backends {
-			t.Close()
-		}
+		closeAll()
 		if err != nil {
 			return Row{}, err
 		}
@@ -164,21 +142,15 @@ func seedPinned(ctx context.Context, a, b iommu.Device, mem []byte) (Row, error)
 	if err != nil {
 		return Row{}, err
 	}
-	fd, err := cdev.Open(ctx, cdev.Options{})
+	fd, err := openIOMMUFD(ctx, &a)
 	if err != nil {
 		return Row{}, err
 	}
 	defer fd.Close()
-	as, err := fd.NewAddressSpace(ctx)
-	if err != nil {
+	if _, err := fd.as.Attach(ctx, b); err != nil {
 		return Row{}, err
 	}
-	for _, d := range []iommu.Device{a, b} {
-		if _, err := as.Attach(ctx, d); err != nil {
-			return Row{}, err
-		}
-	}
-	if _, err := as.Map(ctx, m); err != nil {
+	if _, err := fd.as.Map(ctx, m); err != nil {
 		return Row{}, err
 	}
 	after, err := statusBytes("VmPin")
