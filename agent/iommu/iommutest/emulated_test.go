@@ -15,22 +15,7 @@ func TestEmulated(t *testing.T) {
 		t.Run(string(f), func(t *testing.T) {
 			t.Parallel()
 			iommutest.Run(t, func(t *testing.T) iommutest.Target {
-				devs := []iommu.Device{{BDF: "0000:00:03.0", Group: 3}, {BDF: "0000:00:04.0", Group: 4}}
-				b, err := emulated.New(emulated.Options{Flavour: f, Devices: devs})
-				if err != nil {
-					t.Fatalf("emulated.New(%s): %v", f, err)
-				}
-				return iommutest.Target{
-					Backend: b,
-					Devices: devs,
-					Alloc:   func(t *testing.T, size int) []byte { return make([]byte, size) },
-					DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
-						return a.(*emulated.Attachment).DMA()
-					},
-					Pinned:   b.Pinned,
-					DMALimit: emulated.EduDMAMask + 1,
-					Reserved: []iommu.Range{{Start: 0xfee00000, Last: 0xfeefffff}},
-				}
+				return emulatedTarget(t, emulated.Options{Flavour: f}, iommu.Range{Start: 0xfee00000, Last: 0xfeefffff})
 			})
 		})
 	}
@@ -41,21 +26,28 @@ func TestEmulated(t *testing.T) {
 func TestEmulatedNesting(t *testing.T) {
 	t.Parallel()
 	iommutest.RunNesting(t, func(t *testing.T) iommutest.Target {
-		devs := []iommu.Device{{BDF: "0000:00:03.0", Group: 3}, {BDF: "0000:00:04.0", Group: 4}}
-		b, err := emulated.New(emulated.Options{IOMMU: emulated.SMMUv3, Devices: devs, NoDirtyTracking: true})
-		if err != nil {
-			t.Fatalf("emulated.New: %v", err)
-		}
-		return iommutest.Target{
-			Backend: b,
-			Devices: devs,
-			Alloc:   func(t *testing.T, size int) []byte { return make([]byte, size) },
-			DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
-				return a.(*emulated.Attachment).DMA()
-			},
-			Pinned:   b.Pinned,
-			DMALimit: emulated.EduDMAMask + 1,
-			Reserved: []iommu.Range{{Start: 0x8000000, Last: 0x80fffff}},
-		}
+		return emulatedTarget(t, emulated.Options{IOMMU: emulated.SMMUv3, NoDirtyTracking: true}, iommu.Range{Start: 0x8000000, Last: 0x80fffff})
 	})
+}
+
+// emulatedTarget is an emulated backend made with o over two edu-like
+// devices in groups of their own, whose devices reserve msi.
+func emulatedTarget(t *testing.T, o emulated.Options, msi iommu.Range) iommutest.Target {
+	devs := []iommu.Device{{BDF: "0000:00:03.0", Group: 3}, {BDF: "0000:00:04.0", Group: 4}}
+	o.Devices = devs
+	b, err := emulated.New(o)
+	if err != nil {
+		t.Fatalf("emulated.New(%+v): %v", o, err)
+	}
+	return iommutest.Target{
+		Backend: b,
+		Devices: devs,
+		Alloc:   func(t *testing.T, size int) []byte { return make([]byte, size) },
+		DMA: func(t *testing.T, a iommu.Attachment) iommutest.DMAEngine {
+			return a.(*emulated.Attachment).DMA()
+		},
+		Pinned:   b.Pinned,
+		DMALimit: emulated.EduDMAMask + 1,
+		Reserved: []iommu.Range{msi},
+	}
 }
