@@ -19,6 +19,7 @@ import (
 //
 //	<Dir>/kernel/<key>/   extracted kernel packages + source subset (one per kernel version and recipe)
 //	<Dir>/modules/<key>/  rebuilt modules (one per kernel entry, variant and Kbuild)
+//	<Dir>/bin/<stamp>/<key>/ guest binaries (per source state, binary, arch and build command; gobuild.go)
 //	<Dir>/tmp/<pid>-*/    entries being built; renamed into place when complete
 //	<Dir>/runs/<stamp>/   per-run directories (console log, guest /out, initramfs)
 //	<Dir>/apt-<arch>/     private apt state of a foreign guest architecture (apt.go)

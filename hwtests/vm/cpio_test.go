@@ -2,7 +2,6 @@ package vm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -143,16 +142,8 @@ func TestWriteInitramfs(t *testing.T) {
 	if err := writeInitramfs(&buf, spec); err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw bytes.Buffer
-	if _, err := raw.ReadFrom(zr); err != nil {
-		t.Fatal(err)
-	}
 	files := map[string]cpioEntry{}
-	for _, e := range readNewc(t, raw.Bytes()) {
+	for _, e := range readNewc(t, buf.Bytes()) {
 		files[e.name] = e
 	}
 	for name, body := range map[string]string{

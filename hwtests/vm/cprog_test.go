@@ -1,8 +1,6 @@
 package vm
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"debug/elf"
 	"os"
@@ -103,16 +101,8 @@ func TestBuildCPrograms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw bytes.Buffer
-	if _, err := raw.ReadFrom(zr); err != nil {
-		t.Fatal(err)
-	}
 	found := false
-	for _, e := range readNewc(t, raw.Bytes()) {
+	for _, e := range readNewc(t, b) {
 		if e.name == "bin/cloop" {
 			found = true
 			if string(e.data) != "ELF-cloop" || e.mode != 0o100755 {

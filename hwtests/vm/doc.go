@@ -12,7 +12,7 @@
 //     extraction, depmod; modbuild: the out-of-tree module rebuild
 //     (kbuild/), cross-compiled for a foreign lane.
 //   - gobuild: static /init (./init) and `go test -c -cover` binaries.
-//   - initramfs: a gzip'd newc cpio with the manifest (package wire).
+//   - initramfs: an uncompressed newc cpio with the manifest (package wire).
 //   - Boot: QEMU with a deadline, the kernel console to a file and the
 //     framed test stream on stdout.
 //   - Parser: frames → go test -v output and counts.

@@ -3,13 +3,19 @@ package vm
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"go/build/constraint"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // BuildTag marks test files that need the real kernel.
@@ -134,24 +140,150 @@ func (m Module) Package(p string) (TestPackage, error) {
 	return TestPackage{ImportPath: m.Path + "/" + rel, Rel: rel}, nil
 }
 
-// buildGuestBinaries builds /init and the test binaries into dir.
-func buildGuestBinaries(ctx context.Context, mod Module, lane Lane, pkgs []TestPackage, dir string) error {
+// binKeep is how many source states' binaries bin/ keeps: the current
+// one and the few before it (another checkout's run, an edit mid-run).
+const binKeep = 3
+
+// buildGuestBinaries puts /init and the test binaries into dir, taking
+// them from the cache's bin/ entries and building only what is missing.
+// make guest boots fifteen times over two architectures, and each boot
+// used to relink its binaries (6-13 s of CPU a boot, the go build cache
+// keeping only the compiled packages). An entry's key holds the module's
+// source stamp, the toolchain, the architecture and the build command,
+// so a binary is never older than the sources it is used for; lanes
+// that need the same missing binary take turns on its lock.
+func buildGuestBinaries(ctx context.Context, cache Cache, mod Module, lane Lane, pkgs []TestPackage, dir string) error {
 	env := goEnv(lane)
-	if _, err := goCommand(ctx, mod.Dir, env, "build", "-trimpath", "-ldflags=-s -w",
-		"-o", filepath.Join(dir, "init"), mod.Path+"/hwtests/vm/init"); err != nil {
-		return fmt.Errorf("build guest /init: %w", err)
+	stamp, err := sourceStamp(mod.Dir)
+	if err != nil {
+		return fmt.Errorf("source stamp: %w", err)
 	}
+	toolchain, err := goCommand(ctx, mod.Dir, env, "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64")
+	if err != nil {
+		return err
+	}
+	type binary struct {
+		name, what string
+		args       []string // the go command; the output path follows -o
+	}
+	bins := []binary{{name: "init", what: "guest /init",
+		args: []string{"build", "-trimpath", "-ldflags=-s -w", "-o", "", mod.Path + "/hwtests/vm/init"}}}
 	for _, p := range pkgs {
-		if _, err := goCommand(ctx, mod.Dir, env, "test", "-c", "-tags", BuildTag,
-			"-cover", "-coverpkg="+mod.Path+"/ioctl/...",
-			"-o", filepath.Join(dir, p.Binary()), p.ImportPath); err != nil {
-			return fmt.Errorf("build test binary %s: %w", p.Rel, err)
+		bins = append(bins, binary{name: p.Binary(), what: "test binary " + p.Rel,
+			args: []string{"test", "-c", "-tags", BuildTag, "-cover", "-coverpkg=" + mod.Path + "/ioctl/...", "-o", "", p.ImportPath}})
+	}
+	kind := filepath.Join("bin", stamp)
+	errs := make([]error, len(bins))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, b := range bins {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			key := Key(b.name, lane.GOARCH, string(toolchain), strings.Join(b.args, " "))
+			entry, _, err := cache.Fill(kind, key, func(staging string) error {
+				out := filepath.Join(staging, b.name)
+				args := slices.Clone(b.args)
+				args[slices.Index(args, "-o")+1] = out
+				if _, err := goCommand(ctx, mod.Dir, env, args...); err != nil {
+					return err
+				}
+				if _, err := os.Stat(out); err != nil {
+					return fmt.Errorf("no tests to build: %w", err)
+				}
+				return nil
+			})
+			if err == nil {
+				err = linkOrCopy(filepath.Join(entry, b.name), filepath.Join(dir, b.name))
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("build %s: %w", b.what, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return pruneBinaries(cache, stamp)
+}
+
+// sourceStamp names the state of the module's files: a hash of the path,
+// size, mode and modification time of every file under dir (dot
+// directories such as .git aside). An edit, a checkout or a regenerated
+// file changes it; reading it costs a directory walk, not a hash of the
+// contents.
+func sourceStamp(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		if _, err := os.Stat(filepath.Join(dir, p.Binary())); err != nil {
-			return fmt.Errorf("%s has no tests to build: %w", p.Rel, err)
+		if d.IsDir() {
+			if path != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		fmt.Fprintf(h, "%d:%s %d %o %d;", len(rel), rel, info.Size(), info.Mode(), info.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// pruneBinaries marks bin/<stamp> as used now and removes all but the
+// binKeep most recently used source states' binaries.
+func pruneBinaries(cache Cache, stamp string) error {
+	root := filepath.Join(cache.Dir, "bin")
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(root, stamp), now, now); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	type state struct {
+		name string
+		used time.Time
+	}
+	var states []state
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.IsDir() {
+			states = append(states, state{e.Name(), info.ModTime()})
 		}
 	}
-	return nil
+	slices.SortFunc(states, func(a, b state) int { return b.used.Compare(a.used) })
+	var errs []error
+	for _, st := range states[min(binKeep, len(states)):] {
+		errs = append(errs, os.RemoveAll(filepath.Join(root, st.name)))
+		locks, _ := filepath.Glob(filepath.Join(cache.Dir, "locks", sanitize("bin/"+st.name)+"-*.lock"))
+		for _, l := range locks {
+			errs = append(errs, os.Remove(l))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// linkOrCopy makes dst a hard link to src, or a copy where the two
+// cannot share an inode.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // goCommand runs the go tool that runs us.
