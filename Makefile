@@ -7,14 +7,30 @@ UAPI_INC = $(shell .ci/uapi-headers)
 
 .PHONY: test host lint bpfcheck unit uapicheck fuzz guest
 
-# The steps run in turn, each as its own make, and each says how long it
-# took: where CI's time goes, in its log.
-TEST_STEPS := host lint bpfcheck unit uapicheck fuzz benchcheck guest
+# The quick steps run in turn; then the long ones share the machine:
+# the unit tests, the fuzzers and the fifteen guest boots are one pool of
+# make jobs, TEST_JOBS at a time, started longest first (each boot's
+# guest idles for part of its run, in the kernel's sleeps and the tests'
+# waits, which a job beside it fills). Each step says how long it took,
+# and each boot its phases: where CI's time goes, in its log.
+TEST_STEPS := host lint bpfcheck uapicheck benchcheck
+TEST_JOBS ?= $(GUEST_JOBS)
+test: export HWTESTS_RESULTS = $(GUEST_RESULTS)
 test:
 	@set -e; all=$$(date +%s); for step in $(TEST_STEPS); do \
 		s=$$(date +%s); $(MAKE) --no-print-directory $$step; \
 		echo "make test: $$step took $$(( $$(date +%s) - s ))s"; \
-	done; echo "make test: all steps took $$(( $$(date +%s) - all ))s"
+	done; \
+	s=$$(date +%s); rm -f "$$HWTESTS_RESULTS"; \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line $(GUEST_LONG) timed-unit timed-fuzz $(GUEST_SHORT); \
+	$(HWTESTS) -summary "$$HWTESTS_RESULTS"; \
+	echo "make test: unit, fuzz and guest together took $$(( $$(date +%s) - s ))s"; \
+	echo "make test: all steps took $$(( $$(date +%s) - all ))s"
+
+# A step run as a job of the pool prints its own time when it ends.
+.PHONY: timed-unit timed-fuzz
+timed-unit timed-fuzz:
+	@s=$$(date +%s); $(MAKE) --no-print-directory $(@:timed-%=%); echo "make test: $(@:timed-%=%) took $$(( $$(date +%s) - s ))s"
 
 # What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and
 # uapicheck), clang-19 and llvm-strip-19 (bpfcheck), the module rebuild's
@@ -53,9 +69,12 @@ bpfcheck:
 	if [ -n "$$out" ]; then echo "bpfcheck: not committed: $$out"; exit 1; fi
 
 # -race needs cgo, so a C compiler: say so instead of cgo's own message.
+# atexit_sleep_ms=0: the race runtime otherwise sleeps a second at the
+# exit of every test binary, 24 s of make test's wall time over the
+# module's packages.
 unit:
 	@command -v $${CC:-gcc} >/dev/null || { echo "unit: go test -race needs a C compiler for cgo: install gcc (make host does)"; exit 1; }
-	$(GO) test -race -count=1 ./...
+	GORACE="atexit_sleep_ms=0 $$GORACE" $(GO) test -race -count=1 ./...
 
 # The cgo cross-check of ioctl/uapi against the kernel's own 6.12 headers.
 uapicheck:
@@ -70,27 +89,38 @@ uapicheck:
 # about 1-2 ms an input on tmpfs) get FUZZTIME_TREE instead. make test runs
 # a fifth of make test-long's counts (with the corpus, every target still
 # runs thousands of new inputs; 31 targets took two minutes at the full
-# counts).
+# counts). The targets are found in the sources, and each package's
+# fuzzing binary is built once for all its targets (go test -c -fuzz), run
+# in the package's directory with go test's corpus cache: asking go test
+# -list of every package, then go test -fuzz of every target, linked 80
+# test binaries, most of the step's minute.
 FUZZTIME ?= 10000x
 FUZZTIME_TREE ?= 2000x
+FUZZ_BIN = $(or $(TMPDIR),/tmp)/iommu-agent-fuzz$(subst /,-,$(CURDIR))
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz; rm -rf "$(FUZZ_BIN)"; mkdir -p "$(FUZZ_BIN)"; \
+	for dir in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | xargs -n1 dirname | sort -u); do \
+		targets=$$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); \
+		bin="$(FUZZ_BIN)/$$(echo $$dir | tr / -).test"; \
+		$(GO) test -c -fuzz "^$$(echo $$targets | cut -d' ' -f1)$$" -o "$$bin" ./$$dir; \
+		for f in $$targets; do \
 			n=$(FUZZTIME); case $$f in FuzzTree|FuzzList) n=$(FUZZTIME_TREE);; esac; \
-			echo "fuzz $$pkg $$f ($$n)"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $$n $$pkg; \
+			echo "fuzz ./$$dir $$f ($$n)"; \
+			(cd $$dir && "$$bin" -test.run '^$$' -test.fuzz "^$$f$$" -test.fuzztime $$n -test.fuzzcachedir "$$cache"); \
 		done; \
-	done
+	done; rm -rf "$(FUZZ_BIN)"
 
 # The real kernel: QEMU guests with an IOMMU and edu (see README.md),
-# fifteen boots over four lanes. The lanes run side by side, GUEST_JOBS at
-# a time (the host's cores); within a lane the boots run in turn. make's
-# --output-sync=line prints each boot's output whole when it ends, and every
-# test line names its lane, so interleaved lanes stay readable.
+# fifteen boots over four lanes, GUEST_JOBS at a time (the host's cores),
+# longest first. make's --output-sync=line prints each boot's output whole
+# when it ends, and every test line names its lane, so interleaved boots
+# stay readable. Each boot is a target of its own (boot-LANE-WHAT), and
+# guest-LANE runs one lane's boots.
 # arm64-smmuv3-7.3 (our own Linux 7.3, TCG, UEFI/ACPI): everything the
 # arm64 lane runs, plus SMMUv3 hw info, nesting objects and the ioctls after
-# 6.12; SR-IOV, where 7.3 groups each VF at once; the bridge group. It goes
-# first: a cold run builds its kernel (about ten minutes on two cores).
+# 6.12; SR-IOV, where 7.3 groups each VF at once; the bridge group. Its
+# main boot goes first: a cold run builds its kernel (about ten minutes on
+# two cores).
 # x86_64-vtd: edu and an e1000 (with its kernel driver) behind a PCIe-to-PCI
 # bridge, one iommu_group: discovery, viability and the group bind with
 # rollback; two edus on iommufd's vfio-compat container, running what speaks
@@ -106,15 +136,63 @@ fuzz:
 # package, as on VT-d; an igb for SR-IOV; the compat container.
 # Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
 # per checkout, emptied first); the last line sums them per lane and over all
-# lanes. A failing boot ends its lane there; make lets the running lanes
-# finish and starts no new one, so the summary comes only after every boot
-# passed (and fails itself if one did not, or if the file holds no boot).
+# lanes. After a failing boot make starts no new one and lets the running
+# ones finish, so the summary comes only after every boot passed (and fails
+# itself if one did not, or if the file holds no boot).
 GUEST_LANES := arm64-smmuv3-7.3 x86_64-vtd arm64-smmuv3 x86_64-amdvi
 GUEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+GUEST_RESULTS := $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests $(HWTESTS_FLAGS)
 ARM64_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
 COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
-.PHONY: $(addprefix guest-,$(GUEST_LANES))
+SRIOV_PKGS = ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
+# The boots by their length in a warm run, longest first: the main boots
+# (a minute or two each), then the SR-IOV, bridge and compat ones.
+GUEST_LONG := boot-arm64-smmuv3-7.3-main boot-x86_64-vtd-main boot-arm64-smmuv3-main boot-x86_64-amdvi-main
+GUEST_SHORT := boot-x86_64-vtd-bridge boot-x86_64-vtd-sriov boot-arm64-smmuv3-7.3-sriov boot-x86_64-amdvi-sriov \
+	boot-arm64-smmuv3-sriov boot-x86_64-vtd-compat boot-x86_64-amdvi-bridge boot-x86_64-amdvi-compat \
+	boot-arm64-smmuv3-compat boot-arm64-smmuv3-7.3-bridge boot-arm64-smmuv3-bridge
+GUEST_BOOTS := $(GUEST_LONG) $(GUEST_SHORT)
+.PHONY: $(addprefix guest-,$(GUEST_LANES)) $(GUEST_BOOTS)
+
+boot-arm64-smmuv3-7.3-main:
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
+boot-arm64-smmuv3-7.3-sriov:
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices igb -pkgs $(SRIOV_PKGS)
+boot-arm64-smmuv3-7.3-bridge:
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent -ioctl-coverage off
+
+boot-x86_64-vtd-bridge:
+	$(HWTESTS) -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
+boot-x86_64-vtd-compat:
+	$(HWTESTS) -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
+boot-x86_64-vtd-main:
+	$(HWTESTS) -devices edu,edu
+boot-x86_64-vtd-sriov:
+	$(HWTESTS) -devices igb -pkgs $(SRIOV_PKGS)
+
+boot-arm64-smmuv3-main:
+	$(HWTESTS) -lane arm64-smmuv3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
+boot-arm64-smmuv3-sriov:
+	$(HWTESTS) -lane arm64-smmuv3 -devices igb -pkgs $(SRIOV_PKGS)
+boot-arm64-smmuv3-bridge:
+	$(HWTESTS) -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
+boot-arm64-smmuv3-compat:
+	$(HWTESTS) -lane arm64-smmuv3 -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
+
+boot-x86_64-amdvi-bridge:
+	$(HWTESTS) -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
+boot-x86_64-amdvi-main:
+	$(HWTESTS) -lane x86_64-amdvi -devices edu,edu
+boot-x86_64-amdvi-sriov:
+	$(HWTESTS) -lane x86_64-amdvi -devices igb -pkgs $(SRIOV_PKGS)
+boot-x86_64-amdvi-compat:
+	$(HWTESTS) -lane x86_64-amdvi -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
+
+guest-arm64-smmuv3-7.3: boot-arm64-smmuv3-7.3-main boot-arm64-smmuv3-7.3-sriov boot-arm64-smmuv3-7.3-bridge
+guest-x86_64-vtd: boot-x86_64-vtd-bridge boot-x86_64-vtd-compat boot-x86_64-vtd-main boot-x86_64-vtd-sriov
+guest-arm64-smmuv3: boot-arm64-smmuv3-main boot-arm64-smmuv3-sriov boot-arm64-smmuv3-bridge boot-arm64-smmuv3-compat
+guest-x86_64-amdvi: boot-x86_64-amdvi-bridge boot-x86_64-amdvi-main boot-x86_64-amdvi-sriov boot-x86_64-amdvi-compat
 
 # make bench measures every bench group (agent/bench) and regenerates
 # docs/benchmarks.md and its JSON: the host's emulated and daemon groups,
@@ -154,31 +232,8 @@ benchcheck:
 	"$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN) >/dev/null || \
 		{ echo "benchcheck: measuring again to confirm"; "$(BENCH_DIR).bin" bench -quick -q -only emulated,daemon -check docs/benchmarks.json -margin $(BENCH_MARGIN); }
 
-guest: export HWTESTS_RESULTS = $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
+guest: export HWTESTS_RESULTS = $(GUEST_RESULTS)
 guest:
 	rm -f "$$HWTESTS_RESULTS"
-	$(MAKE) --no-print-directory -j$(GUEST_JOBS) --output-sync=line $(addprefix guest-,$(GUEST_LANES))
+	$(MAKE) --no-print-directory -j$(GUEST_JOBS) --output-sync=line $(GUEST_BOOTS)
 	$(HWTESTS) -summary "$$HWTESTS_RESULTS"
-
-guest-arm64-smmuv3-7.3:
-	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
-	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent -ioctl-coverage off
-
-guest-x86_64-vtd:
-	$(HWTESTS) -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
-	$(HWTESTS) -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
-	$(HWTESTS) -devices edu,edu
-	$(HWTESTS) -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-
-guest-arm64-smmuv3:
-	$(HWTESTS) -lane arm64-smmuv3 -devices edu,edu -ioctl-coverage on -pkgs $(ARM64_MAIN_PKGS)
-	$(HWTESTS) -lane arm64-smmuv3 -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-	$(HWTESTS) -lane arm64-smmuv3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest -run TestGuestBridgeAlias -ioctl-coverage off
-	$(HWTESTS) -lane arm64-smmuv3 -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
-
-guest-x86_64-amdvi:
-	$(HWTESTS) -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
-	$(HWTESTS) -lane x86_64-amdvi -devices edu,edu
-	$(HWTESTS) -lane x86_64-amdvi -devices igb -pkgs ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
-	$(HWTESTS) -lane x86_64-amdvi -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)

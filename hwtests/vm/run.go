@@ -88,6 +88,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	defer func() {
 		res.Phases = ph.List()
 		WriteTimings(os.Stderr, res.Phases)
+		fmt.Fprintf(os.Stderr, "hwtests: boot %s %s %s took %.1fs\n", cfg.Lane.Name, cfg.Devices, cfg.Variant, time.Since(start).Seconds())
 		if err != nil && res.Failed == 0 {
 			// The harness itself failed before any test could: say so
 			// where a reader of the test output looks.
