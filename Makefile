@@ -132,8 +132,12 @@ fuzz:
 # run the host's x86 QEMU); SR-IOV, where a VF lands in its PF's group at its
 # first probe and is refused as not viable; the bridge, where the second
 # alias is refused (TestGuestBridgeAlias); the compat container.
-# x86_64-amdvi: discovery, the bridge group and the CLI; two edus with every
-# package, as on VT-d; an igb for SR-IOV; the compat container.
+# x86_64-amdvi: discovery, the bridge group and the CLI; two edus with the
+# packages that meet the IOMMU driver (the kernel suites, discovery, the
+# CLI's probe and bind): the daemon, the tracer and the bench rows meet
+# only the VFIO and iommufd core, whose kernel and code are the VT-d
+# lane's, and run there; an igb for SR-IOV; the compat container. The
+# bridge boots skip the tracer's CLI tests, which the main boots run.
 # Each boot prints its own counts and appends them to HWTESTS_RESULTS (a file
 # per checkout, emptied first); the last line sums them per lane and over all
 # lanes. After a failing boot make starts no new one and lets the running
@@ -144,6 +148,7 @@ GUEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 GUEST_RESULTS := $(or $(TMPDIR),/tmp)/iommu-agent-hwtests$(subst /,-,$(CURDIR)).results
 HWTESTS = $(GO) run ./hwtests/vm/cmd/hwtests $(HWTESTS_FLAGS)
 ARM64_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./ebpf,./cmd/sysfs-snapshot,./agent/server,./cmd/iommu-agent
+AMDVI_MAIN_PKGS = ./sysfs/guest,./hwtests,./agent/iommu/cdev,./agent/iommu/type1,./ioctl/iommufd,./cmd/sysfs-snapshot,./cmd/iommu-agent
 COMPAT_RUN = 'TestConformance|TestBackendEdu|TestTwoGroups|TestSameGroup|TestFailNth|TestFailTeardown|TestConcurrentMapUnmap'
 SRIOV_PKGS = ./agent/sriov,./agent/server,./cmd/iommu-agent -run 'SRIOV|VF' -ioctl-coverage off
 # The boots by their length in a warm run, longest first: the main boots
@@ -160,10 +165,10 @@ boot-arm64-smmuv3-7.3-main:
 boot-arm64-smmuv3-7.3-sriov:
 	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices igb -pkgs $(SRIOV_PKGS)
 boot-arm64-smmuv3-7.3-bridge:
-	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent -ioctl-coverage off
+	$(HWTESTS) -lane arm64-smmuv3-7.3 -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent -ioctl-coverage off -- -skip Trace
 
 boot-x86_64-vtd-bridge:
-	$(HWTESTS) -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot
+	$(HWTESTS) -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -- -skip Trace
 boot-x86_64-vtd-compat:
 	$(HWTESTS) -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
 boot-x86_64-vtd-main:
@@ -181,9 +186,9 @@ boot-arm64-smmuv3-compat:
 	$(HWTESTS) -lane arm64-smmuv3 -modules compat -devices edu,edu -pkgs ./agent/iommu/type1,./hwtests -run $(COMPAT_RUN)
 
 boot-x86_64-amdvi-bridge:
-	$(HWTESTS) -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off
+	$(HWTESTS) -lane x86_64-amdvi -devices bridge:edu,e1000 -pkgs ./sysfs/guest,./cmd/iommu-agent,./cmd/sysfs-snapshot -ioctl-coverage off -- -skip Trace
 boot-x86_64-amdvi-main:
-	$(HWTESTS) -lane x86_64-amdvi -devices edu,edu
+	$(HWTESTS) -lane x86_64-amdvi -devices edu,edu -ioctl-coverage on -pkgs $(AMDVI_MAIN_PKGS)
 boot-x86_64-amdvi-sriov:
 	$(HWTESTS) -lane x86_64-amdvi -devices igb -pkgs $(SRIOV_PKGS)
 boot-x86_64-amdvi-compat:

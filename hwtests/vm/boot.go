@@ -133,6 +133,9 @@ type BootResult struct {
 	AccelFailed string
 	QEMUErr     error  // exit status or start failure
 	Stderr      string // QEMU's stderr tail
+	// CPU is the user and system time QEMU used: with the wall time, how
+	// much of a core the guest kept busy.
+	CPU time.Duration
 }
 
 // BootOptions bounds a boot.
@@ -221,6 +224,9 @@ func Boot(ctx context.Context, b BootSpec, opt BootOptions, p *Parser, log *slog
 	// Read to EOF (QEMU exited or was killed), then reap.
 	readErr := p.Consume(streamIn)
 	res.QEMUErr = cmd.Wait()
+	if ps := cmd.ProcessState; ps != nil {
+		res.CPU = ps.UserTime() + ps.SystemTime()
+	}
 	if readErr != nil && res.QEMUErr == nil {
 		res.QEMUErr = fmt.Errorf("read test stream: %w", readErr)
 	}

@@ -72,6 +72,8 @@ type Result struct {
 	Accel  string
 	RunDir string
 	Phases []Phase
+	// QEMUCPU is the CPU time the guest's QEMU used.
+	QEMUCPU time.Duration
 }
 
 // Run prepares everything, boots the guest, reports go test -v output on
@@ -88,7 +90,8 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	defer func() {
 		res.Phases = ph.List()
 		WriteTimings(os.Stderr, res.Phases)
-		fmt.Fprintf(os.Stderr, "hwtests: boot %s %s %s took %.1fs\n", cfg.Lane.Name, cfg.Devices, cfg.Variant, time.Since(start).Seconds())
+		fmt.Fprintf(os.Stderr, "hwtests: boot %s %s %s took %.1fs (QEMU used %.1fs of CPU)\n",
+			cfg.Lane.Name, cfg.Devices, cfg.Variant, time.Since(start).Seconds(), res.QEMUCPU.Seconds())
 		if err != nil && res.Failed == 0 {
 			// The harness itself failed before any test could: say so
 			// where a reader of the test output looks.
@@ -276,6 +279,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 	}
 	res.Accel = accel
 	res.Counts = br.Stream.Counts
+	res.QEMUCPU = br.CPU
 
 	if coverageEnabled(cfg) {
 		stop = ph.start("coverage")
