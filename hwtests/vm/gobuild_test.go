@@ -192,3 +192,42 @@ func TestPhases(t *testing.T) {
 		t.Errorf("timings %q", sb.String())
 	}
 }
+
+// TestSourceStamp: an edit to any file changes the stamp, .git does not.
+func TestSourceStamp(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, body string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamp := func() string {
+		t.Helper()
+		s, err := sourceStamp(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	write("go.mod", "module m\n")
+	write("a/a.go", "package a\n")
+	s0 := stamp()
+	write(".git/index", "x")
+	if s := stamp(); s != s0 {
+		t.Errorf("a write under .git changed the stamp")
+	}
+	write("a/a.go", "package a // edited\n")
+	s1 := stamp()
+	if s1 == s0 {
+		t.Errorf("an edit left the stamp at %s", s0)
+	}
+	write("ebpf/x.o", "\x7fELF")
+	if s := stamp(); s == s1 {
+		t.Errorf("a new file left the stamp at %s", s1)
+	}
+}

@@ -63,6 +63,9 @@ type Lane struct {
 	// UEFI firmware), with the same remedy.
 	HostTools []string
 	HostFiles []string
+	// PVH boots the image's uncompressed ELF through its PVH entry point
+	// instead of the bzImage (pvh.go); the bzImage when it has none.
+	PVH bool
 	// Build, when set, is the lane's own kernel: built from source with
 	// everything built in, instead of Debian's image plus rebuilt modules.
 	Build *KernelBuild
@@ -114,6 +117,7 @@ func Lanes() []Lane {
 		// panic_if_irq_remap, before any test ran. It tests the
 		// emulated board, not our code.
 		Cmdline:      []string{"no_timer_check"},
+		PVH:          true,
 		Console:      "ttyS0",
 		TestPort:     "ttyS1",
 		Output:       wire.OutputSerial,

@@ -225,6 +225,14 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		}
 	}
 
+	kernel := k.Image()
+	if cfg.Lane.PVH {
+		if p, err := pvhKernel(cache, kernel); err == nil {
+			kernel = p
+		} else {
+			log.Warn("booting the bzImage", "err", err)
+		}
+	}
 	consoleLog := filepath.Join(runDir, "console.log")
 	var br BootResult
 	for {
@@ -256,7 +264,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (r
 		}
 		spec := BootSpec{
 			Lane: cfg.Lane, Accel: accel, ICount: cfg.ICount, Memory: cfg.Memory, SMP: cfg.SMP,
-			Kernel: k.Image(), Initrd: initrd, Devices: cfg.Devices,
+			Kernel: kernel, Initrd: initrd, Devices: cfg.Devices,
 			ConsoleLog: consoleLog, HostRoot: "/", OutDir: filepath.Join(runDir, "out"),
 		}
 		opt := BootOptions{Timeout: cfg.Timeout, StderrLog: filepath.Join(runDir, "qemu.log")}
