@@ -133,6 +133,13 @@ func TestDMARoundTrip(t *testing.T) {
 	})
 }
 
+// faultBytes is how much edu writes where the IOMMU must block it. QEMU's
+// IOMMUs fault each 4-byte access of a blocked DMA on its own, and the
+// SMMUv3 driver prints at most 10 events per 5 s: a page's 1,024 events
+// spent the window, so the next fault's report waited 6 s for the next
+// one. Two accesses leave room for the following faults.
+const faultBytes = 8
+
 // TestDMAFault aims edu's DMA writes at an IOVA that is no longer mapped and
 // at a read-only mapping: the IOMMU blocks both, the kernel logs the fault
 // in its IOMMU's own words (faultReport), and the memory behind them keeps
@@ -158,10 +165,10 @@ func TestDMAFault(t *testing.T) {
 	if err := e.ReadFromRAM(0x300000, 0, page); err != nil {
 		t.Fatal(err)
 	}
-	// writeFault has edu write a page to iova and waits for the kernel's
-	// report of the blocked write. Both IOMMU drivers rate-limit their
-	// reports (10 per 5 s): a write whose report fell in a spent window
-	// is repeated once the window has passed.
+	// writeFault has edu write faultBytes to iova and waits for the
+	// kernel's report of the blocked write. Both IOMMU drivers rate-limit
+	// their reports (10 per 5 s): a write whose report fell in a spent
+	// window is repeated once the window has passed.
 	writeFault := func(t *testing.T, iova uint64, perm bool) {
 		t.Helper()
 		if kind == hwtest.AMDVi {
@@ -170,7 +177,7 @@ func TestDMAFault(t *testing.T) {
 		}
 		match, what := faultReport(t, kind, dev.BDF, iova, perm)
 		for attempt := 1; ; attempt++ {
-			if err := e.WriteToRAM(iova, 0, page); err != nil {
+			if err := e.WriteToRAM(iova, 0, faultBytes); err != nil {
 				t.Fatal(err)
 			}
 			line, ok := log.match(t, 6*time.Second, match)

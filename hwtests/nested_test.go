@@ -321,13 +321,14 @@ func TestNestedStage1(t *testing.T) {
 
 	// Stage 1 maps the VA to an IPA the IOAS does not: a stage-2 fault,
 	// the host's own: its driver logs it and the vEVENTQ stays empty. The
-	// driver rate-limits its reports (10 lines per 5 s, and an event is
-	// six): a write whose report fell in a window earlier faults spent is
-	// repeated once the window has passed, as TestDMAFault does.
+	// driver rate-limits its reports (10 events per 5 s; faultBytes says
+	// why the write is short): a write whose report fell in a window
+	// earlier faults spent is repeated once the window has passed, as
+	// TestDMAFault does.
 	log := openKmsg(t)
 	ipa := fmt.Sprintf("ipa: %#x", nestUnIPA)
 	for attempt := 1; ; attempt++ {
-		if err := n.e.WriteToRAM(nestVA+4*page, 0, 64); err != nil {
+		if err := n.e.WriteToRAM(nestVA+4*page, 0, faultBytes); err != nil {
 			t.Fatal(err)
 		}
 		if evs := n.events(t); len(evs) != 0 {
