@@ -7,14 +7,16 @@ UAPI_INC = $(shell .ci/uapi-headers)
 
 .PHONY: test host lint bpfcheck unit uapicheck fuzz guest
 
-# The quick steps run in turn; then the long ones share the machine:
-# the unit tests, the fuzzers and the fifteen guest boots are one pool of
-# make jobs, TEST_JOBS at a time, started longest first (each boot's
-# guest idles for part of its run, in the kernel's sleeps and the tests'
-# waits, which a job beside it fills). Each step says how long it took,
-# and each boot its phases: where CI's time goes, in its log.
-TEST_STEPS := host lint bpfcheck uapicheck benchcheck
-TEST_JOBS ?= $(GUEST_JOBS)
+# The steps that must run alone go first (benchcheck measures ratios);
+# then the rest share the machine: the fifteen guest boots, the unit
+# tests, the fuzzers, lint and uapicheck are one pool of make jobs,
+# TEST_JOBS at a time, started longest first. A TCG guest keeps about
+# two thirds of a core busy (the kernel's sleeps, the tests' waits), so
+# the pool holds one job more than the host has cores. Each step says how
+# long it took, and each boot its phases and QEMU's CPU time: where CI's
+# time goes, in its log.
+TEST_STEPS := host bpfcheck benchcheck
+TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: export HWTESTS_RESULTS = $(GUEST_RESULTS)
 test:
 	@set -e; all=$$(date +%s); for step in $(TEST_STEPS); do \
@@ -22,14 +24,14 @@ test:
 		echo "make test: $$step took $$(( $$(date +%s) - s ))s"; \
 	done; \
 	s=$$(date +%s); rm -f "$$HWTESTS_RESULTS"; \
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line $(GUEST_LONG) timed-unit timed-fuzz $(GUEST_SHORT); \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=line $(GUEST_LONG) timed-unit timed-fuzz timed-lint timed-uapicheck $(GUEST_SHORT); \
 	$(HWTESTS) -summary "$$HWTESTS_RESULTS"; \
 	echo "make test: unit, fuzz and guest together took $$(( $$(date +%s) - s ))s"; \
 	echo "make test: all steps took $$(( $$(date +%s) - all ))s"
 
 # A step run as a job of the pool prints its own time when it ends.
-.PHONY: timed-unit timed-fuzz
-timed-unit timed-fuzz:
+.PHONY: timed-unit timed-fuzz timed-lint timed-uapicheck
+timed-unit timed-fuzz timed-lint timed-uapicheck:
 	@s=$$(date +%s); $(MAKE) --no-print-directory $(@:timed-%=%); echo "make test: $(@:timed-%=%) took $$(( $$(date +%s) - s ))s"
 
 # What the steps below run besides Go: QEMU (guest), gcc (cgo: -race and

@@ -267,7 +267,10 @@ func pruneBinaries(cache Cache, stamp string) error {
 		errs = append(errs, os.RemoveAll(filepath.Join(root, st.name)))
 		locks, _ := filepath.Glob(filepath.Join(cache.Dir, "locks", sanitize("bin/"+st.name)+"-*.lock"))
 		for _, l := range locks {
-			errs = append(errs, os.Remove(l))
+			// Lanes side by side prune the same states.
+			if err := os.Remove(l); !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
