@@ -283,6 +283,28 @@ func strategies() []strategy {
 			},
 		},
 		{name: "agent: mmap + AddressSpace.Map (broker map)", goal: 1.05, skip: noSkip, run: fresh(true, false)},
+		// What broker leases do where the kernel has IOMMU_IOAS_MAP_FILE
+		// (6.13): the agent hands the kernel the memfd itself.
+		{
+			name:    "agent: AddressSpace.MapFile (broker map on 6.13+)",
+			goal:    1.05,
+			skip:    noSkip,
+			applies: func(b *ramBackend) bool { return b.mapFile != nil }, // iommufd's, whose address space has MapFile
+			run: func(ctx context.Context, b *ramBackend, m *memfdMem) (time.Duration, func() error, error) {
+				fm, ok := b.as.(iommu.FileMapper)
+				if !ok {
+					return 0, nil, fmt.Errorf("the %s address space has no MapFile", b.name)
+				}
+				start := time.Now()
+				_, err := fm.MapFile(ctx, iommu.FileMapping{FD: m.fd, Length: uint64(len(m.mem)),
+					IOVA: ramIOVA, Fixed: true, Perm: iommu.Read | iommu.Write})
+				d := time.Since(start)
+				return d, func() error {
+					_, err := b.as.Unmap(ctx, ramIOVA, uint64(len(m.mem)))
+					return err
+				}, err
+			},
+		},
 		// The agent's cost over the floor is its fresh mapping of the
 		// memfd, whose page tables the pin fills a fault at a time:
 		// these two tell that from our layer, and whether populating

@@ -58,6 +58,17 @@ type Mapping struct {
 	Perm  Perm
 }
 
+// FileMapping is Length bytes of the memfd FD from Offset, to map at IOVA
+// (when Fixed) with Perm. The caller keeps FD open until MapFile returns;
+// the mapping holds the pages, not the descriptor.
+type FileMapping struct {
+	FD             int
+	Offset, Length uint64
+	IOVA           IOVA
+	Fixed          bool
+	Perm           Perm
+}
+
 // Flavour names the kernel path a backend speaks. The kernel answers the
 // same misuse differently on each: unmapping nothing is ENOENT on iommufd
 // and 0 bytes on type1v2; cutting a mapping in two is ENOENT on iommufd and
@@ -117,6 +128,14 @@ type (
 	// without pinning the pages again (IOMMU_IOAS_COPY).
 	Copier interface {
 		Copy(ctx context.Context, src AddressSpace, srcIOVA IOVA, length uint64, dst Mapping) (IOVA, error)
+	}
+	// FileMapper maps a memfd's pages by descriptor (IOMMU_IOAS_MAP_FILE,
+	// Linux 6.13): the kernel pins the file's folios without the caller
+	// mapping them into its own address space and faulting them in first,
+	// which is most of the cost of Map for memory nobody touched yet. A
+	// kernel without it answers ErrNotSupported.
+	FileMapper interface {
+		MapFile(ctx context.Context, m FileMapping) (IOVA, error)
 	}
 	// IOVAAllower restricts where the backend may place mappings it
 	// chooses, and which ranges attachments may not take away

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/iommu-agent/iommu-agent/agent/proto"
 	"github.com/iommu-agent/iommu-agent/agent/server"
 	"github.com/iommu-agent/iommu-agent/hwtests/hwtest"
+	"github.com/iommu-agent/iommu-agent/ioctl/iommufd"
 	"github.com/iommu-agent/iommu-agent/sysfs"
 	"golang.org/x/sys/unix"
 )
@@ -503,6 +505,19 @@ func TestGuestBroker(t *testing.T) {
 	if _, err := c.Map(a.Lease.ID, f, 0, 1<<20, 0x100000, true, "rw"); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("overlapping map: %v, want exists", err)
 	}
+	// The agent maps by descriptor where the kernel has
+	// IOMMU_IOAS_MAP_FILE, and mmaps the memfd where it has not.
+	how := "mmap"
+	if kernelMapsFiles(t) {
+		how = "map_file"
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `iommu_agent_broker_maps_total{how="` + how + `"} 1`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	} else {
+		t.Logf("broker map: %s", want)
+	}
 	if err := c.DMAWrite(a.Lease.ID, "", iova, []byte("x")); err == nil || !strings.Contains(err.Error(), "unsupported") {
 		t.Errorf("dma on a real device: %v, want unsupported", err)
 	}
@@ -515,6 +530,32 @@ func TestGuestBroker(t *testing.T) {
 	if after := eduState(t, edu.BDF); after != before {
 		t.Errorf("edu after release: %s, want %s", after, before)
 	}
+}
+
+// kernelMapsFiles asks the kernel itself whether it has
+// IOMMU_IOAS_MAP_FILE (Linux 6.13): ENOTTY means not.
+func kernelMapsFiles(t *testing.T) bool {
+	t.Helper()
+	fd, err := iommufd.Open(iommufd.DefaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	ioas, err := fd.IOASAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, mem, err := client.NewMemfd("probe", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	defer unix.Munmap(mem)
+	_, err = fd.MapFile(ioas, int(f.Fd()), 0, 4096, 0, iommufd.Readable)
+	if err != nil && !errors.Is(err, unix.ENOTTY) {
+		t.Fatalf("IOMMU_IOAS_MAP_FILE of a memfd page: %v", err)
+	}
+	return err == nil
 }
 
 // TestGuestSecondAgent starts a second agent process against a running

@@ -27,6 +27,9 @@ type metrics struct {
 	refused      *prometheus.CounterVec
 	closed       *prometheus.CounterVec
 	maps         prometheus.Gauge
+	// How broker maps reached the kernel: by descriptor (map_file) or
+	// through the agent's own mapping of the memfd (mmap).
+	brokerMaps *prometheus.CounterVec
 }
 
 // newMetrics makes the series of a server on backend, which iommu_agent_info
@@ -69,9 +72,13 @@ func newMetrics(backend string) *metrics {
 		maps: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "iommu_agent_maps", Help: "Memfd mappings held for broker leases.",
 		}),
+		brokerMaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iommu_agent_broker_maps_total",
+			Help: "Broker maps, by how the memfd reached the kernel: map_file (IOMMU_IOAS_MAP_FILE, no agent mapping) or mmap.",
+		}, []string{"how"}),
 	}
 	m.info.WithLabelValues(backend).Set(1)
-	m.reg.MustRegister(m.leases, m.binds, m.errors, m.ops, m.reconciled, m.conns, m.info, m.acceptErrors, m.refused, m.closed, m.maps,
+	m.reg.MustRegister(m.leases, m.binds, m.errors, m.ops, m.reconciled, m.conns, m.info, m.acceptErrors, m.refused, m.closed, m.maps, m.brokerMaps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -104,13 +104,16 @@ type Options struct {
 
 // Server is the daemon. Create it with New, run it with Serve.
 type Server struct {
-	o         Options
-	lim       Limits
-	log       *slog.Logger
-	st        *store
-	m         *metrics
-	machine   *emulated.Machine
-	serving   atomic.Bool
+	o       Options
+	lim     Limits
+	log     *slog.Logger
+	st      *store
+	m       *metrics
+	machine *emulated.Machine
+	serving atomic.Bool
+	// noMapFile is set once the kernel answered IOMMU_IOAS_MAP_FILE with
+	// ENOTTY (before Linux 6.13): broker maps mmap the memfd from then on.
+	noMapFile atomic.Bool
 	accept    acceptHealth
 	inFlight  chan struct{} // one token per frame being read and handled
 	closeOnce sync.Once
@@ -148,9 +151,13 @@ type lease struct {
 	use  mapUse // of maps, charged to the owner's uid too
 }
 
+// memMap is one broker mapping of a client's memfd: mem is the agent's
+// own mapping of it, nil when the kernel pinned the file's pages by
+// descriptor (IOMMU_IOAS_MAP_FILE).
 type memMap struct {
-	iova iommu.IOVA
-	mem  []byte
+	iova   iommu.IOVA
+	length uint64
+	mem    []byte
 }
 
 // New opens the state dir and reconciles it with the host: leases whose
@@ -847,8 +854,10 @@ func (s *Server) closeLease(l *lease) {
 		l.be.Close()
 	}
 	for _, m := range l.maps {
-		unix.Munmap(m.mem)
-		s.uncharge(l, uint64(len(m.mem)))
+		if m.mem != nil {
+			unix.Munmap(m.mem)
+		}
+		s.uncharge(l, m.length)
 	}
 	l.maps = nil
 	l.as, l.be = nil, nil

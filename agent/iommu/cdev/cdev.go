@@ -310,23 +310,42 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 	return iommu.IOVA(iova), nil
 }
 
-func mapFlags(m iommu.Mapping) iommufd.MapFlags {
+// MapFile implements iommu.FileMapper with IOMMU_IOAS_MAP_FILE; before
+// Linux 6.13 it is ENOTTY (iommu.ErrNotSupported).
+func (as *AddressSpace) MapFile(ctx context.Context, m iommu.FileMapping) (iommu.IOVA, error) {
+	as.mu.RLock()
+	defer as.mu.RUnlock()
+	if as.closed {
+		return 0, fmt.Errorf("map file: address space %w", iommu.ErrClosed)
+	}
+	iova, err := as.b.fd.MapFile(as.ioas, m.FD, m.Offset, m.Length, iommufd.IOVA(m.IOVA), flagsOf(m.Fixed, m.Perm))
+	if err != nil {
+		return 0, fmt.Errorf("map %#x bytes of fd %d at %s into IOAS %d: %w", m.Length, m.FD, describe(m.Fixed, m.IOVA), as.ioas, iommu.Wrap(err))
+	}
+	return iommu.IOVA(iova), nil
+}
+
+func mapFlags(m iommu.Mapping) iommufd.MapFlags { return flagsOf(m.Fixed, m.Perm) }
+
+func flagsOf(fixed bool, perm iommu.Perm) iommufd.MapFlags {
 	var f iommufd.MapFlags
-	if m.Fixed {
+	if fixed {
 		f |= iommufd.FixedIOVA
 	}
-	if m.Perm&iommu.Read != 0 {
+	if perm&iommu.Read != 0 {
 		f |= iommufd.Readable
 	}
-	if m.Perm&iommu.Write != 0 {
+	if perm&iommu.Write != 0 {
 		f |= iommufd.Writeable
 	}
 	return f
 }
 
-func describeIOVA(m iommu.Mapping) string {
-	if m.Fixed {
-		return fmt.Sprintf("%#x", uint64(m.IOVA))
+func describeIOVA(m iommu.Mapping) string { return describe(m.Fixed, m.IOVA) }
+
+func describe(fixed bool, iova iommu.IOVA) string {
+	if fixed {
+		return fmt.Sprintf("%#x", uint64(iova))
 	}
 	return "a kernel-chosen IOVA"
 }
