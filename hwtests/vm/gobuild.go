@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"go/build/constraint"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -149,9 +150,9 @@ const binKeep = 3
 // make guest boots fifteen times over two architectures, and each boot
 // used to relink its binaries (6-13 s of CPU a boot, the go build cache
 // keeping only the compiled packages). An entry's key holds the module's
-// source stamp, the toolchain, the architecture and the build command,
-// so a binary is never older than the sources it is used for; lanes
-// that need the same missing binary take turns on its lock.
+// source stamp and directory, the toolchain, the architecture and the
+// build command, so a binary is never older than the sources it is used
+// for; lanes that need the same missing binary take turns on its lock.
 func buildGuestBinaries(ctx context.Context, cache Cache, mod Module, lane Lane, pkgs []TestPackage, dir string) error {
 	env := goEnv(lane)
 	stamp, err := sourceStamp(mod.Dir)
@@ -180,7 +181,8 @@ func buildGuestBinaries(ctx context.Context, cache Cache, mod Module, lane Lane,
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			key := Key(b.name, lane.GOARCH, string(toolchain), strings.Join(b.args, " "))
+			// The module's directory too: the binaries carry its paths.
+			key := Key(b.name, mod.Dir, lane.GOARCH, string(toolchain), strings.Join(b.args, " "))
 			entry, _, err := cache.Fill(kind, key, func(staging string) error {
 				out := filepath.Join(staging, b.name)
 				args := slices.Clone(b.args)
@@ -209,10 +211,9 @@ func buildGuestBinaries(ctx context.Context, cache Cache, mod Module, lane Lane,
 }
 
 // sourceStamp names the state of the module's files: a hash of the path,
-// size, mode and modification time of every file under dir (dot
-// directories such as .git aside). An edit, a checkout or a regenerated
-// file changes it; reading it costs a directory walk, not a hash of the
-// contents.
+// mode and contents of every file under dir (dot directories such as .git
+// aside). Contents, not modification times: a fresh clone of the same
+// commit (what CI builds) finds the binaries the last one linked.
 func sourceStamp(dir string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -225,13 +226,19 @@ func sourceStamp(dir string) (string, error) {
 			}
 			return nil
 		}
-		info, err := d.Info()
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(path)
 		if err != nil {
 			return err
 		}
+		defer f.Close()
 		rel, _ := filepath.Rel(dir, path)
-		fmt.Fprintf(h, "%d:%s %d %o %d;", len(rel), rel, info.Size(), info.Mode(), info.ModTime().UnixNano())
-		return nil
+		fmt.Fprintf(h, "%d:%s %o;", len(rel), rel, d.Type())
+		n, err := io.Copy(h, f)
+		fmt.Fprintf(h, ";%d;", n)
+		return err
 	})
 	if err != nil {
 		return "", err

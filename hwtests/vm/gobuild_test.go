@@ -193,7 +193,8 @@ func TestPhases(t *testing.T) {
 	}
 }
 
-// TestSourceStamp: an edit to any file changes the stamp, .git does not.
+// TestSourceStamp: an edit to any file changes the stamp; .git, and a
+// file rewritten with the same contents (a fresh clone), do not.
 func TestSourceStamp(t *testing.T) {
 	dir := t.TempDir()
 	write := func(rel, body string) {
@@ -220,6 +221,13 @@ func TestSourceStamp(t *testing.T) {
 	write(".git/index", "x")
 	if s := stamp(); s != s0 {
 		t.Errorf("a write under .git changed the stamp")
+	}
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "a/a.go"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	if s := stamp(); s != s0 {
+		t.Errorf("a new modification time alone changed the stamp")
 	}
 	write("a/a.go", "package a // edited\n")
 	s1 := stamp()
