@@ -107,9 +107,20 @@ func TestCheckAndUpdate(t *testing.T) {
 		{Group: "g", Name: "tail", Ratio: 0.3, Unchecked: true}, {Group: "g", Name: "loose", Ratio: 1, Margin: 2}}}
 	now := Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.2}, {Group: "g", Name: "b", Ratio: 3.5}, {Group: "g", Name: "new", Ratio: 9},
 		{Group: "g", Name: "a2", Skipped: "no root"}, {Group: "g", Name: "tail", Ratio: 3, Unchecked: true}, {Group: "g", Name: "loose", Ratio: 2.9}}}
-	reg, n := Check(now, base, 0.5)
-	if n != 3 || len(reg) != 1 || reg[0].Name != "b" {
-		t.Errorf("Check: %d compared, %v", n, reg)
+	reg, n, unlike := Check(now, base, 0.5)
+	if n != 3 || len(reg) != 1 || reg[0].Name != "b" || len(unlike) != 0 {
+		t.Errorf("Check: %d compared, %v, unlike %v", n, reg, unlike)
+	}
+	// A floor measured on a busy machine (82 us where 35 is usual) makes
+	// the baseline ratio low: that row is set aside, not failed; one whose
+	// floor held is compared as usual.
+	base = Report{Rows: []Row{{Group: "d", Name: "p50", Value: 62, Base: 82, Unit: "us", Ratio: 62.0 / 82},
+		{Group: "d", Name: "held", Value: 60, Base: 40, Unit: "us", Ratio: 1.5}}}
+	now = Report{Rows: []Row{{Group: "d", Name: "p50", Value: 66, Base: 35, Unit: "us", Ratio: 66.0 / 35},
+		{Group: "d", Name: "held", Value: 130, Base: 38, Unit: "us", Ratio: 130.0 / 38}}}
+	reg, n, unlike = Check(now, base, 1)
+	if n != 1 || len(reg) != 1 || reg[0].Name != "held" || len(unlike) != 1 || !strings.Contains(unlike[0], "d / p50: its floor moved 2.3x") {
+		t.Errorf("Check with a moved floor: %d compared, %v, unlike %q", n, reg, unlike)
 	}
 	doc := []byte("# Benchmarks\n\nintro\n\n" + TableStart + "\nold table\n" + TableEnd + "\n\n## Reading\ntext\n")
 	out, err := Update(doc, Report{Rows: []Row{{Group: "g", Name: "a", Ratio: 1.5, Value: 3, Base: 2, Unit: "ns/op"}}})

@@ -21,7 +21,13 @@ func (r Regression) String() string {
 // name; rows either lacks are not compared), and returns those above
 // baseline·(1+margin). Ratios only: absolute times differ between
 // machines and runs, ratios against a floor measured alongside do not.
-func Check(rep, baseline Report, margin float64) (regressed []Regression, compared int) {
+//
+// A ratio is only comparable when its floor was: a row whose floor (Base,
+// in the same unit) moved by more than the margin allows between the two
+// runs measured a machine in another state (a busy neighbour during one
+// of them), and is returned in unlike instead, saying by how much. A
+// regression of ours moves the subject, not the floor.
+func Check(rep, baseline Report, margin float64) (regressed []Regression, compared int, unlike []string) {
 	base := map[[2]string]Row{}
 	for _, r := range baseline.Rows {
 		if r.Skipped == "" && r.Ratio > 0 {
@@ -33,12 +39,20 @@ func Check(rep, baseline Report, margin float64) (regressed []Regression, compar
 		if !ok || r.Skipped != "" || r.Unchecked || b.Unchecked {
 			continue
 		}
+		m := max(margin, r.Margin, b.Margin)
+		if r.Base > 0 && b.Base > 0 && r.Unit == b.Unit {
+			if moved := max(r.Base/b.Base, b.Base/r.Base); moved > 1+m {
+				unlike = append(unlike, fmt.Sprintf("%s / %s: its floor moved %.1fx (%.4g to %.4g %s), not compared",
+					r.Group, r.Name, moved, b.Base, r.Base, r.Unit))
+				continue
+			}
+		}
 		compared++
-		if r.Ratio > b.Ratio*(1+max(margin, r.Margin, b.Margin)) {
+		if r.Ratio > b.Ratio*(1+m) {
 			regressed = append(regressed, Regression{Group: r.Group, Name: r.Name, Ratio: r.Ratio, Baseline: b.Ratio})
 		}
 	}
-	return regressed, compared
+	return regressed, compared, unlike
 }
 
 // Table markers in a Markdown file whose table Update replaces.

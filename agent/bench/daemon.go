@@ -106,6 +106,11 @@ func runDaemon(ctx context.Context, e *Env) ([]Row, error) {
 		r := ratioRow(Row{Name: fmt.Sprintf("acquire+release, one client, p%.0f", p), Subject: "agent round trips (emulated)",
 			Baseline: "two bare unix-socket round trips passing an fd", Value: float64(pct(lat, p)), Base: float64(pct(base, p)), Unit: "ns/op"})
 		r.Unchecked = p == 99 // one descheduling on either side moves a tail
+		// The floor is two wake-ups of a sleeping echo thread, and on the
+		// 2-core CI machine it swung 35-82 us between runs (how deep the
+		// idle cores sleep), taking this ratio from 0.76 to 2.0 with the
+		// agent unchanged: the check lets it triple.
+		r.Margin = 2
 		rows = append(rows, r)
 	}
 

@@ -109,7 +109,10 @@ func checkRatios(rep bench.Report, path string, margin float64, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	regressed, n := bench.Check(rep, base, margin)
+	regressed, n, unlike := bench.Check(rep, base, margin)
+	for _, u := range unlike {
+		fmt.Fprintf(stderr, "bench: %s\n", u)
+	}
 	fmt.Fprintf(stderr, "bench: %d ratios compared with %s (margin %.0f%%), %d regressed\n", n, path, 100*margin, len(regressed))
 	if n == 0 {
 		return fmt.Errorf("no row of this run is in %s: nothing compared", path)
