@@ -23,9 +23,10 @@ import (
 // pages, THP and hugetlbfs pages, on iommufd and type1 with a device
 // attached, by several strategies: one call (the floor: the kernel's own
 // time for the whole map), 2 MiB and 4 KiB chunks, and the agent's own
-// strategy, what a broker lease's map does (agent/server mapMem: mmap the
-// client's memfd shared, then one AddressSpace.Map of all of it), which
-// must stay within 1.05x the floor. Each row's cost is the map's time per
+// strategies, what a broker lease's map does (agent/server mapMem: hand
+// the kernel the memfd with AddressSpace.MapFile where it has
+// IOMMU_IOAS_MAP_FILE, else mmap it shared and AddressSpace.Map all of
+// it), which must stay within 1.05x the floor. Each row's cost is the map's time per
 // GiB, so it reads against the published anchor (Li Zhe, 2025: a 16 GiB
 // type1 map in 0.280 s with 4 KiB pages, 0.047 s with THP, 0.052 s with
 // hugetlbfs, on bare metal).

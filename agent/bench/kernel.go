@@ -73,16 +73,9 @@ func openIOMMUFD(ctx context.Context, dev *iommu.Device) (*iommufdSpace, error) 
 	if err != nil {
 		return nil, err
 	}
-	as, err := b.NewAddressSpace(ctx)
+	as, err := newSpace(ctx, b, dev)
 	if err != nil {
-		b.Close()
 		return nil, err
-	}
-	if dev != nil {
-		if _, err := as.Attach(ctx, *dev); err != nil {
-			b.Close()
-			return nil, err
-		}
 	}
 	cas := as.(*cdev.AddressSpace)
 	return &iommufdSpace{b: b, as: cas, fd: b.IOMMUFD(), ioas: cas.ID()}, nil
@@ -103,17 +96,29 @@ func openType1(ctx context.Context, dev iommu.Device) (*type1Space, error) {
 	if err != nil {
 		return nil, err
 	}
+	as, err := newSpace(ctx, b, &dev)
+	if err != nil {
+		return nil, err
+	}
+	tas := as.(*type1.AddressSpace)
+	return &type1Space{b: b, as: tas, c: tas.Container()}, nil
+}
+
+// newSpace makes an address space on b with dev (if any) attached; on
+// failure it closes b.
+func newSpace(ctx context.Context, b iommu.Backend, dev *iommu.Device) (iommu.AddressSpace, error) {
 	as, err := b.NewAddressSpace(ctx)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
-	if _, err := as.Attach(ctx, dev); err != nil {
-		b.Close()
-		return nil, err
+	if dev != nil {
+		if _, err := as.Attach(ctx, *dev); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
-	tas := as.(*type1.AddressSpace)
-	return &type1Space{b: b, as: tas, c: tas.Container()}, nil
+	return as, nil
 }
 
 func (s *type1Space) Close() error { return s.b.Close() }

@@ -303,9 +303,9 @@ func (as *AddressSpace) Map(ctx context.Context, m iommu.Mapping) (iommu.IOVA, e
 	if as.closed {
 		return 0, fmt.Errorf("map: address space %w", iommu.ErrClosed)
 	}
-	iova, err := as.b.fd.Map(as.ioas, m.Mem, iommufd.IOVA(m.IOVA), mapFlags(m))
+	iova, err := as.b.fd.Map(as.ioas, m.Mem, iommufd.IOVA(m.IOVA), flagsOf(m.Fixed, m.Perm))
 	if err != nil {
-		return 0, fmt.Errorf("map %#x bytes at %s into IOAS %d: %w", len(m.Mem), describeIOVA(m), as.ioas, iommu.Wrap(err))
+		return 0, fmt.Errorf("map %#x bytes at %s into IOAS %d: %w", len(m.Mem), describe(m.Fixed, m.IOVA), as.ioas, iommu.Wrap(err))
 	}
 	return iommu.IOVA(iova), nil
 }
@@ -325,8 +325,6 @@ func (as *AddressSpace) MapFile(ctx context.Context, m iommu.FileMapping) (iommu
 	return iommu.IOVA(iova), nil
 }
 
-func mapFlags(m iommu.Mapping) iommufd.MapFlags { return flagsOf(m.Fixed, m.Perm) }
-
 func flagsOf(fixed bool, perm iommu.Perm) iommufd.MapFlags {
 	var f iommufd.MapFlags
 	if fixed {
@@ -340,8 +338,6 @@ func flagsOf(fixed bool, perm iommu.Perm) iommufd.MapFlags {
 	}
 	return f
 }
-
-func describeIOVA(m iommu.Mapping) string { return describe(m.Fixed, m.IOVA) }
 
 func describe(fixed bool, iova iommu.IOVA) string {
 	if fixed {
@@ -399,10 +395,10 @@ func (as *AddressSpace) Copy(ctx context.Context, src iommu.AddressSpace, srcIOV
 	if as.closed || s.closed {
 		return 0, fmt.Errorf("copy: address space %w", iommu.ErrClosed)
 	}
-	iova, err := as.b.fd.Copy(as.ioas, iommufd.IOVA(dst.IOVA), s.ioas, iommufd.IOVA(srcIOVA), length, mapFlags(dst))
+	iova, err := as.b.fd.Copy(as.ioas, iommufd.IOVA(dst.IOVA), s.ioas, iommufd.IOVA(srcIOVA), length, flagsOf(dst.Fixed, dst.Perm))
 	if err != nil {
 		return 0, fmt.Errorf("copy %#x bytes at %#x of IOAS %d to %s in IOAS %d: %w",
-			length, uint64(srcIOVA), s.ioas, describeIOVA(dst), as.ioas, iommu.Wrap(err))
+			length, uint64(srcIOVA), s.ioas, describe(dst.Fixed, dst.IOVA), as.ioas, iommu.Wrap(err))
 	}
 	return iommu.IOVA(iova), nil
 }
